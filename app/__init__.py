@@ -1,0 +1,1 @@
+"""Event photo finder: guests find the event photos they appear in from one selfie."""

@@ -1,0 +1,58 @@
+"""Command line: ``python -m app migrate`` and ``python -m app create-organizer``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from app.accounts.models import Role
+from app.core.errors import AppError
+
+
+def _create_organizer(args: argparse.Namespace) -> int:
+    from app.accounts.service import create_user
+    from app.core.database import get_sessionmaker
+
+    with get_sessionmaker()() as session:
+        try:
+            user = create_user(
+                session=session,
+                username=args.username,
+                email=args.email,
+                password=args.password,
+                role=Role.admin if args.admin else Role.organizer,
+                display_name=args.display_name,
+            )
+            session.commit()
+        except AppError as exc:
+            print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+            return 1
+    print(f"created {user.role} {user.username!r} (id {user.id})")
+    return 0
+
+
+def _migrate(_args: argparse.Namespace) -> int:
+    from app.core.migrations import upgrade
+
+    upgrade()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("create-organizer", help="Create an organizer account.")
+    p.add_argument("--username", required=True)
+    p.add_argument("--email", required=True)
+    p.add_argument("--password", required=True)
+    p.add_argument("--display-name")
+    p.add_argument("--admin", action="store_true", help="Create an admin (sees every event).")
+    p.set_defaults(func=_create_organizer)
+    m = sub.add_parser("migrate", help="Apply the database migrations (alembic upgrade head).")
+    m.set_defaults(func=_migrate)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Accounts: users (guests, organizers, admins), registration, login, tokens."""

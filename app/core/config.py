@@ -1,0 +1,98 @@
+"""The one settings object, read from the environment (and an optional ``.env``).
+
+Every variable is documented in the README. ``get_settings()`` is cached per process.
+In production a real ``SECRET_KEY`` is mandatory; in development one is generated once
+and persisted under ``DATA_DIR`` so every Gunicorn worker and every restart share it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+_KNOWN_BAD_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    environment: Literal["development", "production", "test"] = "development"
+    data_dir: Path = PROJECT_DIR / "data"
+
+    database_url: str = ""  # empty: a SQLite file under data_dir
+    db_pool_size: int = Field(default=5, ge=1, le=200)
+    db_max_overflow: int = Field(default=5, ge=0, le=500)
+    db_pool_timeout: float = Field(default=3.0, gt=0, le=60)
+    db_connect_timeout: int = Field(default=3, ge=1, le=60)
+    sqlite_busy_timeout_ms: int = Field(default=15_000, ge=0)
+
+    secret_key: str = ""
+    access_token_expire_minutes: int = Field(default=60 * 24 * 7, ge=1)
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+
+    # OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1.
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_memory_cost: int = Field(default=19_456, ge=8)  # KiB
+    argon2_parallelism: int = Field(default=1, ge=1)
+
+    max_json_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    @model_validator(mode="after")
+    def _require_secret_in_production(self) -> Settings:
+        weak = self.secret_key.strip().lower() in _KNOWN_BAD_SECRETS or len(self.secret_key) < 32
+        if self.environment == "production" and weak:
+            raise ValueError(
+                "SECRET_KEY must be set to a random value of at least 32 characters when "
+                "ENVIRONMENT=production (e.g. `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))'`)."
+            )
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # Heroku-style URLs; SQLAlchemy 2 only knows "postgresql".
+            if url.startswith("postgres://"):
+                url = "postgresql://" + url[len("postgres://") :]
+            return url
+        return f"sqlite:///{self.data_dir / 'app.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.sqlalchemy_url.startswith("sqlite")
+
+    def signing_key(self) -> str:
+        """The JWT signing key: SECRET_KEY, or a generated one persisted under DATA_DIR."""
+        if self.secret_key:
+            return self.secret_key
+        return _persisted_dev_secret(self.data_dir / "secret_key")
+
+
+def _persisted_dev_secret(path: Path) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(secrets.token_urlsafe(48))
+    tmp.chmod(0o600)
+    try:
+        # link() fails if another worker won the race: everyone then reads the winner's key.
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,158 @@
+"""Database engine, sessions and the declarative base.
+
+One engine per process, built lazily and dropped in a forked child (Gunicorn forks
+workers; a connection must never cross a fork). SQLite runs in WAL mode with a busy
+timeout and foreign keys on, so several workers share the file without "database is
+locked"; PostgreSQL gets a bounded pool (``DB_POOL_TIMEOUT``) with ``pool_pre_ping``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import NullPool
+from sqlalchemy.types import TypeDecorator
+
+from app.core.config import Settings, get_settings
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+def build_engine(settings: Settings, **overrides: Any) -> Engine:
+    url = settings.sqlalchemy_url
+    if url.startswith("sqlite"):
+        if ":memory:" not in url:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            # A file connection is cheap to open; pooling it across threads buys nothing.
+            poolclass=NullPool,
+            connect_args={"check_same_thread": False, "timeout": settings.sqlite_busy_timeout_ms / 1000},
+            **overrides,
+        )
+        event.listen(engine, "connect", _sqlite_on_connect(settings))
+        return engine
+    options: dict[str, Any] = {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": settings.db_pool_timeout,
+        "pool_pre_ping": True,
+        "pool_recycle": 1800,
+    }
+    if url.startswith("postgresql"):
+        options["connect_args"] = {
+            "connect_timeout": settings.db_connect_timeout,
+            "application_name": "event-photos",
+        }
+    options.update(overrides)
+    return create_engine(url, **options)
+
+
+def _sqlite_on_connect(settings: Settings) -> Any:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return on_connect
+
+
+_engine: Engine | None = None
+_sessionmaker: sessionmaker[Session] | None = None
+
+
+def get_engine() -> Engine:
+    global _engine
+    if _engine is None:
+        _engine = build_engine(get_settings())
+    return _engine
+
+
+def get_sessionmaker() -> sessionmaker[Session]:
+    global _sessionmaker
+    if _sessionmaker is None:
+        _sessionmaker = sessionmaker(bind=get_engine(), expire_on_commit=False)
+    return _sessionmaker
+
+
+def dispose_engine() -> None:
+    """Close this process's pool (shutdown, tests)."""
+    global _engine, _sessionmaker
+    if _engine is not None:
+        _engine.dispose()
+    _engine = None
+    _sessionmaker = None
+
+
+def _forget_engine_after_fork() -> None:
+    # The parent's sockets must not be used (or closed) by the child: drop the
+    # references without closing and let the child build its own pool.
+    global _engine, _sessionmaker
+    if _engine is not None:
+        _engine.dispose(close=False)
+    _engine = None
+    _sessionmaker = None
+
+
+os.register_at_fork(after_in_child=_forget_engine_after_fork)
+
+
+def get_session() -> Iterator[Session]:
+    """One session per request; the one place that commits or rolls back."""
+    session = get_sessionmaker()()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+# scope="function": commit before the response is sent, so a failed commit is an error
+# response, never a 201 for data that was not saved.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -1,0 +1,74 @@
+"""Password hashing (argon2id) and access tokens (JWT).
+
+Hashing is CPU-bound and deliberately slow; callers run it in a worker thread
+(argon2-cffi releases the GIL), never on the event loop.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import lru_cache
+from typing import Any
+
+import jwt
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from app.core.config import Settings, get_settings
+from app.core.database import utcnow
+
+
+@lru_cache
+def password_hasher() -> PasswordHasher:
+    s = get_settings()
+    return PasswordHasher(
+        time_cost=s.argon2_time_cost,
+        memory_cost=s.argon2_memory_cost,
+        parallelism=s.argon2_parallelism,
+        type=Type.ID,
+    )
+
+
+def hash_password(password: str) -> str:
+    return password_hasher().hash(password)
+
+
+@lru_cache
+def _dummy_hash() -> str:
+    # Hashed with the current parameters so verifying an unknown login costs exactly
+    # what verifying a real one does: response time does not reveal which accounts exist.
+    return password_hasher().hash("dummy password for timing equalisation")
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Verify; with ``password_hash=None`` (unknown user) do the same work and fail."""
+    try:
+        ok = password_hasher().verify(password_hash or _dummy_hash(), password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+    return ok and password_hash is not None
+
+
+def needs_rehash(password_hash: str) -> bool:
+    return password_hasher().check_needs_rehash(password_hash)
+
+
+def create_access_token(*, subject: str, settings: Settings | None = None) -> str:
+    s = settings or get_settings()
+    now = utcnow()
+    payload = {
+        "sub": subject,
+        "iat": now,
+        "exp": now + timedelta(minutes=s.access_token_expire_minutes),
+    }
+    return jwt.encode(payload, s.signing_key(), algorithm=s.jwt_algorithm)
+
+
+def decode_access_token(token: str, settings: Settings | None = None) -> dict[str, Any] | None:
+    s = settings or get_settings()
+    try:
+        return jwt.decode(
+            token, s.signing_key(), algorithms=[s.jwt_algorithm], options={"require": ["sub", "exp"]}
+        )
+    except jwt.PyJWTError:
+        return None

@@ -1,0 +1,1 @@
+"""Events: event codes, organizer event management, guest memberships."""

@@ -1,0 +1,77 @@
+"""Event endpoints: check a code, join an event, and the organizer's event management."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from app.accounts.deps import CurrentOrganizer, CurrentUser
+from app.core.database import SessionDep
+from app.events import service
+from app.events.schemas import (
+    CheckEventCodeIn,
+    CheckEventCodeResponse,
+    EventCreate,
+    EventList,
+    EventOrganizerView,
+    EventPublic,
+    JoinEventIn,
+    JoinEventResponse,
+)
+
+router = APIRouter(prefix="/api", tags=["events"])
+
+
+@router.post("/check-event-code")
+def check_event_code(body: CheckEventCodeIn, session: SessionDep) -> CheckEventCodeResponse:
+    """The public info of the event with this code (case and spaces do not matter).
+
+    404 ``event_not_found`` for an unknown code, 410 ``event_closed`` for a closed event.
+    """
+    event = service.require_open_event(session=session, code=body.code)
+    return CheckEventCodeResponse(event=EventPublic.model_validate(event))
+
+
+@router.post("/join-event")
+def join_event(body: JoinEventIn, user: CurrentUser, session: SessionDep) -> JoinEventResponse:
+    """Join another event with its code; ``joined`` is false if already a guest of it."""
+    event, joined = service.join_event(session=session, user=user, code=body.code)
+    return JoinEventResponse(joined=joined, event=EventPublic.model_validate(event))
+
+
+def _organizer_view(event: object, guests: int) -> EventOrganizerView:
+    return EventOrganizerView.model_validate(event).model_copy(update={"guests": guests})
+
+
+@router.post("/events", status_code=status.HTTP_201_CREATED)
+def create_event(body: EventCreate, organizer: CurrentOrganizer, session: SessionDep) -> EventOrganizerView:
+    """Create an event; its guest code (e.g. ``SUMMER-7K2Q``) is generated."""
+    event = service.create_event(session=session, organizer=organizer, data=body)
+    return _organizer_view(event, 0)
+
+
+@router.get("/events")
+def list_events(organizer: CurrentOrganizer, session: SessionDep) -> EventList:
+    """The organizer's events, newest first (every event for an admin)."""
+    rows = service.list_events(session=session, organizer=organizer)
+    return EventList(events=[_organizer_view(e, n) for e, n in rows])
+
+
+@router.get("/events/{event_id}")
+def get_event(event_id: int, organizer: CurrentOrganizer, session: SessionDep) -> EventOrganizerView:
+    """One of the organizer's events."""
+    event = service.get_managed_event(session=session, organizer=organizer, event_id=event_id)
+    return _organizer_view(event, service.count_guests(session=session, event_id=event.id))
+
+
+@router.post("/events/{event_id}/close")
+def close_event(event_id: int, organizer: CurrentOrganizer, session: SessionDep) -> EventOrganizerView:
+    """Close the event to new guests (existing guests keep their access)."""
+    event = service.set_event_open(session=session, organizer=organizer, event_id=event_id, is_open=False)
+    return _organizer_view(event, service.count_guests(session=session, event_id=event.id))
+
+
+@router.post("/events/{event_id}/open")
+def open_event(event_id: int, organizer: CurrentOrganizer, session: SessionDep) -> EventOrganizerView:
+    """Open the event for registration again."""
+    event = service.set_event_open(session=session, organizer=organizer, event_id=event_id, is_open=True)
+    return _organizer_view(event, service.count_guests(session=session, event_id=event.id))

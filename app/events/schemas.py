@@ -1,0 +1,62 @@
+"""Request and response bodies of the events endpoints (the wire contract)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from app.core.schemas import RequestModel
+
+
+class EventPublic(BaseModel):
+    """What a guest may see of an event."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    code: str
+    name: str
+    starts_at: datetime | None
+    ends_at: datetime | None
+
+
+class EventOrganizerView(EventPublic):
+    is_open: bool
+    organizer_id: int
+    created_at: datetime
+    guests: int = 0
+
+
+class CheckEventCodeIn(RequestModel):
+    code: str = Field(min_length=1, max_length=64)
+
+
+class CheckEventCodeResponse(BaseModel):
+    valid: bool = True
+    event: EventPublic
+
+
+class JoinEventIn(RequestModel):
+    code: str = Field(min_length=1, max_length=64)
+
+
+class JoinEventResponse(BaseModel):
+    joined: bool
+    event: EventPublic
+
+
+class EventCreate(RequestModel):
+    name: str = Field(min_length=1, max_length=120)
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> EventCreate:
+        if self.starts_at and self.ends_at and self.ends_at < self.starts_at:
+            raise ValueError("ends_at must not be before starts_at")
+        return self
+
+
+class EventList(BaseModel):
+    events: list[EventOrganizerView]

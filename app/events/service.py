@@ -1,0 +1,154 @@
+"""Event codes, event management and guest memberships. All event queries live here."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+from datetime import UTC
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.accounts.models import Role, User
+from app.core.errors import Forbidden, Gone, NotFound
+from app.events.models import Event, EventMembership
+from app.events.schemas import EventCreate
+
+# No 0/O, 1/I/L: a code read aloud or from a poster is typed back correctly.
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+CODE_SUFFIX_LENGTH = 4
+CODE_PREFIX_MAX = 8
+
+
+class EventNotFound(NotFound):
+    code = "event_not_found"
+    message = "No event has this code. Check the code on your invitation."
+
+
+class EventClosed(Gone):
+    code = "event_closed"
+    message = "This event is closed to new guests."
+
+
+def normalize_code(code: str) -> str:
+    return "".join(code.split()).upper()
+
+
+def generate_code(name: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    words = re.findall(r"[A-Z]+", ascii_name.upper())
+    # "Summer Party 2026" -> SUMMER; short first words are joined: "Le Bal" -> LEBAL.
+    prefix = (words[0] if words and len(words[0]) >= 3 else "".join(words))[:CODE_PREFIX_MAX]
+    prefix = prefix or "EVENT"
+    suffix = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_SUFFIX_LENGTH))
+    return f"{prefix}-{suffix}"
+
+
+def get_event_by_code(*, session: Session, code: str) -> Event | None:
+    return session.scalar(select(Event).where(Event.code == normalize_code(code)))
+
+
+def require_open_event(*, session: Session, code: str) -> Event:
+    """The event a guest may join with this code, or the reason they may not."""
+    event = get_event_by_code(session=session, code=code)
+    if event is None:
+        raise EventNotFound()
+    if not event.is_open:
+        raise EventClosed()
+    return event
+
+
+def create_event(*, session: Session, organizer: User, data: EventCreate) -> Event:
+    for _ in range(10):
+        code = generate_code(data.name)
+        if get_event_by_code(session=session, code=code) is None:
+            break
+    event = Event(
+        code=code,
+        name=data.name.strip(),
+        starts_at=data.starts_at.astimezone(UTC) if data.starts_at else None,
+        ends_at=data.ends_at.astimezone(UTC) if data.ends_at else None,
+        organizer_id=organizer.id,
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def list_events(*, session: Session, organizer: User) -> list[tuple[Event, int]]:
+    """The organizer's events (every event for an admin) with their guest counts."""
+    guests = (
+        select(EventMembership.event_id, func.count().label("n"))
+        .group_by(EventMembership.event_id)
+        .subquery()
+    )
+    stmt = (
+        select(Event, func.coalesce(guests.c.n, 0))
+        .outerjoin(guests, guests.c.event_id == Event.id)
+        .order_by(Event.created_at.desc(), Event.id.desc())
+    )
+    if organizer.role != Role.admin:
+        stmt = stmt.where(Event.organizer_id == organizer.id)
+    return [(e, n) for e, n in session.execute(stmt).all()]
+
+
+def get_managed_event(*, session: Session, organizer: User, event_id: int) -> Event:
+    """An event the organizer may manage; 404 for others' events (no existence leak)."""
+    event = session.get(Event, event_id)
+    if event is None or (organizer.role != Role.admin and event.organizer_id != organizer.id):
+        raise NotFound("No such event.", code="event_not_found")
+    return event
+
+
+def set_event_open(*, session: Session, organizer: User, event_id: int, is_open: bool) -> Event:
+    event = get_managed_event(session=session, organizer=organizer, event_id=event_id)
+    event.is_open = is_open
+    session.flush()
+    return event
+
+
+def count_guests(*, session: Session, event_id: int) -> int:
+    return (
+        session.scalar(
+            select(func.count()).select_from(EventMembership).where(EventMembership.event_id == event_id)
+        )
+        or 0
+    )
+
+
+def is_member(*, session: Session, user_id: int, event_id: int) -> bool:
+    return (
+        session.scalar(
+            select(EventMembership.id).where(
+                EventMembership.user_id == user_id, EventMembership.event_id == event_id
+            )
+        )
+        is not None
+    )
+
+
+def join_event(*, session: Session, user: User, code: str) -> tuple[Event, bool]:
+    """Make ``user`` a guest of the open event ``code``; ``joined`` is False if already one."""
+    event = require_open_event(session=session, code=code)
+    if is_member(session=session, user_id=user.id, event_id=event.id):
+        return event, False
+    session.add(EventMembership(user_id=user.id, event_id=event.id))
+    session.flush()
+    return event, True
+
+
+def user_events(*, session: Session, user_id: int) -> list[Event]:
+    stmt = (
+        select(Event)
+        .join(EventMembership, EventMembership.event_id == Event.id)
+        .where(EventMembership.user_id == user_id)
+        .order_by(EventMembership.joined_at, Event.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def require_organizer(user: User) -> User:
+    if not user.is_organizer:
+        raise Forbidden("Only organizers can manage events.", code="organizer_required")
+    return user

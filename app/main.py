@@ -1,0 +1,43 @@
+"""The FastAPI application: routers, error handlers, request bounds, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.accounts.routes import router as accounts_router
+from app.core.config import get_settings
+from app.core.database import dispose_engine
+from app.core.errors import install_error_handlers
+from app.core.limits import BodySizeLimitMiddleware
+from app.events.routes import router as events_router
+from app.ops.routes import router as ops_router
+
+
+def body_limit_for(path: str) -> int:
+    return get_settings().max_json_body_bytes
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    yield
+    dispose_engine()
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    settings.signing_key()  # fail fast (and create the dev key once) at start-up
+    app = FastAPI(
+        title="Event photos",
+        summary="Guests find the event photos they appear in from one selfie.",
+        version="1.0.0",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, limit_for=body_limit_for)
+    app.include_router(ops_router)
+    app.include_router(accounts_router)
+    app.include_router(events_router)
+    return app

@@ -1,0 +1,111 @@
+"""Login, tokens, /api/me and password re-hashing."""
+
+from __future__ import annotations
+
+import pytest
+from argon2 import PasswordHasher
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.accounts.models import User
+from app.core import security
+from tests.helpers import PASSWORD, login, make_event, make_organizer, register
+
+
+@pytest.fixture
+def guest(client: TestClient, session: Session) -> dict:
+    org = make_organizer(session)
+    event = make_event(client, login(client, org["username"]))
+    r = register(client, event["code"], "alice", email="Alice@Example.com")
+    assert r.status_code == 201
+    return r.json()["user"]
+
+
+@pytest.mark.parametrize("login_as", ["alice", "ALICE", "alice@example.com", " Alice@EXAMPLE.com "])
+def test_login_with_username_or_email_in_any_case_returns_a_bearer_token(
+    client: TestClient, guest: dict, login_as: str
+) -> None:
+    r = client.post("/api/login", json={"login": login_as, "password": PASSWORD})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["token_type"] == "bearer"
+    assert body["user"]["id"] == guest["id"]
+    assert body["user"]["last_login_at"] is not None
+    me = client.get("/api/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert me.json()["username"] == "alice"
+
+
+def test_wrong_password_and_unknown_user_get_the_same_401(client: TestClient, guest: dict) -> None:
+    wrong = client.post("/api/login", json={"login": "alice", "password": "not the password"})
+    unknown = client.post("/api/login", json={"login": "nobody", "password": "not the password"})
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json() == unknown.json()
+    assert wrong.json()["error"]["code"] == "invalid_credentials"
+
+
+def test_unknown_user_costs_one_argon2_verification_like_a_wrong_password(
+    client: TestClient, guest: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    hasher = security.password_hasher()
+    real_verify = PasswordHasher.verify
+
+    def counting_verify(self: PasswordHasher, hash: str, password: str) -> bool:
+        calls.append(hash)
+        return real_verify(self, hash, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", counting_verify)
+    client.post("/api/login", json={"login": "alice", "password": "wrong password"})
+    client.post("/api/login", json={"login": "ghost", "password": "wrong password"})
+    assert len(calls) == 2
+    # Both hashes were computed with the same parameters: the same work.
+    params = [h.split("$")[3] for h in calls]
+    assert params[0] == params[1]
+    assert not hasher.check_needs_rehash(calls[1])
+
+
+def test_login_rehashes_a_password_stored_with_old_argon2_parameters(
+    client: TestClient, session: Session, guest: dict
+) -> None:
+    old = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
+    user = session.get(User, guest["id"])
+    user.password_hash = old
+    session.commit()
+    assert client.post("/api/login", json={"login": "alice", "password": PASSWORD}).status_code == 200
+    session.expire_all()
+    new_hash = session.scalar(select(User.password_hash).where(User.id == guest["id"]))
+    assert new_hash != old
+    assert not security.needs_rehash(new_hash)
+    assert client.post("/api/login", json={"login": "alice", "password": PASSWORD}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer", "Bearer not-a-jwt", "Basic YWxpY2U6cGFzcw==", "Bearer eyJhbGciOiJub25lIn0.e30."],
+)
+def test_me_without_a_valid_token_is_401(client: TestClient, authorization: str | None) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    r = client.get("/api/me", headers=headers)
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] in {"not_authenticated", "invalid_token"}
+    assert r.headers["www-authenticate"] == "Bearer"
+
+
+def test_token_of_a_deleted_user_is_refused(client: TestClient, session: Session, guest: dict) -> None:
+    headers = login(client, "alice")
+    session.delete(session.get(User, guest["id"]))
+    session.commit()
+    r = client.get("/api/me", headers=headers)
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "invalid_token"
+
+
+def test_a_token_signed_with_another_key_is_refused(client: TestClient, guest: dict) -> None:
+    from app.core.config import Settings
+
+    forged = security.create_access_token(
+        subject=str(guest["id"]), settings=Settings(secret_key="x" * 40, environment="test")
+    )
+    r = client.get("/api/me", headers={"Authorization": f"Bearer {forged}"})
+    assert r.status_code == 401

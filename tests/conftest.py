@@ -1,0 +1,78 @@
+"""Test set-up: a real database (SQLite file, or TEST_DATABASE_URL), migrated with Alembic.
+
+The environment is fixed before the app is imported. Each test that touches the
+database starts from empty tables (``clean_db``), so tests can commit for real, run
+concurrent requests and still never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+_TMP = Path(tempfile.mkdtemp(prefix="event-photos-tests-"))
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+os.environ["ENVIRONMENT"] = "test"
+os.environ["DATA_DIR"] = str(_TMP / "data")
+os.environ["DATABASE_URL"] = TEST_DATABASE_URL or f"sqlite:///{_TMP / 'test.db'}"
+os.environ.pop("SECRET_KEY", None)
+
+import pytest  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
+
+from app.core.config import get_settings  # noqa: E402
+from app.core.database import get_engine, get_sessionmaker  # noqa: E402
+from app.core.migrations import upgrade  # noqa: E402
+from app.core.models_registry import metadata  # noqa: E402
+
+IS_POSTGRES = os.environ["DATABASE_URL"].startswith("postgresql")
+
+
+def pytest_report_header() -> str:
+    return f"database: {os.environ['DATABASE_URL']}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def migrated_database() -> Iterator[None]:
+    if IS_POSTGRES:
+        with get_engine().begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    upgrade(get_settings().sqlalchemy_url)
+    yield
+    get_engine().dispose()
+
+
+def truncate_all() -> None:
+    tables = [t.name for t in metadata.sorted_tables]
+    with get_engine().begin() as conn:
+        if IS_POSTGRES:
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in reversed(tables):
+                conn.execute(text(f"DELETE FROM {name}"))
+
+
+@pytest.fixture
+def clean_db() -> Iterator[None]:
+    truncate_all()
+    yield
+    truncate_all()
+
+
+@pytest.fixture
+def session(clean_db: None) -> Iterator[Session]:
+    with get_sessionmaker()() as s:
+        yield s
+
+
+@pytest.fixture
+def client(clean_db: None) -> Iterator[TestClient]:
+    from main import app
+
+    with TestClient(app) as c:
+        yield c

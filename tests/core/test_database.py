@@ -1,0 +1,83 @@
+"""Database behaviour: SQLite pragmas, bounded pool waits, the health check."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.orm import sessionmaker
+
+from app.core import database
+from app.core.config import Settings, get_settings
+from tests.conftest import IS_POSTGRES
+
+
+@pytest.mark.skipif(IS_POSTGRES, reason="SQLite only")
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout_and_foreign_keys() -> None:
+    with database.get_engine().connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == get_settings().sqlite_busy_timeout_ms
+
+
+def test_health_check_is_200_when_the_database_answers(client: TestClient) -> None:
+    r = client.get("/api/health-check")
+    assert r.status_code == 200
+    assert r.json()["status"] == "ok" and r.json()["database"]["ok"] is True
+
+
+@pytest.fixture
+def swapped_engine(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    def swap(engine):  # type: ignore[no-untyped-def]
+        monkeypatch.setattr(database, "_engine", engine)
+        monkeypatch.setattr(database, "_sessionmaker", sessionmaker(bind=engine, expire_on_commit=False))
+        return engine
+
+    return swap
+
+
+def test_health_check_is_503_with_the_reason_when_the_database_is_down(
+    client: TestClient, swapped_engine
+) -> None:  # type: ignore[no-untyped-def]
+    down = Settings(database_url="postgresql://postgres@127.0.0.1:9/nothing", db_connect_timeout=1)
+    engine = swapped_engine(database.build_engine(down))
+    r = client.get("/api/health-check")
+    engine.dispose()
+    assert r.status_code == 503
+    body = r.json()
+    assert body["error"]["code"] == "database_unavailable"
+    assert "unreachable" in body["database"]["reason"]
+    assert r.headers["retry-after"]
+
+
+def test_a_request_whose_database_is_down_is_a_503_not_a_500(client: TestClient, swapped_engine) -> None:  # type: ignore[no-untyped-def]
+    down = Settings(database_url="postgresql://postgres@127.0.0.1:9/nothing", db_connect_timeout=1)
+    engine = swapped_engine(database.build_engine(down))
+    r = client.post("/api/check-event-code", json={"code": "ABC-2345"})
+    engine.dispose()
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "database_unavailable"
+
+
+@pytest.mark.skipif(not IS_POSTGRES, reason="SQLite uses no connection pool")
+def test_an_exhausted_pool_answers_503_within_the_pool_timeout(client: TestClient, swapped_engine) -> None:  # type: ignore[no-untyped-def]
+    tiny = get_settings().model_copy(update={"db_pool_size": 1, "db_max_overflow": 0, "db_pool_timeout": 0.5})
+    engine = swapped_engine(database.build_engine(tiny))
+    held = engine.connect()
+    release = threading.Timer(5, held.close)
+    release.start()
+    try:
+        start = time.monotonic()
+        r = client.post("/api/check-event-code", json={"code": "ABC-2345"})
+        elapsed = time.monotonic() - start
+    finally:
+        release.cancel()
+        held.close()
+        engine.dispose()
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "db_pool_exhausted"
+    assert r.headers["retry-after"] == "1"
+    assert elapsed < 2.5
