@@ -1,0 +1,71 @@
+"""Start the real service (Gunicorn + gunicorn_config.py) on a scratch database for a benchmark."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running_server(workers: int = 2, env: dict[str, str] | None = None) -> Iterator[tuple[str, dict[str, str]]]:
+    """Yield (base_url, environment); the database is migrated, the server stopped after."""
+    data = Path(tempfile.mkdtemp(prefix="bench-"))
+    port = free_port()
+    environ = {
+        **os.environ,
+        "DATA_DIR": str(data),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": str(workers),
+        "LOG_LEVEL": "warning",
+        **(env or {}),
+    }
+    environ.setdefault("DATABASE_URL", "")
+    subprocess.run([sys.executable, "-m", "app", "migrate"], cwd=ROOT, env=environ, check=True)
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    proc = subprocess.Popen(
+        [gunicorn, "main:app", "-c", "gunicorn_config.py", "--access-logfile", "/dev/null"],
+        cwd=ROOT,
+        env=environ,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/api/health-check", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("server did not start")
+            time.sleep(0.2)
+        yield base, environ
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
