@@ -14,10 +14,19 @@ from app.core.errors import install_error_handlers
 from app.core.limits import BodySizeLimitMiddleware
 from app.events.routes import router as events_router
 from app.ops.routes import router as ops_router
+from app.photos.routes import router as photos_router
+from app.selfies.routes import router as selfies_router
+
+_MULTIPART_OVERHEAD = 64 * 1024
 
 
 def body_limit_for(path: str) -> int:
-    return get_settings().max_json_body_bytes
+    settings = get_settings()
+    if path == "/api/upload-selfie":
+        return settings.selfie_max_bytes + _MULTIPART_OVERHEAD
+    if path.startswith("/api/events/") and path.endswith("/photos"):
+        return settings.photo_upload_max_bytes
+    return settings.max_json_body_bytes
 
 
 @asynccontextmanager
@@ -40,4 +49,6 @@ def create_app() -> FastAPI:
     app.include_router(ops_router)
     app.include_router(accounts_router)
     app.include_router(events_router)
+    app.include_router(photos_router)
+    app.include_router(selfies_router)
     return app

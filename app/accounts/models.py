@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Index, String, func
+from sqlalchemy import CheckConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base, utcnow
@@ -18,6 +18,9 @@ class Role(enum.StrEnum):
 
 
 class User(Base):
+    """Username and email are unique case-insensitively: unique indexes on lower(...)
+    declared in ``app.core.indexes``, so concurrent registrations cannot both win."""
+
     __tablename__ = "users"
     __table_args__ = (CheckConstraint("role IN ('guest', 'organizer', 'admin')", name="role"),)
 
@@ -34,9 +37,3 @@ class User(Base):
     @property
     def is_organizer(self) -> bool:
         return self.role in (Role.organizer, Role.admin)
-
-
-# Case-insensitive uniqueness, enforced by the database so that concurrent
-# registrations cannot both win. Lookups use the same lower() expression.
-Index("uq_users_username_lower", func.lower(User.username), unique=True)
-Index("uq_users_email_lower", func.lower(User.email), unique=True)

@@ -44,6 +44,29 @@ class Settings(BaseSettings):
 
     max_json_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
+    # Faces
+    face_provider: Literal["local"] = "local"
+    face_match_threshold: float = Field(default=0.5, gt=0, lt=2)
+    selfie_validation_strict: bool = True
+    selfie_max_bytes: int = Field(default=15 * 1024 * 1024, ge=1024)
+    photo_max_bytes: int = Field(default=40 * 1024 * 1024, ge=1024)
+    photo_upload_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
+    photo_upload_max_files: int = Field(default=500, ge=1)
+    max_image_pixels: int = Field(default=50_000_000, ge=10_000)
+    thumbnail_size: int = Field(default=480, ge=64, le=2048)
+    # How long an upload waits for the face check before answering 202 "processing".
+    selfie_check_timeout: float = Field(default=10.0, gt=0)
+    # Selfies waiting for a face process beyond which uploads get 503 + Retry-After.
+    selfie_max_pending: int = Field(default=0, ge=0)  # 0: 4 x FACE_WORKERS
+
+    # Background face workers
+    face_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
+    embedded_face_workers: bool = True
+    job_lease_seconds: float = Field(default=60.0, gt=0)
+    job_max_attempts: int = Field(default=3, ge=1)
+    job_poll_interval: float = Field(default=0.05, gt=0)
+    worker_chaos_pause_seconds: float = Field(default=0.0, ge=0)  # fault-injection tests only
+
     @model_validator(mode="after")
     def _require_secret_in_production(self) -> Settings:
         weak = self.secret_key.strip().lower() in _KNOWN_BAD_SECRETS or len(self.secret_key) < 32
@@ -64,6 +87,14 @@ class Settings(BaseSettings):
                 url = "postgresql://" + url[len("postgres://") :]
             return url
         return f"sqlite:///{self.data_dir / 'app.db'}"
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
+
+    @property
+    def selfie_pending_limit(self) -> int:
+        return self.selfie_max_pending or 4 * self.face_workers
 
     @property
     def is_sqlite(self) -> bool:

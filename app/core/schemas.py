@@ -17,3 +17,8 @@ class RequestModel(BaseModel):
         if isinstance(value, str) and "\x00" in value:
             raise ValueError("must not contain NUL characters")
         return value
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.accounts.models import User
@@ -15,9 +15,9 @@ class Event(Base):
     __tablename__ = "events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # Stored upper-case; lookups normalise the input the same way, so the unique
-    # index makes the code case-insensitive.
-    code: Mapped[str] = mapped_column(String(24), unique=True)
+    # Stored upper-case and unique (app.core.indexes); lookups normalise the input the
+    # same way, so the code is case-insensitive.
+    code: Mapped[str] = mapped_column(String(24))
     name: Mapped[str] = mapped_column(String(120))
     starts_at: Mapped[datetime | None]
     ends_at: Mapped[datetime | None]
@@ -31,7 +31,7 @@ class Event(Base):
 
 class EventMembership(Base):
     __tablename__ = "event_memberships"
-    __table_args__ = (UniqueConstraint("user_id", "event_id"),)
+    """One per (user, event): unique index in ``app.core.indexes``."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))

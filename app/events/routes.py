@@ -17,6 +17,8 @@ from app.events.schemas import (
     JoinEventIn,
     JoinEventResponse,
 )
+from app.photos import service as photos_service
+from app.selfies import service as selfies_service
 
 router = APIRouter(prefix="/api", tags=["events"])
 
@@ -33,8 +35,12 @@ def check_event_code(body: CheckEventCodeIn, session: SessionDep) -> CheckEventC
 
 @router.post("/join-event")
 def join_event(body: JoinEventIn, user: CurrentUser, session: SessionDep) -> JoinEventResponse:
-    """Join another event with its code; ``joined`` is false if already a guest of it."""
+    """Join another event with its code; ``joined`` is false if already a guest of it.
+
+    Your current selfie is matched against the new event's photos in the background."""
     event, joined = service.join_event(session=session, user=user, code=body.code)
+    if joined:
+        selfies_service.rematch(session=session, user_id=user.id)
     return JoinEventResponse(joined=joined, event=EventPublic.model_validate(event))
 
 
@@ -58,9 +64,15 @@ def list_events(organizer: CurrentOrganizer, session: SessionDep) -> EventList:
 
 @router.get("/events/{event_id}")
 def get_event(event_id: int, organizer: CurrentOrganizer, session: SessionDep) -> EventOrganizerView:
-    """One of the organizer's events."""
+    """One of the organizer's events, with its photo indexing progress and face count."""
     event = service.get_managed_event(session=session, organizer=organizer, event_id=event_id)
-    return _organizer_view(event, service.count_guests(session=session, event_id=event.id))
+    view = _organizer_view(event, service.count_guests(session=session, event_id=event.id))
+    return view.model_copy(
+        update={
+            "photos": photos_service.photo_counts(session=session, event_id=event.id),
+            "faces": photos_service.faces_count(session=session, event_id=event.id),
+        }
+    )
 
 
 @router.post("/events/{event_id}/close")

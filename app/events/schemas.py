@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from app.core.schemas import RequestModel
+from app.photos.schemas import PhotoCounts
 
 
 class EventPublic(BaseModel):
@@ -26,6 +27,8 @@ class EventOrganizerView(EventPublic):
     organizer_id: int
     created_at: datetime
     guests: int = 0
+    photos: PhotoCounts | None = None
+    faces: int | None = None
 
 
 class CheckEventCodeIn(RequestModel):

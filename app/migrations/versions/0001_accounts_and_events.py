@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from app.core.indexes import create_index_sql, indexes_for
+
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -34,12 +36,6 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
     )
-    op.create_index(
-        "uq_users_username_lower", "users", [sa.text("lower(username)")], unique=True
-    )
-    op.create_index(
-        "uq_users_email_lower", "users", [sa.text("lower(email)")], unique=True
-    )
     op.create_table(
         "events",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -58,7 +54,6 @@ def upgrade() -> None:
             ondelete="RESTRICT",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
-        sa.UniqueConstraint("code", name=op.f("uq_events_code")),
     )
     op.create_table(
         "event_memberships",
@@ -79,15 +74,14 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_event_memberships")),
-        sa.UniqueConstraint(
-            "user_id", "event_id", name=op.f("uq_event_memberships_user_id_event_id")
-        ),
     )
+    # Including the unique ones (username, email, event code, one membership per pair).
+    for index in indexes_for("users", "events", "event_memberships"):
+        if index.unique:
+            op.execute(create_index_sql(index))
 
 
 def downgrade() -> None:
     op.drop_table("event_memberships")
     op.drop_table("events")
-    op.drop_index("uq_users_email_lower", table_name="users")
-    op.drop_index("uq_users_username_lower", table_name="users")
     op.drop_table("users")

@@ -1,0 +1,89 @@
+"""The performance indexes: ONE definition used by the models (and so the migrations)
+and by the standalone ``add_performance_indexes.py`` a DBA runs on a live database.
+
+Each index is derived from a hot query, named in ``serves``. Columns are column names
+or ``lower(column)`` expressions.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import Index, MetaData, func
+from sqlalchemy.sql.elements import ColumnElement
+
+
+@dataclass(frozen=True)
+class IndexDef:
+    name: str
+    table: str
+    columns: tuple[str, ...]
+    serves: str
+    unique: bool = False
+
+    def sql_columns(self) -> str:
+        return ", ".join(self.columns)
+
+
+PERFORMANCE_INDEXES: tuple[IndexDef, ...] = (
+    IndexDef("uq_events_code", "events", ("code",), "check-event-code / register: event by code", True),
+    IndexDef(
+        "uq_users_username_lower", "users", ("lower(username)",), "login / availability by username", True
+    ),
+    IndexDef("uq_users_email_lower", "users", ("lower(email)",), "login / availability by email", True),
+    IndexDef(
+        "uq_event_memberships_user_id_event_id",
+        "event_memberships",
+        ("user_id", "event_id"),
+        "a user's events (/api/me, my-photos), is-member checks",
+        True,
+    ),
+    IndexDef("ix_event_memberships_event_id", "event_memberships", ("event_id",), "an event's guests"),
+    IndexDef(
+        "ix_face_matches_user_id_distance",
+        "face_matches",
+        ("user_id", "distance"),
+        "my-photos (best first); deleting a guest's matches on a new selfie",
+    ),
+    IndexDef("ix_face_matches_photo_id", "face_matches", ("photo_id",), "who may see a photo"),
+    IndexDef(
+        "ix_face_matches_event_id_user_id",
+        "face_matches",
+        ("event_id", "user_id"),
+        "my-photos for one event",
+    ),
+    IndexDef("ix_faces_photo_id", "faces", ("photo_id",), "a photo's faces"),
+    IndexDef("ix_faces_event_id_id", "faces", ("event_id", "id"), "loading an event's face gallery"),
+    IndexDef("ix_photos_event_id_status", "photos", ("event_id", "status"), "per-event progress counts"),
+    IndexDef("ix_photos_status_id", "photos", ("status", "id"), "workers claiming the next photo"),
+    IndexDef("ix_selfies_status_id", "selfies", ("status", "id"), "workers claiming the next selfie"),
+    IndexDef("ix_selfies_user_id", "selfies", ("user_id",), "a guest's current selfie"),
+)
+
+_LOWER = re.compile(r"^lower\((\w+)\)$")
+
+
+def _expression(metadata: MetaData, table: str, column: str) -> ColumnElement[object]:
+    t = metadata.tables[table]
+    m = _LOWER.match(column)
+    return func.lower(t.c[m.group(1)]) if m else t.c[column]
+
+
+def attach_to_metadata(metadata: MetaData) -> None:
+    """Declare every index on the tables (idempotent), so models and migrations match."""
+    for d in PERFORMANCE_INDEXES:
+        table = metadata.tables[d.table]
+        existing = {i.name for i in table.indexes} | {c.name for c in table.constraints}
+        if d.name not in existing:
+            Index(d.name, *(_expression(metadata, d.table, c) for c in d.columns), unique=d.unique)
+
+
+def create_index_sql(d: IndexDef, *, concurrently: bool = False) -> str:
+    unique = "UNIQUE " if d.unique else ""
+    conc = "CONCURRENTLY " if concurrently else ""
+    return f"CREATE {unique}INDEX {conc}IF NOT EXISTS {d.name} ON {d.table} ({d.sql_columns()})"
+
+
+def indexes_for(*tables: str) -> list[IndexDef]:
+    return [d for d in PERFORMANCE_INDEXES if d.table in tables]

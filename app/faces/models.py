@@ -1,0 +1,40 @@
+"""The ``faces`` (one per face found in an event photo) and ``face_matches`` tables."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, LargeBinary, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.database import Base, utcnow
+
+
+class Face(Base):
+    __tablename__ = "faces"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"))
+    # Denormalised from the photo: a whole event's gallery loads with one indexed scan.
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    left: Mapped[int]
+    top: Mapped[int]
+    right: Mapped[int]
+    bottom: Mapped[int]
+    descriptor: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class FaceMatch(Base):
+    """The best face of a photo that matched a guest's current selfie."""
+
+    __tablename__ = "face_matches"
+    __table_args__ = (UniqueConstraint("selfie_id", "photo_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    selfie_id: Mapped[int] = mapped_column(ForeignKey("selfies.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"))
+    face_id: Mapped[int] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"))
+    distance: Mapped[float]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

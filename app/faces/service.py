@@ -1,0 +1,167 @@
+"""Storing faces and computing matches. All face and face-match queries live here.
+
+Matching is done per event: the event's whole gallery of descriptors is compared with a
+selfie in one numpy operation. Each worker process keeps the galleries it has loaded and
+only reads the faces added since (checked against the row count, so a face committed out
+of id order is never missed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from app.events.models import EventMembership
+from app.faces.engine import DetectedFace
+from app.faces.matching import Gallery, from_blob, match_many, to_blob
+from app.faces.models import Face, FaceMatch
+
+_galleries: dict[int, tuple[Gallery, int]] = {}
+
+
+def store_faces(
+    *, session: Session, photo_id: int, event_id: int, faces: Sequence[DetectedFace]
+) -> list[int]:
+    """Insert the faces found in a photo; their ids, in order."""
+    ids: list[int] = []
+    for f in faces:
+        row = Face(
+            photo_id=photo_id,
+            event_id=event_id,
+            left=f.box.left,
+            top=f.box.top,
+            right=f.box.right,
+            bottom=f.box.bottom,
+            descriptor=to_blob(f.descriptor),
+        )
+        session.add(row)
+        session.flush()
+        ids.append(row.id)
+    return ids
+
+
+def _load_rows(session: Session, event_id: int, after_id: int) -> list[Any]:
+    stmt = (
+        select(Face.id, Face.photo_id, Face.descriptor)
+        .where(Face.event_id == event_id, Face.id > after_id)
+        .order_by(Face.id)
+    )
+    return list(session.execute(stmt).all())
+
+
+def _extend(gallery: Gallery, session: Session, event_id: int, after_id: int) -> int:
+    """Append the event's faces with id > ``after_id``; the new last id."""
+    rows = _load_rows(session, event_id, after_id)
+    if not rows:
+        return after_id
+    gallery.append(
+        np.array([r.id for r in rows], dtype=np.int64),
+        np.array([r.photo_id for r in rows], dtype=np.int64),
+        np.stack([from_blob(r.descriptor) for r in rows]),
+    )
+    return int(rows[-1].id)
+
+
+def event_gallery(*, session: Session, event_id: int) -> Gallery:
+    gallery, last_id = _galleries.get(event_id) or (Gallery(), 0)
+    last_id = _extend(gallery, session, event_id, last_id)
+    total = session.scalar(select(func.count()).select_from(Face).where(Face.event_id == event_id)) or 0
+    if total != len(gallery):
+        # A face committed with a smaller id than one already loaded, or faces deleted:
+        # rebuild from scratch rather than guess.
+        gallery = Gallery()
+        last_id = _extend(gallery, session, event_id, 0)
+    _galleries[event_id] = (gallery, last_id)
+    return gallery
+
+
+def forget_galleries() -> None:
+    _galleries.clear()
+
+
+def _insert_matches(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert matches, ignoring (selfie, photo) pairs another worker recorded first."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:  # pragma: no cover - only the two supported databases
+        session.execute(insert(FaceMatch), rows)
+        return
+    stmt = dialect_insert(FaceMatch).on_conflict_do_nothing(index_elements=["selfie_id", "photo_id"])
+    session.execute(stmt, rows)
+
+
+def member_event_ids(*, session: Session, user_id: int) -> list[int]:
+    return list(session.scalars(select(EventMembership.event_id).where(EventMembership.user_id == user_id)))
+
+
+def match_selfie(
+    *, session: Session, selfie_id: int, user_id: int, descriptor: np.ndarray, threshold: float
+) -> int:
+    """(Re)compute every match of a selfie in all the user's events; the number found."""
+    session.execute(delete(FaceMatch).where(FaceMatch.selfie_id == selfie_id))
+    rows: list[dict[str, Any]] = []
+    for event_id in member_event_ids(session=session, user_id=user_id):
+        gallery = event_gallery(session=session, event_id=event_id)
+        for face_id, photo_id, distance in gallery.match(descriptor, threshold=threshold):
+            rows.append(
+                {
+                    "selfie_id": selfie_id,
+                    "user_id": user_id,
+                    "event_id": event_id,
+                    "photo_id": photo_id,
+                    "face_id": face_id,
+                    "distance": distance,
+                }
+            )
+    _insert_matches(session, rows)
+    return len(rows)
+
+
+def match_photo_faces(
+    *,
+    session: Session,
+    photo_id: int,
+    event_id: int,
+    face_ids: Sequence[int],
+    vectors: np.ndarray,
+    selfies: Sequence[tuple[int, int, bytes]],
+    threshold: float,
+) -> int:
+    """Match a newly indexed photo's faces against the event's guests' selfies
+    (``(selfie_id, user_id, descriptor)``); the best face per selfie is kept."""
+    if not face_ids or not selfies:
+        return 0
+    probes = np.stack([from_blob(d) for _, _, d in selfies])
+    best: dict[int, tuple[int, float]] = {}
+    for probe_i, face_i, distance in match_many(probes, vectors, threshold):
+        if probe_i not in best or distance < best[probe_i][1]:
+            best[probe_i] = (face_i, distance)
+    rows = [
+        {
+            "selfie_id": selfies[i][0],
+            "user_id": selfies[i][1],
+            "event_id": event_id,
+            "photo_id": photo_id,
+            "face_id": face_ids[face_i],
+            "distance": distance,
+        }
+        for i, (face_i, distance) in best.items()
+    ]
+    _insert_matches(session, rows)
+    return len(rows)
+
+
+def delete_user_matches(*, session: Session, user_id: int, keep_selfie_id: int | None = None) -> None:
+    stmt = delete(FaceMatch).where(FaceMatch.user_id == user_id)
+    if keep_selfie_id is not None:
+        stmt = stmt.where(FaceMatch.selfie_id != keep_selfie_id)
+    session.execute(stmt)

@@ -1,0 +1,1 @@
+"""Event photos: organizer bulk upload, indexing status, authorized serving."""

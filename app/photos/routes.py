@@ -1,0 +1,108 @@
+"""Event photo endpoints: organizer bulk upload and listing, authorized serving."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Query, UploadFile, status
+from fastapi.responses import FileResponse
+
+from app.accounts.deps import CurrentOrganizer, CurrentUser
+from app.core import storage
+from app.core.config import get_settings
+from app.core.database import SessionDep
+from app.core.errors import AppError
+from app.events.service import get_managed_event
+from app.photos import service
+from app.photos.models import PhotoStatus
+from app.photos.schemas import AcceptedPhoto, PhotoList, PhotoOut, PhotoUploadResponse, RejectedPhoto
+
+router = APIRouter(prefix="/api", tags=["photos"])
+
+
+@router.post("/events/{event_id}/photos", status_code=status.HTTP_202_ACCEPTED)
+def upload_photos(
+    event_id: int,
+    files: Annotated[list[UploadFile], File(description="Repeat the field for each photo.")],
+    organizer: CurrentOrganizer,
+    session: SessionDep,
+) -> PhotoUploadResponse:
+    """Upload event photos (multipart field ``files``, repeated). JPEG, PNG, WebP, HEIC.
+
+    Each good file is stored and queued for face indexing (202); a bad file is rejected
+    on its own, with a reason, and does not stop the others.
+    """
+    event = get_managed_event(session=session, organizer=organizer, event_id=event_id)
+    limit = get_settings().photo_max_bytes
+    accepted: list[AcceptedPhoto] = []
+    rejected: list[RejectedPhoto] = []
+    for upload in files:
+        filename = service.clean_filename(upload.filename)
+        data = upload.file.read(limit + 1)
+        try:
+            photo = service.accept_photo(
+                session=session, event=event, uploader=organizer, filename=filename, data=data
+            )
+        except AppError as exc:
+            rejected.append(
+                RejectedPhoto(filename=filename, error={"code": exc.code, "message": exc.message})
+            )
+        else:
+            accepted.append(AcceptedPhoto(id=photo.id, filename=filename))
+    return PhotoUploadResponse(accepted=accepted, rejected=rejected)
+
+
+@router.get("/events/{event_id}/photos")
+def list_photos(
+    event_id: int,
+    organizer: CurrentOrganizer,
+    session: SessionDep,
+    status: Annotated[PhotoStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> PhotoList:
+    """The event's photos with their indexing status and, for failed ones, the reason."""
+    get_managed_event(session=session, organizer=organizer, event_id=event_id)
+    photos = service.list_photos(
+        session=session, event_id=event_id, status=status, limit=limit, offset=offset
+    )
+    return PhotoList(
+        photos=[
+            PhotoOut(
+                id=p.id,
+                event_id=p.event_id,
+                filename=p.filename,
+                status=p.status,
+                faces=p.faces_count,
+                width=p.width,
+                height=p.height,
+                attempts=p.attempts,
+                error={"code": p.error_code, "message": p.error_message or ""} if p.error_code else None,
+                created_at=p.created_at,
+                indexed_at=p.indexed_at,
+                thumbnail_url=f"/api/photos/{p.id}/thumbnail",
+                url=f"/api/photos/{p.id}/original",
+            )
+            for p in photos
+        ]
+    )
+
+
+def _serve(photo_id: int, user: object, session: SessionDep, *, thumbnail: bool) -> FileResponse:
+    photo = service.photo_for_viewer(session=session, user=user, photo_id=photo_id)  # type: ignore[arg-type]
+    key, media_type = service.served_file(photo, thumbnail=thumbnail)
+    return FileResponse(
+        storage.path_for(key), media_type=media_type, headers={"Cache-Control": "private, max-age=86400"}
+    )
+
+
+@router.get("/photos/{photo_id}/thumbnail", response_class=FileResponse)
+def photo_thumbnail(photo_id: int, user: CurrentUser, session: SessionDep) -> FileResponse:
+    """A 480 px JPEG thumbnail, without EXIF. For the organizer and the guests matched in it."""
+    return _serve(photo_id, user, session, thumbnail=True)
+
+
+@router.get("/photos/{photo_id}/original", response_class=FileResponse)
+def photo_original(photo_id: int, user: CurrentUser, session: SessionDep) -> FileResponse:
+    """The full photo, upright, with EXIF (GPS included) removed."""
+    return _serve(photo_id, user, session, thumbnail=False)

@@ -1,0 +1,274 @@
+"""Event photos: accepting uploads, indexing them (worker side), progress and access.
+All photo queries live here."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.accounts.models import Role, User
+from app.core import storage
+from app.core.config import Settings, get_settings
+from app.core.database import session_scope, utcnow
+from app.core.errors import AppError, Conflict, NotFound, PayloadTooLarge
+from app.events.models import Event, EventMembership
+from app.faces import service as faces_service
+from app.faces.engine import FaceEngine
+from app.faces.images import load_rgb, make_thumbnail, probe_image, sanitized_original
+from app.faces.models import FaceMatch
+from app.jobs import queue
+from app.photos.models import Photo, PhotoStatus
+from app.photos.schemas import PhotoCounts
+from app.selfies.models import Selfie, SelfieStatus
+
+log = logging.getLogger("app.photos")
+
+_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
+
+
+def clean_filename(name: str | None) -> str:
+    base = (name or "photo").replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(c for c in base if c.isprintable() and c != "\x00").strip()
+    return base[:255] or "photo"
+
+
+def accept_photo(*, session: Session, event: Event, uploader: User, filename: str, data: bytes) -> Photo:
+    """Store one uploaded original and queue it for indexing. Raises for a bad file."""
+    settings = get_settings()
+    if len(data) > settings.photo_max_bytes:
+        raise PayloadTooLarge(
+            f"The file is larger than {settings.photo_max_bytes // (1024 * 1024)} MiB.",
+            code="file_too_large",
+        )
+    info = probe_image(data, max_pixels=settings.max_image_pixels)
+    key = storage.new_key(f"photos/{event.id}", _EXTENSIONS.get(info.format, "bin"))
+    storage.save(key, data)
+    photo = Photo(
+        event_id=event.id,
+        uploaded_by=uploader.id,
+        filename=filename,
+        original_key=key,
+        original_format=info.format,
+        size_bytes=len(data),
+        width=info.width,
+        height=info.height,
+        status=PhotoStatus.pending,
+    )
+    session.add(photo)
+    session.flush()
+    return photo
+
+
+def photo_counts(*, session: Session, event_id: int) -> PhotoCounts:
+    rows = session.execute(
+        select(Photo.status, func.count()).where(Photo.event_id == event_id).group_by(Photo.status)
+    ).all()
+    return PhotoCounts(**{status: n for status, n in rows})
+
+
+def faces_count(*, session: Session, event_id: int) -> int:
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(Photo.faces_count), 0)).where(Photo.event_id == event_id)
+        )
+        or 0
+    )
+
+
+def list_photos(
+    *, session: Session, event_id: int, status: str | None, limit: int, offset: int
+) -> list[Photo]:
+    stmt = select(Photo).where(Photo.event_id == event_id)
+    if status:
+        stmt = stmt.where(Photo.status == status)
+    return list(session.scalars(stmt.order_by(Photo.id).limit(limit).offset(offset)))
+
+
+def photo_for_viewer(*, session: Session, user: User, photo_id: int) -> Photo:
+    """The photo if ``user`` may see it: its event's organizer (or an admin), or a guest
+    of the event matched in it. Anything else is a 404, whether or not it exists."""
+    photo = session.get(Photo, photo_id)
+    if photo is None:
+        raise NotFound("No such photo.", code="photo_not_found")
+    if user.role == Role.admin:
+        return photo
+    organizer_id = session.scalar(select(Event.organizer_id).where(Event.id == photo.event_id))
+    if organizer_id == user.id:
+        return photo
+    matched = session.scalar(
+        select(FaceMatch.id)
+        .join(
+            EventMembership,
+            (EventMembership.user_id == FaceMatch.user_id) & (EventMembership.event_id == FaceMatch.event_id),
+        )
+        .where(FaceMatch.user_id == user.id, FaceMatch.photo_id == photo_id)
+        .limit(1)
+    )
+    if matched is None:
+        raise NotFound("No such photo.", code="photo_not_found")
+    return photo
+
+
+def served_file(photo: Photo, *, thumbnail: bool) -> tuple[str, str]:
+    """(storage key, media type) of what is served for a photo."""
+    key = photo.thumbnail_key if thumbnail else photo.served_key
+    if key is None:
+        raise Conflict("This photo is still being processed.", code="photo_not_ready")
+    return key, "image/jpeg" if thumbnail else (photo.served_media_type or "image/jpeg")
+
+
+# --- worker side ---------------------------------------------------------------------
+
+
+def _fail(session: Session, photo: Photo, worker_id: str, code: str, message: str) -> None:
+    queue.fenced_update(
+        session,
+        Photo,
+        photo.id,
+        worker_id,
+        status=PhotoStatus.failed,
+        error_code=code,
+        error_message=message,
+        **queue.release_values(),
+    )
+    session.commit()
+    log.warning("photo %s failed: %s: %s", photo.id, code, message)
+
+
+def _guest_selfies(session: Session, event_id: int) -> list[tuple[int, int, bytes]]:
+    stmt = (
+        select(Selfie.id, Selfie.user_id, Selfie.descriptor)
+        .join(EventMembership, EventMembership.user_id == Selfie.user_id)
+        .where(
+            EventMembership.event_id == event_id,
+            Selfie.status.in_([SelfieStatus.matching, SelfieStatus.ready]),
+            Selfie.descriptor.is_not(None),
+        )
+    )
+    return [(r.id, r.user_id, r.descriptor) for r in session.execute(stmt)]
+
+
+def _derived_files(photo: Photo, data: bytes, settings: Settings) -> tuple[str, str, str]:
+    img = load_rgb(data, max_pixels=settings.max_image_pixels)
+    thumb_key = f"thumbs/{photo.event_id}/{photo.id}.jpg"
+    storage.save(thumb_key, make_thumbnail(img, max_side=settings.thumbnail_size))
+    served, media_type = sanitized_original(data, photo.original_format, max_pixels=settings.max_image_pixels)
+    served_key = f"served/{photo.event_id}/{photo.id}.{media_type.rsplit('/', 1)[-1]}"
+    storage.save(served_key, served)
+    return thumb_key, served_key, media_type
+
+
+def index_next_photo(*, worker_id: str, engine: FaceEngine, settings: Settings | None = None) -> bool:
+    """Claim and index one photo; False when there was nothing to do."""
+    settings = settings or get_settings()
+    with session_scope() as session:
+        job_id = queue.claim(
+            session,
+            Photo,
+            todo=(PhotoStatus.pending, PhotoStatus.processing),
+            worker_id=worker_id,
+            lease_seconds=settings.job_lease_seconds,
+            set_status=PhotoStatus.processing,
+        )
+        if job_id is None:
+            return False
+        photo = session.get(Photo, job_id)
+        assert photo is not None
+        if photo.attempts > settings.job_max_attempts:
+            _fail(
+                session,
+                photo,
+                worker_id,
+                photo.error_code or "gave_up",
+                f"Gave up after {settings.job_max_attempts} attempts. {photo.error_message or ''}".strip(),
+            )
+            return True
+        if settings.worker_chaos_pause_seconds:
+            time.sleep(settings.worker_chaos_pause_seconds)
+        try:
+            data = storage.load(photo.original_key)
+            faces = engine.index_photo(data)
+            thumb_key, served_key, media_type = _derived_files(photo, data, settings)
+        except FileNotFoundError:
+            _fail(session, photo, worker_id, "original_missing", "The uploaded file is missing from storage.")
+            return True
+        except AppError as exc:  # the image itself is unusable: retrying cannot help
+            _fail(session, photo, worker_id, exc.code, exc.message)
+            return True
+        except Exception as exc:
+            log.exception("indexing photo %s failed", photo.id)
+            if photo.attempts >= settings.job_max_attempts:
+                _fail(session, photo, worker_id, "processing_error", f"{type(exc).__name__}: {exc}")
+            else:
+                queue.retry_later(
+                    session,
+                    Photo,
+                    photo.id,
+                    worker_id,
+                    status=PhotoStatus.pending,
+                    error_code="processing_error",
+                    error_message=f"{type(exc).__name__}: {exc}",
+                    attempts=photo.attempts,
+                )
+            return True
+
+        done = queue.fenced_update(
+            session,
+            Photo,
+            photo.id,
+            worker_id,
+            status=PhotoStatus.indexed,
+            faces_count=len(faces),
+            thumbnail_key=thumb_key,
+            served_key=served_key,
+            served_media_type=media_type,
+            indexed_at=utcnow(),
+            error_code=None,
+            error_message=None,
+            **queue.release_values(),
+        )
+        if not done:  # our lease expired and another worker owns the job now
+            session.rollback()
+            return True
+        face_ids = faces_service.store_faces(
+            session=session, photo_id=photo.id, event_id=photo.event_id, faces=faces
+        )
+        session.commit()
+        # Matched after the faces are committed: a selfie accepted concurrently either sees
+        # these faces or is seen here (its descriptor is committed before it matches).
+        _match_against_guests(session, photo, face_ids, faces, settings)
+    return True
+
+
+def _match_against_guests(
+    session: Session, photo: Photo, face_ids: Sequence[int], faces: Sequence[Any], settings: Settings
+) -> None:
+    if not face_ids:
+        return
+    vectors = np.stack([np.asarray(f.descriptor, dtype=np.float32) for f in faces])
+    for attempt in range(3):
+        try:
+            faces_service.match_photo_faces(
+                session=session,
+                photo_id=photo.id,
+                event_id=photo.event_id,
+                face_ids=face_ids,
+                vectors=vectors,
+                selfies=_guest_selfies(session, photo.event_id),
+                threshold=settings.face_match_threshold,
+            )
+            session.commit()
+            return
+        except IntegrityError:
+            # A guest replaced their selfie meanwhile (its row is gone): read the
+            # selfies again and redo the few matches.
+            session.rollback()
+            if attempt == 2:
+                raise

@@ -1,0 +1,1 @@
+"""Selfies: upload with synchronous face checks, matching status, the guest's photos."""

@@ -1,0 +1,282 @@
+"""Selfies: accepting an upload, the face check and matching (worker side), status and
+the guest's matched photos. All selfie queries live here."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from app.core import storage
+from app.core.config import Settings, get_settings
+from app.core.database import session_scope, utcnow
+from app.core.errors import AppError, PayloadTooLarge, ServiceUnavailable
+from app.events.models import EventMembership
+from app.faces import service as faces_service
+from app.faces.engine import FaceEngine
+from app.faces.images import probe_image
+from app.faces.matching import from_blob, to_blob
+from app.faces.models import FaceMatch
+from app.jobs import queue
+from app.selfies.models import Selfie, SelfieStatus
+from app.selfies.schemas import MatchedPhoto, PublicStatus, SelfieState
+
+log = logging.getLogger("app.selfies")
+
+PUBLIC_STATUS: dict[str, PublicStatus] = {
+    SelfieStatus.pending: "processing",
+    SelfieStatus.matching: "processing",
+    SelfieStatus.ready: "ready",
+    SelfieStatus.rejected: "failed",
+    SelfieStatus.failed: "failed",
+}
+_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
+
+
+def check_upload(data: bytes, settings: Settings) -> str:
+    """Cheap checks done by the web process (no face model): size, format, pixels."""
+    if len(data) > settings.selfie_max_bytes:
+        raise PayloadTooLarge(
+            f"The selfie is larger than {settings.selfie_max_bytes // (1024 * 1024)} MiB.",
+            code="image_too_large",
+        )
+    return probe_image(data, max_pixels=settings.max_image_pixels).format
+
+
+def create_selfie(
+    *, session: Session, user_id: int, data: bytes, image_format: str, settings: Settings
+) -> Selfie:
+    """Queue a selfie for the face check, unless the face workers are saturated (503)."""
+    pending = (
+        session.scalar(select(func.count()).select_from(Selfie).where(Selfie.status == SelfieStatus.pending))
+        or 0
+    )
+    if pending >= settings.selfie_pending_limit:
+        raise ServiceUnavailable(
+            "Many selfies are being checked right now; try again in a few seconds.",
+            code="face_workers_busy",
+            retry_after=2,
+        )
+    key = storage.new_key(f"selfies/{user_id}", _EXTENSIONS.get(image_format, "bin"))
+    storage.save(key, data)
+    selfie = Selfie(
+        user_id=user_id,
+        image_key=key,
+        strict=settings.selfie_validation_strict,
+        status=SelfieStatus.pending,
+    )
+    session.add(selfie)
+    session.flush()
+    return selfie
+
+
+def discard_selfie(*, session: Session, selfie_id: int) -> None:
+    """Remove a refused selfie and its file (the guest got the reason in the response)."""
+    selfie = session.get(Selfie, selfie_id)
+    if selfie is not None:
+        storage.delete(selfie.image_key)
+        session.delete(selfie)
+
+
+def get_selfie(*, session: Session, selfie_id: int) -> Selfie | None:
+    return session.get(Selfie, selfie_id)
+
+
+def current_selfie(*, session: Session, user_id: int) -> Selfie | None:
+    return session.scalar(select(Selfie).where(Selfie.user_id == user_id).order_by(Selfie.id.desc()).limit(1))
+
+
+def selfie_state(*, session: Session, selfie: Selfie) -> SelfieState:
+    matches = session.scalar(
+        select(func.count()).select_from(FaceMatch).where(FaceMatch.selfie_id == selfie.id)
+    )
+    reason = None
+    if selfie.status in (SelfieStatus.rejected, SelfieStatus.failed):
+        reason = {"code": selfie.error_code or "failed", "message": selfie.error_message or ""}
+    return SelfieState(
+        selfie_id=selfie.id,
+        status=PUBLIC_STATUS[selfie.status],
+        reason=reason,
+        matches=matches or 0,
+        uploaded_at=selfie.created_at,
+        matched_at=selfie.matched_at,
+    )
+
+
+def my_photos(*, session: Session, user_id: int, event_id: int | None) -> list[MatchedPhoto]:
+    """Photos the user's current selfie matched, in events they belong to, best first."""
+    stmt = (
+        select(FaceMatch.photo_id, FaceMatch.event_id, FaceMatch.distance)
+        .join(
+            EventMembership,
+            (EventMembership.user_id == FaceMatch.user_id) & (EventMembership.event_id == FaceMatch.event_id),
+        )
+        .where(FaceMatch.user_id == user_id)
+        .order_by(FaceMatch.distance, FaceMatch.photo_id)
+    )
+    if event_id is not None:
+        stmt = stmt.where(FaceMatch.event_id == event_id)
+    return [
+        MatchedPhoto(
+            id=r.photo_id,
+            event_id=r.event_id,
+            thumbnail_url=f"/api/photos/{r.photo_id}/thumbnail",
+            url=f"/api/photos/{r.photo_id}/original",
+            distance=round(r.distance, 4),
+        )
+        for r in session.execute(stmt)
+    ]
+
+
+def rematch(*, session: Session, user_id: int) -> None:
+    """Recompute the user's matches (e.g. after joining an event) in the background."""
+    selfie = current_selfie(session=session, user_id=user_id)
+    if selfie is not None and selfie.descriptor is not None and selfie.status == SelfieStatus.ready:
+        selfie.status = SelfieStatus.matching
+        selfie.attempts = 0
+        session.flush()
+
+
+# --- worker side ---------------------------------------------------------------------
+
+
+def _finish(session: Session, selfie_id: int, worker_id: str, **values: object) -> bool:
+    """Final fenced update; commits with it (e.g. the matches) only if still ours."""
+    ok = queue.fenced_update(session, Selfie, selfie_id, worker_id, **values, **queue.release_values())
+    if ok:
+        session.commit()
+    else:
+        session.rollback()
+    return ok
+
+
+def _accept(session: Session, selfie: Selfie, worker_id: str, descriptor: bytes) -> bool:
+    """Store the descriptor and make this selfie the user's only one (indexed deletes)."""
+    newer = session.scalar(
+        select(Selfie.id).where(
+            Selfie.user_id == selfie.user_id,
+            Selfie.id > selfie.id,
+            Selfie.status.in_([SelfieStatus.matching, SelfieStatus.ready]),
+        )
+    )
+    if newer is not None:  # a later selfie already replaced this one
+        session.execute(delete(Selfie).where(queue.owned(Selfie, selfie.id, worker_id)))
+        session.commit()
+        storage.delete(selfie.image_key)
+        return False
+    ok = queue.fenced_update(
+        session,
+        Selfie,
+        selfie.id,
+        worker_id,
+        status=SelfieStatus.matching,
+        descriptor=descriptor,
+        checked_at=utcnow(),
+        error_code=None,
+        error_message=None,
+    )
+    if not ok:
+        session.rollback()
+        return False
+    faces_service.delete_user_matches(session=session, user_id=selfie.user_id, keep_selfie_id=selfie.id)
+    older = list(
+        session.scalars(select(Selfie).where(Selfie.user_id == selfie.user_id, Selfie.id < selfie.id))
+    )
+    for old in older:
+        session.delete(old)
+    session.commit()
+    for old in older:
+        storage.delete(old.image_key)
+    return True
+
+
+def process_next_selfie(*, worker_id: str, engine: FaceEngine, settings: Settings | None = None) -> bool:
+    """Claim one selfie: check its face (if not done yet), then compute its matches."""
+    settings = settings or get_settings()
+    with session_scope() as session:
+        job_id = queue.claim(
+            session,
+            Selfie,
+            todo=(SelfieStatus.pending, SelfieStatus.matching),
+            worker_id=worker_id,
+            lease_seconds=settings.job_lease_seconds,
+        )
+        if job_id is None:
+            return False
+        selfie = session.get(Selfie, job_id)
+        assert selfie is not None
+        if selfie.attempts > settings.job_max_attempts:
+            _finish(
+                session,
+                selfie.id,
+                worker_id,
+                status=SelfieStatus.failed,
+                error_code=selfie.error_code or "gave_up",
+                error_message=f"Gave up after {settings.job_max_attempts} attempts.",
+            )
+            return True
+        if settings.worker_chaos_pause_seconds:
+            time.sleep(settings.worker_chaos_pause_seconds)
+        try:
+            if selfie.descriptor is None:
+                analysis = engine.analyze_selfie(storage.load(selfie.image_key), strict=selfie.strict)
+                if not _accept(session, selfie, worker_id, to_blob(analysis.face.descriptor)):
+                    return True
+                descriptor = analysis.face.descriptor
+            else:
+                descriptor = from_blob(selfie.descriptor)
+            faces_service.match_selfie(
+                session=session,
+                selfie_id=selfie.id,
+                user_id=selfie.user_id,
+                descriptor=descriptor,
+                threshold=settings.face_match_threshold,
+            )
+            _finish(session, selfie.id, worker_id, status=SelfieStatus.ready, matched_at=utcnow())
+        except AppError as exc:  # the face check refused it: the reason is for the guest
+            session.rollback()
+            _finish(
+                session,
+                selfie.id,
+                worker_id,
+                status=SelfieStatus.rejected,
+                error_code=exc.code,
+                error_message=exc.message,
+                checked_at=utcnow(),
+            )
+        except FileNotFoundError:
+            session.rollback()
+            _finish(
+                session,
+                selfie.id,
+                worker_id,
+                status=SelfieStatus.failed,
+                error_code="original_missing",
+                error_message="The uploaded selfie is missing from storage.",
+            )
+        except Exception as exc:
+            log.exception("selfie %s failed", selfie.id)
+            session.rollback()
+            if selfie.attempts >= settings.job_max_attempts:
+                _finish(
+                    session,
+                    selfie.id,
+                    worker_id,
+                    status=SelfieStatus.failed,
+                    error_code="processing_error",
+                    error_message=f"{type(exc).__name__}: {exc}",
+                )
+            else:
+                queue.retry_later(
+                    session,
+                    Selfie,
+                    selfie.id,
+                    worker_id,
+                    status=selfie.status,
+                    error_code="processing_error",
+                    error_message=f"{type(exc).__name__}: {exc}",
+                    attempts=selfie.attempts,
+                )
+    return True
