@@ -59,9 +59,13 @@ def truncate_all() -> None:
 
 @pytest.fixture
 def clean_db() -> Iterator[None]:
+    from app.faces.service import forget_galleries
+
     truncate_all()
+    forget_galleries()
     yield
     truncate_all()
+    forget_galleries()
 
 
 @pytest.fixture

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import itertools
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
+from PIL import Image, ImageOps
 from sqlalchemy.orm import Session
 
 from app.accounts.models import Role
@@ -49,3 +52,49 @@ def register(client: TestClient, code: str, username: str, **extra: Any) -> Any:
         **extra,
     }
     return client.post("/api/register-with-event-code", json=body)
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "faces"
+
+
+def fixture_bytes(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def side_by_side(*names: str, height: int = 600) -> bytes:
+    """A composite photo: the fixtures next to each other, scaled to one height (JPEG)."""
+    images = []
+    for name in names:
+        im = ImageOps.exif_transpose(Image.open(FIXTURES / name)).convert("RGB")
+        images.append(im.resize((round(im.width * height / im.height), height)))
+    canvas = Image.new("RGB", (sum(i.width for i in images) + 40 * len(images), height + 40), "white")
+    x = 20
+    for im in images:
+        canvas.paste(im, (x, 20))
+        x += im.width + 40
+    out = io.BytesIO()
+    canvas.save(out, "JPEG", quality=92)
+    return out.getvalue()
+
+
+def drain_jobs(worker_id: str = "test-worker") -> int:
+    """Run the real face jobs in this process until none is left; how many ran."""
+    from app.jobs.runner import work_once
+
+    n = 0
+    while work_once(worker_id=worker_id):
+        n += 1
+    return n
+
+
+def upload_photos(
+    client: TestClient, headers: dict[str, str], event_id: int, photos: dict[str, bytes]
+) -> dict[str, int]:
+    files = [("files", (name, data)) for name, data in photos.items()]
+    r = client.post(f"/api/events/{event_id}/photos", files=files, headers=headers)
+    assert r.status_code == 202, r.text
+    return {p["filename"]: p["id"] for p in r.json()["accepted"]}
+
+
+def bearer(token_response: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token_response.json()['access_token']}"}

@@ -1,0 +1,340 @@
+"""Face engines: the provider-neutral interface and the local dlib implementation.
+
+This module owns face detection, the selfie acceptance rules (one usable face, large, sharp
+and bright enough) and face descriptors. Engines are plain synchronous objects meant to run
+inside worker processes; the caller owns the processes. Importing this module never imports
+dlib: :class:`LocalDlibEngine` loads its models on first use, once per process, so web
+processes can import the types freely.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from PIL import Image
+
+from app.core.errors import Unprocessable
+from app.faces.images import DEFAULT_MAX_PIXELS, downscale, load_rgb
+
+#: Side of the square greyscale face crop the sharpness and brightness metrics are taken on.
+QUALITY_CROP_PX = 150
+
+
+@dataclass(frozen=True, slots=True)
+class FaceBox:
+    """A face rectangle in pixels of the upright (EXIF-rotated) original image.
+
+    Half-open like a Pillow crop box: ``right`` and ``bottom`` are one past the last pixel.
+    """
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class DetectedFace:
+    """One face and its descriptor (read-only float32 vector of the engine's size)."""
+
+    box: FaceBox
+    descriptor: np.ndarray
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SelfieAnalysis:
+    """The face chosen from a selfie, how many faces were seen, and its quality metrics.
+
+    ``quality`` keys for the local engine: ``face_px`` (short side of the face box in original
+    pixels), ``sharpness`` and ``brightness`` (see :class:`LocalDlibEngine`).
+    """
+
+    face: DetectedFace
+    faces_found: int
+    quality: dict[str, float]
+
+
+class SelfieRejected(Unprocessable):
+    """A selfie that cannot be used; ``code`` says why and ``message`` what to do about it.
+
+    Codes: ``no_face``, ``multiple_faces``, ``face_too_small``, ``too_blurry``, ``too_dark``.
+    """
+
+    code = "selfie_rejected"
+    message = "This selfie cannot be used. Take another one facing the camera in good light."
+
+
+_NO_FACE = "We could not find a face. Face the camera in good light, with nothing covering your face."
+_MULTIPLE_FACES = "We found {count} faces. Take a selfie with only your face in the picture and try again."
+_FACE_TOO_SMALL = "Your face is too small in the picture. Hold the phone closer so your face fills the frame."
+_TOO_BLURRY = "The photo is too blurry. Hold the phone steady, wipe the camera lens and try again."
+_TOO_DARK = "The photo is too dark. Move somewhere brighter or face a window or a light, and try again."
+
+
+@runtime_checkable
+class FaceEngine(Protocol):
+    """What the service needs from a face provider.
+
+    ``name`` identifies the descriptor space: descriptors from engines with different names
+    are not comparable and must never be matched against each other.
+    """
+
+    name: str
+    descriptor_size: int
+
+    def analyze_selfie(self, data: bytes, *, strict: bool) -> SelfieAnalysis:
+        """Find the guest's face in an uploaded selfie, or raise ``SelfieRejected``.
+
+        Image errors are raised as in :mod:`app.faces.images` (415 / 413).
+        """
+        ...
+
+    def index_photo(self, data: bytes) -> list[DetectedFace]:
+        """Every face found in an event photo (possibly none), with descriptors."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class _DlibModels:
+    detector: Any
+    shape_predictor: Any
+    encoder: Any
+
+
+_models: _DlibModels | None = None
+_models_lock = threading.Lock()
+
+
+def _model_path(filename: str) -> str:
+    # Same files face_recognition_models' *_location() helpers return, found without importing
+    # the package, whose __init__ needs pkg_resources (deprecated and absent from new setuptools).
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("face_recognition_models is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / filename
+    if not path.is_file():
+        raise RuntimeError(f"face model file is missing: {path}")
+    return str(path)
+
+
+def _load_models() -> _DlibModels:
+    global _models
+    if _models is None:
+        with _models_lock:
+            if _models is None:
+                import dlib
+
+                _models = _DlibModels(
+                    detector=dlib.get_frontal_face_detector(),
+                    shape_predictor=dlib.shape_predictor(_model_path("shape_predictor_5_face_landmarks.dat")),
+                    encoder=dlib.face_recognition_model_v1(
+                        _model_path("dlib_face_recognition_resnet_model_v1.dat")
+                    ),
+                )
+    return _models
+
+
+def face_quality(img: Image.Image, box: FaceBox) -> dict[str, float]:
+    """Size, sharpness and brightness of the face in ``box`` (see :class:`LocalDlibEngine`)."""
+    crop = img.crop((box.left, box.top, box.right, box.bottom)).convert("L")
+    crop = crop.resize((QUALITY_CROP_PX, QUALITY_CROP_PX), Image.Resampling.BILINEAR)
+    luma = np.asarray(crop, dtype=np.float32)
+    brightness = float(luma.mean())
+    laplacian = luma[1:-1, :-2] + luma[1:-1, 2:] + luma[:-2, 1:-1] + luma[2:, 1:-1] - 4 * luma[1:-1, 1:-1]
+    # Normalising to mean luma 128 keeps a sharp but dim face from reading as blurry, so a
+    # dark selfie is reported as too dark rather than too blurry.
+    sharpness = float(laplacian.var()) * (128.0 / max(brightness, 1.0)) ** 2
+    return {
+        "face_px": float(min(box.width, box.height)),
+        "sharpness": sharpness,
+        "brightness": brightness,
+    }
+
+
+class LocalDlibEngine:
+    """dlib on the local CPU: HOG face detector, 5-point landmarks, ResNet 128-d descriptors.
+
+    Compare descriptors by euclidean distance; the same person is usually below 0.5 (dlib's
+    own guidance is 0.6). Models ship in ``face_recognition_models`` and are loaded on first
+    use, once per process; nothing is downloaded.
+
+    Detection runs on a copy downscaled to ``detect_max_side``; landmarks and descriptors are
+    computed on the full-resolution image, which matters for small faces in large photos.
+
+    Settings (keyword-only):
+
+    ``max_pixels`` (40_000_000)
+        Largest accepted image (width x height); larger uploads get 413 ``image_too_large``.
+    ``detect_max_side`` (2560) and ``upsample`` (0)
+        Long side of the detection copy, and how many times dlib doubles it internally.
+        Images whose long side is below ``detect_max_side / 2`` get one extra doubling, so
+        detection always runs at an effective long side of at least 1280. HOG needs a face
+        of ~65 px in the detection image: on a 4000x3000 photo that is ~100 px faces.
+        Measured by ``benchmarks/faces_bench.py`` (one core of a 2-core machine, CPU ms of the
+        detector alone) on t1.jpg (1280x886, 6 faces) and a 4000x3000 composite with 10
+        faces of 90-150 px::
+
+            side   t1 up0      t1 up1      composite up0   composite up1
+             640   3   21 ms   6   94 ms    0   23 ms       0   94 ms
+             800   5   35 ms   6  150 ms    0   34 ms       2  146 ms
+            1024   6   60 ms   6  244 ms    0   57 ms       7  236 ms
+            1280   6   87 ms   6  353 ms    0   88 ms       9  387 ms
+            1600   6   81 ms   6  360 ms    2  136 ms      10  592 ms
+            2048   6   81 ms   6  347 ms    7  219 ms      10  968 ms
+            2560   6   83 ms   6  348 ms   10  343 ms      10 1514 ms
+
+        Doubling the side instead of upsampling in dlib costs about the same (2560/up0 343 ms
+        vs 1280/up1 387 ms) and finds more (10 vs 9 faces), as it sees real pixels rather than
+        interpolated ones; so ``upsample`` stays 0 and the side is the first that finds all
+        ten faces.
+        A 12 MP phone selfie costs ~590 ms in total; index_photo of the composite ~1.2 s.
+        Landmarks and descriptors on full resolution rather than on the detection copy
+        brought small (~90 px) composite faces 0.12-0.25 closer to their reference photos.
+    ``min_face_px`` (80)
+        Shortest side a selfie face box may have. Shrinking obama.jpg moves its descriptor
+        from the full-size one by 0.075 at a 90 px face, 0.10 at 74 px, 0.16 at 62 px and
+        0.30 at 36 px; same-person distances reach 0.44, so below ~80 px a match gets
+        unreliable. Tom_Hanks_54745.png, a 112x112 crop whose face box is 91x86 px, is
+        accepted: small, but a clear face a guest could plausibly upload.
+    ``min_sharpness`` (40.0)
+        Variance of the Laplacian of the face crop, greyscale, resized to 150x150 and
+        normalised to mean luma 128. Real fixture faces score 89 (the 112 px Tom Hanks crop)
+        to 301; Gaussian blur of radius 2 / 3 / 6 gives 12-41 / 6-17 / 1-4. Radius-3 blur moves
+        descriptors by 0.12-0.24, so such selfies are refused as ``too_blurry``.
+    ``min_brightness`` (40.0)
+        Mean luma (0-255) of that face crop. Real fixture faces are 108-148; darkened to 15 %
+        they are 16-22 and their descriptors move by 0.24-0.59; at 30 % they are 32-44. The
+        limit stays far below real faces so that darker skin in ordinary light is not refused.
+
+    Selfie rules: no face -> ``no_face``; several faces -> ``multiple_faces`` when ``strict``,
+    otherwise the largest face is used and the size, blur and darkness checks are skipped (the
+    metrics are still reported in ``SelfieAnalysis.quality``). In strict mode the checks run
+    in the order ``face_too_small``, ``too_blurry``, ``too_dark``.
+    """
+
+    name = "dlib-resnet-v1"
+    descriptor_size = 128
+
+    def __init__(
+        self,
+        *,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        detect_max_side: int = 2560,
+        upsample: int = 0,
+        min_face_px: int = 80,
+        min_sharpness: float = 40.0,
+        min_brightness: float = 40.0,
+    ) -> None:
+        if max_pixels < 1 or detect_max_side < 80 or not 0 <= upsample <= 3 or min_face_px < 0:
+            raise ValueError("invalid LocalDlibEngine settings")
+        self.max_pixels = max_pixels
+        self.detect_max_side = detect_max_side
+        self.upsample = upsample
+        self.min_face_px = min_face_px
+        self.min_sharpness = min_sharpness
+        self.min_brightness = min_brightness
+
+    def __repr__(self) -> str:
+        return (
+            f"LocalDlibEngine(max_pixels={self.max_pixels}, "
+            f"detect_max_side={self.detect_max_side}, upsample={self.upsample}, "
+            f"min_face_px={self.min_face_px}, min_sharpness={self.min_sharpness}, "
+            f"min_brightness={self.min_brightness})"
+        )
+
+    def load_models(self) -> None:
+        """Load the dlib models now (e.g. in a worker's initialiser) instead of on first use."""
+        _load_models()
+
+    def analyze_selfie(self, data: bytes, *, strict: bool) -> SelfieAnalysis:
+        img = load_rgb(data, max_pixels=self.max_pixels)
+        found = self._detect(img)
+        if not found:
+            raise SelfieRejected(_NO_FACE, code="no_face")
+        if strict and len(found) > 1:
+            raise SelfieRejected(
+                _MULTIPLE_FACES.format(count=len(found)),
+                code="multiple_faces",
+                faces_found=len(found),
+            )
+        box, rect = max(found, key=lambda item: item[0].width * item[0].height)
+        quality = face_quality(img, box)
+        if strict:
+            if quality["face_px"] < self.min_face_px:
+                raise SelfieRejected(_FACE_TOO_SMALL, code="face_too_small")
+            if quality["sharpness"] < self.min_sharpness:
+                raise SelfieRejected(_TOO_BLURRY, code="too_blurry")
+            if quality["brightness"] < self.min_brightness:
+                raise SelfieRejected(_TOO_DARK, code="too_dark")
+        (descriptor,) = self._describe(img, [rect])
+        return SelfieAnalysis(
+            face=DetectedFace(box=box, descriptor=descriptor),
+            faces_found=len(found),
+            quality=quality,
+        )
+
+    def index_photo(self, data: bytes) -> list[DetectedFace]:
+        """Every face in the photo, left to right, with descriptors (possibly an empty list)."""
+        img = load_rgb(data, max_pixels=self.max_pixels)
+        found = sorted(self._detect(img), key=lambda item: (item[0].left, item[0].top))
+        descriptors = self._describe(img, [rect for _, rect in found])
+        return [
+            DetectedFace(box=box, descriptor=descriptor)
+            for (box, _), descriptor in zip(found, descriptors, strict=True)
+        ]
+
+    def _detect(self, img: Image.Image) -> list[tuple[FaceBox, tuple[int, int, int, int]]]:
+        """Face boxes clipped to the image, each with its unclipped rectangle for landmarks."""
+        models = _load_models()
+        small, factor = downscale(img, max_side=self.detect_max_side)
+        upsample = self.upsample
+        if max(small.size) * 2 < self.detect_max_side:
+            # Detection then always runs at an effective long side of at least half of
+            # detect_max_side: small uploads get one doubling, which finds faces down to ~32 px
+            # and costs no more than detecting on a full-size photo.
+            upsample += 1
+        rects = models.detector(np.asarray(small), upsample)
+        found = []
+        for rect in rects:
+            # dlib rectangles are inclusive; scale the half-open box back to original pixels.
+            left, top, right, bottom = (
+                round(value * factor)
+                for value in (rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1)
+            )
+            box = FaceBox(
+                left=max(0, left),
+                top=max(0, top),
+                right=min(img.width, right),
+                bottom=min(img.height, bottom),
+            )
+            if box.width > 0 and box.height > 0:
+                found.append((box, (left, top, right, bottom)))
+        return found
+
+    def _describe(self, img: Image.Image, rects: list[tuple[int, int, int, int]]) -> list[np.ndarray]:
+        if not rects:
+            return []
+        import dlib
+
+        models = _load_models()
+        pixels = np.asarray(img)
+        descriptors = []
+        for left, top, right, bottom in rects:
+            shape = models.shape_predictor(pixels, dlib.rectangle(left, top, right - 1, bottom - 1))
+            vector = np.asarray(models.encoder.compute_face_descriptor(pixels, shape), dtype=np.float32)
+            vector.setflags(write=False)
+            descriptors.append(vector)
+        return descriptors

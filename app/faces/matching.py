@@ -1,0 +1,191 @@
+"""Descriptor storage format and euclidean matching in numpy (no dlib, no database).
+
+This module owns the byte format descriptors are stored in (little-endian float32) and the
+in-memory search: one selfie against every face of an event (:class:`Gallery`), and a few new
+photo faces against many selfies (:func:`match_many`).
+
+Distances are screened with ||a||^2 + ||b||^2 - 2 a.b in float32 (one BLAS call), with a small
+margin so rounding cannot drop a true match; the few candidates are then measured exactly in
+float64, so the reported distances and the threshold test are exact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DESCRIPTOR_SIZE = 128
+_BLOB_DTYPE = np.dtype("<f4")
+# Relative float32 error of the expanded form, generous for 128-d sums.
+_SCREEN_TOLERANCE = 1e-5
+
+
+def to_blob(vec: np.ndarray, *, size: int = DESCRIPTOR_SIZE) -> bytes:
+    """Serialise one descriptor as ``size`` little-endian float32 values."""
+    arr = np.asarray(vec)
+    if arr.shape != (size,):
+        raise ValueError(f"descriptor must have shape ({size},), not {arr.shape}")
+    out = arr.astype(_BLOB_DTYPE)
+    if not np.isfinite(out).all():
+        raise ValueError("descriptor contains NaN or infinity")
+    return out.tobytes()
+
+
+def from_blob(blob: bytes, *, size: int = DESCRIPTOR_SIZE) -> np.ndarray:
+    """Read a descriptor written by :func:`to_blob` as a native float32 array."""
+    expected = size * _BLOB_DTYPE.itemsize
+    if len(blob) != expected:
+        raise ValueError(f"descriptor blob must be {expected} bytes, not {len(blob)}")
+    return np.frombuffer(blob, dtype=_BLOB_DTYPE).astype(np.float32)
+
+
+def _as_matrix(vectors: np.ndarray, dim: int, what: str) -> np.ndarray:
+    arr = np.asarray(vectors, dtype=np.float32)
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise ValueError(f"{what} must have shape (n, {dim}), not {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
+def _screen(sq_dist: np.ndarray, scale: np.ndarray | float, threshold: float) -> np.ndarray:
+    """Boolean mask of entries that may be within ``threshold`` despite float32 rounding."""
+    return sq_dist <= threshold * threshold + _SCREEN_TOLERANCE * scale
+
+
+class Gallery:
+    """An append-only set of face descriptors with their face and photo ids.
+
+    ``ids``, ``photo_ids`` and ``vectors`` are views of the filled part of the buffers, which
+    grow geometrically so appends are amortised O(1) per face.
+    """
+
+    def __init__(self, *, dim: int = DESCRIPTOR_SIZE, capacity: int = 1024) -> None:
+        self.dim = dim
+        capacity = max(1, capacity)
+        self._size = 0
+        self._ids = np.empty(capacity, dtype=np.int64)
+        self._photo_ids = np.empty(capacity, dtype=np.int64)
+        self._vectors = np.empty((capacity, dim), dtype=np.float32)
+        self._sq_norms = np.empty(capacity, dtype=np.float32)
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self._ids[: self._size]
+
+    @property
+    def photo_ids(self) -> np.ndarray:
+        return self._photo_ids[: self._size]
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self._vectors[: self._size]
+
+    @property
+    def sq_norms(self) -> np.ndarray:
+        return self._sq_norms[: self._size]
+
+    def append(self, ids: np.ndarray, photo_ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add faces: ``ids`` and ``photo_ids`` of shape (k,), ``vectors`` of shape (k, dim)."""
+        ids_arr = np.asarray(ids, dtype=np.int64).reshape(-1)
+        photo_arr = np.asarray(photo_ids, dtype=np.int64).reshape(-1)
+        vec_arr = _as_matrix(vectors, self.dim, "vectors")
+        count = len(ids_arr)
+        if len(photo_arr) != count or len(vec_arr) != count:
+            raise ValueError("ids, photo_ids and vectors must have the same length")
+        if not np.isfinite(vec_arr).all():
+            raise ValueError("vectors contain NaN or infinity")
+        self._reserve(self._size + count)
+        end = self._size + count
+        self._ids[self._size : end] = ids_arr
+        self._photo_ids[self._size : end] = photo_arr
+        self._vectors[self._size : end] = vec_arr
+        self._sq_norms[self._size : end] = np.einsum("ij,ij->i", vec_arr, vec_arr)
+        self._size = end
+
+    def _reserve(self, needed: int) -> None:
+        capacity = len(self._ids)
+        if needed <= capacity:
+            return
+        while capacity < needed:
+            capacity *= 2
+        for name in ("_ids", "_photo_ids", "_vectors", "_sq_norms"):
+            old = getattr(self, name)
+            new = np.empty((capacity, *old.shape[1:]), dtype=old.dtype)
+            new[: self._size] = old[: self._size]
+            setattr(self, name, new)
+
+    def match(self, probe: np.ndarray, *, threshold: float) -> list[tuple[int, int, float]]:
+        """Faces within ``threshold`` of ``probe``, keeping only the best face of each photo.
+
+        Returns ``(face_id, photo_id, distance)`` sorted by distance, then face id.
+        """
+        query = np.asarray(probe, dtype=np.float32).reshape(-1)
+        if query.shape != (self.dim,):
+            raise ValueError(f"probe must have shape ({self.dim},), not {query.shape}")
+        if self._size == 0:
+            return []
+        vectors = self.vectors
+        query_sq = float(query @ query)
+        sq_dist = self.sq_norms + np.float32(query_sq) - 2.0 * (vectors @ query)
+        candidates = np.flatnonzero(_screen(sq_dist, self.sq_norms + query_sq, threshold))
+        if candidates.size == 0:
+            return []
+        diff = vectors[candidates].astype(np.float64) - query.astype(np.float64)
+        distances = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        keep = distances <= threshold
+        candidates, distances = candidates[keep], distances[keep]
+        face_ids = self.ids[candidates]
+        photo_ids = self.photo_ids[candidates]
+        # Best face per photo: order by photo, then distance, then face id; take each first.
+        order = np.lexsort((face_ids, distances, photo_ids))
+        photo_sorted = photo_ids[order]
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = photo_sorted[1:] != photo_sorted[:-1]
+        best = order[first]
+        best = best[np.lexsort((face_ids[best], distances[best]))]
+        return [(int(face_ids[i]), int(photo_ids[i]), float(distances[i])) for i in best]
+
+
+def match_many(
+    probes: np.ndarray,
+    gallery_vectors: np.ndarray,
+    threshold: float,
+    *,
+    block_rows: int = 32_768,
+) -> list[tuple[int, int, float]]:
+    """All (probe_index, gallery_index, distance) pairs within ``threshold``.
+
+    For matching the few faces of a new photo against many selfies. Sorted by probe index,
+    then distance, then gallery index. The gallery is processed in blocks of ``block_rows``
+    so memory stays bounded for large galleries.
+    """
+    queries = np.atleast_2d(np.asarray(probes, dtype=np.float32))
+    dim = queries.shape[1] if queries.ndim == 2 else -1
+    queries = _as_matrix(queries, dim, "probes")
+    gallery = _as_matrix(gallery_vectors, dim, "gallery_vectors")
+    if len(queries) == 0 or len(gallery) == 0:
+        return []
+    query_sq = np.einsum("ij,ij->i", queries, queries)
+    results: list[tuple[int, int, float]] = []
+    for start in range(0, len(gallery), block_rows):
+        block = gallery[start : start + block_rows]
+        block_sq = np.einsum("ij,ij->i", block, block)
+        sq_dist = query_sq[:, None] + block_sq[None, :] - 2.0 * (queries @ block.T)
+        scale = query_sq[:, None] + block_sq[None, :]
+        rows, cols = np.nonzero(_screen(sq_dist, scale, threshold))
+        if rows.size == 0:
+            continue
+        diff = queries[rows].astype(np.float64) - block[cols].astype(np.float64)
+        distances = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        keep = distances <= threshold
+        results.extend(
+            zip(
+                rows[keep].tolist(),
+                (cols[keep] + start).tolist(),
+                distances[keep].tolist(),
+                strict=True,
+            )
+        )
+    results.sort(key=lambda item: (item[0], item[2], item[1]))
+    return results

@@ -1,0 +1,167 @@
+"""Behaviour of descriptor storage and euclidean matching (pure numpy, no dlib)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.faces.matching import Gallery, from_blob, match_many, to_blob
+
+
+def random_descriptors(rng: np.random.Generator, count: int) -> np.ndarray:
+    vectors = rng.normal(size=(count, 128)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors * rng.uniform(0.8, 1.2, size=(count, 1)).astype(np.float32)
+
+
+def near(rng: np.random.Generator, vector: np.ndarray, spread: float) -> np.ndarray:
+    return (vector + rng.normal(scale=spread, size=vector.shape)).astype(np.float32)
+
+
+def brute_force_best_per_photo(
+    gallery: Gallery, probe: np.ndarray, threshold: float
+) -> list[tuple[int, int, float]]:
+    distances = np.linalg.norm(gallery.vectors.astype(np.float64) - probe, axis=1)
+    best: dict[int, tuple[float, int]] = {}
+    for face_id, photo_id, dist in zip(gallery.ids, gallery.photo_ids, distances, strict=True):
+        if dist <= threshold and (int(photo_id) not in best or dist < best[int(photo_id)][0]):
+            best[int(photo_id)] = (float(dist), int(face_id))
+    return sorted(
+        ((face_id, photo_id, dist) for photo_id, (dist, face_id) in best.items()),
+        key=lambda item: item[2],
+    )
+
+
+# --- storage format -----------------------------------------------------------------------
+
+
+def test_blob_round_trip_is_exact_and_little_endian_float32() -> None:
+    vector = np.random.default_rng(1).normal(size=128).astype(np.float32)
+    blob = to_blob(vector)
+    assert len(blob) == 512
+    assert blob == vector.astype("<f4").tobytes()
+    restored = from_blob(blob)
+    assert restored.dtype == np.float32 and restored.shape == (128,)
+    assert np.array_equal(restored, vector)
+    restored[0] = 1.0  # a writable copy, not a view of the blob
+
+
+def test_blob_of_the_wrong_length_is_refused() -> None:
+    with pytest.raises(ValueError, match="512 bytes"):
+        from_blob(b"\x00" * 508)
+
+
+def test_descriptor_of_the_wrong_shape_or_with_nan_cannot_be_stored() -> None:
+    with pytest.raises(ValueError):
+        to_blob(np.zeros(127, dtype=np.float32))
+    with pytest.raises(ValueError):
+        to_blob(np.zeros((1, 128), dtype=np.float32))
+    with pytest.raises(ValueError):
+        to_blob(np.full(128, np.nan, dtype=np.float32))
+
+
+def test_float64_descriptors_are_stored_as_float32() -> None:
+    vector = np.linspace(-1, 1, 128)
+    assert np.allclose(from_blob(to_blob(vector)), vector, atol=1e-7)
+
+
+# --- one probe against an event gallery ---------------------------------------------------
+
+
+def test_gallery_match_equals_brute_force_numpy_norm() -> None:
+    rng = np.random.default_rng(2)
+    vectors = random_descriptors(rng, 3000)
+    gallery = Gallery(capacity=16)
+    for start in range(0, 3000, 700):  # several appends, forcing growth
+        stop = min(start + 700, 3000)
+        ids = np.arange(start, stop) + 10_000
+        gallery.append(ids, ids // 5, vectors[start:stop])
+    assert len(gallery) == 3000
+    assert np.array_equal(gallery.vectors, vectors)
+
+    for probe in (near(rng, vectors[17], 0.02), near(rng, vectors[2500], 0.04), vectors[9]):
+        for threshold in (0.3, 0.6, 1.2):
+            expected = brute_force_best_per_photo(gallery, probe, threshold)
+            got = gallery.match(probe, threshold=threshold)
+            assert [(f, p) for f, p, _ in got] == [(f, p) for f, p, _ in expected]
+            assert np.allclose([d for *_, d in got], [d for *_, d in expected], atol=1e-6)
+
+
+def test_only_the_best_face_per_photo_is_returned_sorted_by_distance() -> None:
+    probe = np.zeros(128, dtype=np.float32)
+    vectors = np.zeros((5, 128), dtype=np.float32)
+    vectors[:, 0] = [0.30, 0.10, 0.45, 0.20, 0.90]
+    gallery = Gallery()
+    gallery.append(
+        np.array([1, 2, 3, 4, 5]),  # face ids
+        np.array([7, 7, 8, 9, 9]),  # photo ids
+        vectors,
+    )
+    result = gallery.match(probe, threshold=0.5)
+    assert [(f, p) for f, p, _ in result] == [(2, 7), (4, 9), (3, 8)]
+    assert [round(d, 6) for *_, d in result] == [0.1, 0.2, 0.45]
+
+
+def test_threshold_is_inclusive_and_exact_at_the_boundary() -> None:
+    probe = np.zeros(128, dtype=np.float32)
+    vectors = np.zeros((1, 128), dtype=np.float32)
+    vectors[0, 5] = 0.5
+    gallery = Gallery()
+    gallery.append(np.array([1]), np.array([1]), vectors)
+    assert gallery.match(probe, threshold=0.5) == [(1, 1, 0.5)]
+    assert gallery.match(probe, threshold=0.4999999) == []
+
+
+def test_an_identical_descriptor_matches_at_distance_zero_not_nan() -> None:
+    rng = np.random.default_rng(3)
+    vectors = random_descriptors(rng, 100)
+    gallery = Gallery()
+    gallery.append(np.arange(100), np.arange(100), vectors)
+    face_id, photo_id, dist = gallery.match(vectors[42], threshold=0.1)[0]
+    assert (face_id, photo_id, dist) == (42, 42, 0.0)
+
+
+def test_an_empty_gallery_matches_nothing() -> None:
+    assert Gallery().match(np.zeros(128, dtype=np.float32), threshold=0.6) == []
+
+
+def test_mismatched_inputs_are_refused() -> None:
+    gallery = Gallery()
+    with pytest.raises(ValueError):
+        gallery.append(np.arange(2), np.arange(3), np.zeros((2, 128)))
+    with pytest.raises(ValueError):
+        gallery.append(np.arange(2), np.arange(2), np.zeros((2, 64)))
+    with pytest.raises(ValueError):
+        gallery.match(np.zeros(64, dtype=np.float32), threshold=0.6)
+
+
+# --- a few photo faces against many selfies -----------------------------------------------
+
+
+def test_match_many_equals_brute_force_numpy_norm() -> None:
+    rng = np.random.default_rng(4)
+    selfies = random_descriptors(rng, 2000)
+    probes = np.stack([near(rng, selfies[i], 0.03) for i in (5, 5, 1999, 700)])
+    probes = np.vstack([probes, random_descriptors(rng, 2)])
+    threshold = 0.6
+
+    result = match_many(probes, selfies, threshold, block_rows=512)
+
+    distances = np.linalg.norm(probes[:, None, :].astype(np.float64) - selfies[None, :, :], axis=2)
+    expected = sorted(
+        (
+            (int(p), int(g), float(distances[p, g]))
+            for p, g in zip(*np.nonzero(distances <= threshold), strict=True)
+        ),
+        key=lambda item: (item[0], item[2], item[1]),
+    )
+    assert [(p, g) for p, g, _ in result] == [(p, g) for p, g, _ in expected]
+    assert np.allclose([d for *_, d in result], [d for *_, d in expected], atol=1e-6)
+    assert {(p, g) for p, g, _ in result} >= {(0, 5), (1, 5), (2, 1999), (3, 700)}
+
+
+def test_match_many_with_no_probes_or_no_selfies_matches_nothing() -> None:
+    empty = np.zeros((0, 128), dtype=np.float32)
+    some = random_descriptors(np.random.default_rng(5), 3)
+    assert match_many(empty, some, 0.6) == []
+    assert match_many(some, empty, 0.6) == []
