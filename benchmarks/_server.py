@@ -24,7 +24,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(workers: int = 2, env: dict[str, str] | None = None) -> Iterator[tuple[str, dict[str, str]]]:
+def running_server(
+    workers: int = 2, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, dict[str, str]]]:
     """Yield (base_url, environment); the database is migrated, the server stopped after."""
     data = Path(tempfile.mkdtemp(prefix="bench-"))
     port = free_port()

@@ -46,18 +46,38 @@ def main() -> None:
 
     with running_server(workers=args.workers) as (base, env):
         subprocess.run(
-            [sys.executable, "-m", "app", "create-organizer", "--username", "org", "--email", "org@example.com",
-             "--password", PASSWORD],
-            cwd=ROOT, env=env, check=True, capture_output=True,
+            [
+                sys.executable,
+                "-m",
+                "app",
+                "create-organizer",
+                "--username",
+                "org",
+                "--email",
+                "org@example.com",
+                "--password",
+                PASSWORD,
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
         )
         with httpx.Client(base_url=base, timeout=30) as c:
             token = c.post("/api/login", json={"login": "org", "password": PASSWORD}).json()["access_token"]
-            code = c.post("/api/events", json={"name": "Bench"},
-                          headers={"Authorization": f"Bearer {token}"}).json()["code"]
+            code = c.post(
+                "/api/events", json={"name": "Bench"}, headers={"Authorization": f"Bearer {token}"}
+            ).json()["code"]
             for i in range(args.concurrency):
-                r = c.post("/api/register-with-event-code", json={
-                    "event_code": code, "username": f"guest{i}", "email": f"g{i}@example.com",
-                    "password": PASSWORD})
+                r = c.post(
+                    "/api/register-with-event-code",
+                    json={
+                        "event_code": code,
+                        "username": f"guest{i}",
+                        "email": f"g{i}@example.com",
+                        "password": PASSWORD,
+                    },
+                )
                 assert r.status_code == 201, r.text
 
         # One login alone, sequentially: the latency a guest sees on an idle server.
@@ -67,7 +87,9 @@ def main() -> None:
                 t = time.perf_counter()
                 assert c.post("/api/login", json={"login": "guest0", "password": PASSWORD}).status_code == 200
                 idle.append((time.perf_counter() - t) * 1000)
-        print(f"login on an idle server: p50 {percentile(idle, 50):.1f} ms, p95 {percentile(idle, 95):.1f} ms")
+        print(
+            f"login on an idle server: p50 {percentile(idle, 50):.1f} ms, p95 {percentile(idle, 95):.1f} ms"
+        )
 
         stop = threading.Event()
         login_ms: list[float] = []
@@ -96,11 +118,15 @@ def main() -> None:
                     time.sleep(0.05)
             stop.set()
 
-    print(f"{args.concurrency} concurrent logins for {args.seconds:.0f} s on {args.workers} workers: "
-          f"{len(login_ms)} logins, {len(login_ms) / (args.seconds + 1):.1f}/s, errors {errors}, "
-          f"p50 {percentile(login_ms, 50):.0f} ms, p95 {percentile(login_ms, 95):.0f} ms")
-    print(f"/api/health-check meanwhile: {len(health_ms)} requests, p50 {percentile(health_ms, 50):.1f} ms, "
-          f"p95 {percentile(health_ms, 95):.1f} ms, max {max(health_ms):.1f} ms")
+    print(
+        f"{args.concurrency} concurrent logins for {args.seconds:.0f} s on {args.workers} workers: "
+        f"{len(login_ms)} logins, {len(login_ms) / (args.seconds + 1):.1f}/s, errors {errors}, "
+        f"p50 {percentile(login_ms, 50):.0f} ms, p95 {percentile(login_ms, 95):.0f} ms"
+    )
+    print(
+        f"/api/health-check meanwhile: {len(health_ms)} requests, p50 {percentile(health_ms, 50):.1f} ms, "
+        f"p95 {percentile(health_ms, 95):.1f} ms, max {max(health_ms):.1f} ms"
+    )
 
 
 if __name__ == "__main__":
