@@ -11,7 +11,7 @@ from app.accounts.deps import CurrentOrganizer, CurrentUser
 from app.core import storage
 from app.core.config import get_settings
 from app.core.database import SessionDep
-from app.core.errors import AppError
+from app.core.errors import AppError, PayloadTooLarge
 from app.events.service import get_managed_event
 from app.photos import service
 from app.photos.models import PhotoStatus
@@ -33,7 +33,12 @@ def upload_photos(
     on its own, with a reason, and does not stop the others.
     """
     event = get_managed_event(session=session, organizer=organizer, event_id=event_id)
-    limit = get_settings().photo_max_bytes
+    settings = get_settings()
+    if len(files) > settings.photo_upload_max_files:
+        raise PayloadTooLarge(
+            f"Send at most {settings.photo_upload_max_files} photos per request.", code="too_many_files"
+        )
+    limit = settings.photo_max_bytes
     accepted: list[AcceptedPhoto] = []
     rejected: list[RejectedPhoto] = []
     for upload in files:

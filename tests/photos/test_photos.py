@@ -172,3 +172,13 @@ def test_no_faces_are_stored_twice_for_one_photo(client: TestClient, session: Se
     drain_jobs()
     assert drain_jobs() == 0
     assert session.scalar(select(func.count()).select_from(Face)) == 1
+
+
+def test_too_many_files_in_one_request_is_413(
+    client: TestClient, org: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(get_settings(), "photo_upload_max_files", 2)
+    event = make_event(client, org)
+    files = [("files", (f"{i}.png", fixture_bytes("Tom_Hanks_54745.png"))) for i in range(3)]
+    r = client.post(f"/api/events/{event['id']}/photos", files=files, headers=org)
+    assert (r.status_code, r.json()["error"]["code"]) == (413, "too_many_files")

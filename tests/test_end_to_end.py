@@ -1,0 +1,93 @@
+"""The real server: Gunicorn with gunicorn_config.py, two web workers and the embedded
+face-worker pool, driven over HTTP through the whole guest journey."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import httpx
+
+from benchmarks._server import ROOT, running_server
+from tests.helpers import PASSWORD, fixture_bytes
+
+
+def _wait(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_guest_journey_against_gunicorn_with_the_embedded_face_workers(clean_db: None) -> None:
+    with running_server(workers=2, env={"FACE_WORKERS": "1"}) as (base, env):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "app",
+                "create-organizer",
+                "--username",
+                "boss",
+                "--email",
+                "boss@example.com",
+                "--password",
+                PASSWORD,
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        with httpx.Client(base_url=base, timeout=30) as c:
+            org = {
+                "Authorization": "Bearer "
+                + c.post("/api/login", json={"login": "boss", "password": PASSWORD}).json()["access_token"]
+            }
+            event = c.post("/api/events", json={"name": "Gala"}, headers=org).json()
+            files = [
+                ("files", ("a.jpg", fixture_bytes("obama2.jpg"))),
+                ("files", ("b.jpg", fixture_bytes("biden.jpg"))),
+            ]
+            accepted = c.post(f"/api/events/{event['id']}/photos", files=files, headers=org).json()[
+                "accepted"
+            ]
+            _wait(
+                lambda: c.get(f"/api/events/{event['id']}", headers=org).json()["photos"]["indexed"] == 2,
+                120,
+                "indexing",
+            )
+
+            assert c.post("/api/check-event-code", json={"code": event["code"]}).status_code == 200
+            assert c.get("/api/check-user-availability", params={"username": "alice"}).json()["username"][
+                "available"
+            ]
+            r = c.post(
+                "/api/register-with-event-code",
+                json={
+                    "event_code": event["code"],
+                    "username": "alice",
+                    "email": "alice@example.com",
+                    "password": PASSWORD,
+                },
+            )
+            assert r.status_code == 201
+            guest = {
+                "Authorization": "Bearer "
+                + c.post("/api/login", json={"login": "alice", "password": PASSWORD}).json()["access_token"]
+            }
+            r = c.post(
+                "/api/upload-selfie", files={"file": ("me.jpg", fixture_bytes("obama.jpg"))}, headers=guest
+            )
+            assert r.status_code == 202, r.text
+            _wait(lambda: c.get("/api/selfie", headers=guest).json()["status"] == "ready", 60, "matching")
+            photos = c.get("/api/my-photos", headers=guest).json()["photos"]
+            assert [p["id"] for p in photos] == [accepted[0]["id"]]
+            assert c.get(photos[0]["thumbnail_url"], headers=guest).status_code == 200
+            r = c.post(
+                "/api/upload-selfie", files={"file": ("g.jpg", fixture_bytes("t1.jpg"))}, headers=guest
+            )
+            assert (r.status_code, r.json()["error"]["code"]) == (422, "multiple_faces")
