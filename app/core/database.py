@@ -157,15 +157,8 @@ def session_scope() -> Iterator[Session]:
 
 def get_session() -> Iterator[Session]:
     """One session per request; the one place that commits or rolls back."""
-    session = get_sessionmaker()()
-    try:
+    with session_scope() as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 # scope="function": commit before the response is sent, so a failed commit is an error

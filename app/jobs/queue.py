@@ -10,12 +10,14 @@ claimable again when it expires. Every write a worker makes about a job is *fenc
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from app.core.config import Settings
 from app.core.database import utcnow
 from app.jobs.models import LeasedJob
 
@@ -120,3 +122,88 @@ def retry_later(
 def release_values() -> dict[str, Any]:
     """Columns that end a lease, to merge into a job's final fenced update."""
     return {"lease_owner": None, "lease_expires_at": None, "available_at": None}
+
+
+def claim_next(
+    session: Session,
+    model: type[J],
+    *,
+    todo: tuple[str, ...],
+    worker_id: str,
+    settings: Settings,
+    set_status: str | None = None,
+) -> J | None:
+    """Claim and load the next job of ``model``, or None when there is none."""
+    job_id = claim(
+        session,
+        model,
+        todo=todo,
+        worker_id=worker_id,
+        lease_seconds=settings.job_lease_seconds,
+        set_status=set_status,
+    )
+    if job_id is None:
+        return None
+    if settings.worker_chaos_pause_seconds:  # fault injection: be killable mid-job
+        time.sleep(settings.worker_chaos_pause_seconds)
+    return session.get(model, job_id)
+
+
+def finish(session: Session, model: Any, job_id: int, worker_id: str, **values: Any) -> bool:
+    """The job's final fenced update, ending its lease. Commits with it everything the
+    session holds (faces, matches...) only if the job is still this worker's."""
+    ok = fenced_update(session, model, job_id, worker_id, **values, **release_values())
+    if ok:
+        session.commit()
+    else:
+        session.rollback()
+    return ok
+
+
+def gave_up(job: LeasedJob, settings: Settings) -> dict[str, str] | None:
+    """Failure columns when the job already used all its attempts (its workers kept dying)."""
+    if job.attempts <= settings.job_max_attempts:
+        return None
+    last = f" Last error: {job.error_message}" if job.error_message else ""
+    return {
+        "error_code": job.error_code or "gave_up",
+        "error_message": f"Gave up after {settings.job_max_attempts} attempts.{last}",
+    }
+
+
+def crashed(
+    session: Session,
+    model: Any,
+    job: LeasedJob,
+    job_id: int,
+    worker_id: str,
+    *,
+    exc: BaseException,
+    settings: Settings,
+    retry_status: str,
+    failed_status: str,
+) -> None:
+    """An unexpected error: retry later with backoff, or fail once attempts are used up."""
+    session.rollback()
+    message = f"{type(exc).__name__}: {exc}"
+    if job.attempts >= settings.job_max_attempts:
+        finish(
+            session,
+            model,
+            job_id,
+            worker_id,
+            status=failed_status,
+            error_code="processing_error",
+            error_message=message[:2000],
+        )
+    else:
+        retry_later(
+            session,
+            model,
+            job_id,
+            worker_id,
+            status=retry_status,
+            error_code="processing_error",
+            error_message=message,
+            attempts=job.attempts,
+        )

@@ -4,7 +4,6 @@ All photo queries live here."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -128,17 +127,9 @@ def served_file(photo: Photo, *, thumbnail: bool) -> tuple[str, str]:
 
 
 def _fail(session: Session, photo: Photo, worker_id: str, code: str, message: str) -> None:
-    queue.fenced_update(
-        session,
-        Photo,
-        photo.id,
-        worker_id,
-        status=PhotoStatus.failed,
-        error_code=code,
-        error_message=message,
-        **queue.release_values(),
+    queue.finish(
+        session, Photo, photo.id, worker_id, status=PhotoStatus.failed, error_code=code, error_message=message
     )
-    session.commit()
     log.warning("photo %s failed: %s: %s", photo.id, code, message)
 
 
@@ -169,29 +160,20 @@ def index_next_photo(*, worker_id: str, engine: FaceEngine, settings: Settings |
     """Claim and index one photo; False when there was nothing to do."""
     settings = settings or get_settings()
     with session_scope() as session:
-        job_id = queue.claim(
+        photo = queue.claim_next(
             session,
             Photo,
             todo=(PhotoStatus.pending, PhotoStatus.processing),
             worker_id=worker_id,
-            lease_seconds=settings.job_lease_seconds,
+            settings=settings,
             set_status=PhotoStatus.processing,
         )
-        if job_id is None:
+        if photo is None:
             return False
-        photo = session.get(Photo, job_id)
-        assert photo is not None
-        if photo.attempts > settings.job_max_attempts:
-            _fail(
-                session,
-                photo,
-                worker_id,
-                photo.error_code or "gave_up",
-                f"Gave up after {settings.job_max_attempts} attempts. {photo.error_message or ''}".strip(),
-            )
+        photo_id = photo.id
+        if failure := queue.gave_up(photo, settings):
+            _fail(session, photo, worker_id, failure["error_code"], failure["error_message"])
             return True
-        if settings.worker_chaos_pause_seconds:
-            time.sleep(settings.worker_chaos_pause_seconds)
         try:
             data = storage.load(photo.original_key)
             faces = engine.index_photo(data)
@@ -203,26 +185,27 @@ def index_next_photo(*, worker_id: str, engine: FaceEngine, settings: Settings |
             _fail(session, photo, worker_id, exc.code, exc.message)
             return True
         except Exception as exc:
-            log.exception("indexing photo %s failed", photo.id)
-            if photo.attempts >= settings.job_max_attempts:
-                _fail(session, photo, worker_id, "processing_error", f"{type(exc).__name__}: {exc}")
-            else:
-                queue.retry_later(
-                    session,
-                    Photo,
-                    photo.id,
-                    worker_id,
-                    status=PhotoStatus.pending,
-                    error_code="processing_error",
-                    error_message=f"{type(exc).__name__}: {exc}",
-                    attempts=photo.attempts,
-                )
+            log.exception("indexing photo %s failed", photo_id)
+            queue.crashed(
+                session,
+                Photo,
+                photo,
+                photo_id,
+                worker_id,
+                exc=exc,
+                settings=settings,
+                retry_status=PhotoStatus.pending,
+                failed_status=PhotoStatus.failed,
+            )
             return True
 
-        done = queue.fenced_update(
+        face_ids = faces_service.store_faces(
+            session=session, photo_id=photo_id, event_id=photo.event_id, faces=faces
+        )
+        done = queue.finish(
             session,
             Photo,
-            photo.id,
+            photo_id,
             worker_id,
             status=PhotoStatus.indexed,
             faces_count=len(faces),
@@ -232,18 +215,11 @@ def index_next_photo(*, worker_id: str, engine: FaceEngine, settings: Settings |
             indexed_at=utcnow(),
             error_code=None,
             error_message=None,
-            **queue.release_values(),
         )
-        if not done:  # our lease expired and another worker owns the job now
-            session.rollback()
-            return True
-        face_ids = faces_service.store_faces(
-            session=session, photo_id=photo.id, event_id=photo.event_id, faces=faces
-        )
-        session.commit()
-        # Matched after the faces are committed: a selfie accepted concurrently either sees
-        # these faces or is seen here (its descriptor is committed before it matches).
-        _match_against_guests(session, photo, face_ids, faces, settings)
+        if done:
+            # Matched after the faces are committed: a selfie accepted concurrently either
+            # sees these faces or is seen here (its descriptor is committed before it matches).
+            _match_against_guests(session, photo, face_ids, faces, settings)
     return True
 
 

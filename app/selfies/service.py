@@ -4,7 +4,6 @@ the guest's matched photos. All selfie queries live here."""
 from __future__ import annotations
 
 import logging
-import time
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -142,16 +141,6 @@ def rematch(*, session: Session, user_id: int) -> None:
 # --- worker side ---------------------------------------------------------------------
 
 
-def _finish(session: Session, selfie_id: int, worker_id: str, **values: object) -> bool:
-    """Final fenced update; commits with it (e.g. the matches) only if still ours."""
-    ok = queue.fenced_update(session, Selfie, selfie_id, worker_id, **values, **queue.release_values())
-    if ok:
-        session.commit()
-    else:
-        session.rollback()
-    return ok
-
-
 def _accept(session: Session, selfie: Selfie, worker_id: str, descriptor: bytes) -> bool:
     """Store the descriptor and make this selfie the user's only one (indexed deletes)."""
     newer = session.scalar(
@@ -196,29 +185,19 @@ def process_next_selfie(*, worker_id: str, engine: FaceEngine, settings: Setting
     """Claim one selfie: check its face (if not done yet), then compute its matches."""
     settings = settings or get_settings()
     with session_scope() as session:
-        job_id = queue.claim(
+        selfie = queue.claim_next(
             session,
             Selfie,
             todo=(SelfieStatus.pending, SelfieStatus.matching),
             worker_id=worker_id,
-            lease_seconds=settings.job_lease_seconds,
+            settings=settings,
         )
-        if job_id is None:
+        if selfie is None:
             return False
-        selfie = session.get(Selfie, job_id)
-        assert selfie is not None
-        if selfie.attempts > settings.job_max_attempts:
-            _finish(
-                session,
-                selfie.id,
-                worker_id,
-                status=SelfieStatus.failed,
-                error_code=selfie.error_code or "gave_up",
-                error_message=f"Gave up after {settings.job_max_attempts} attempts.",
-            )
+        selfie_id, status = selfie.id, selfie.status
+        if failure := queue.gave_up(selfie, settings):
+            queue.finish(session, Selfie, selfie_id, worker_id, status=SelfieStatus.failed, **failure)
             return True
-        if settings.worker_chaos_pause_seconds:
-            time.sleep(settings.worker_chaos_pause_seconds)
         try:
             if selfie.descriptor is None:
                 analysis = engine.analyze_selfie(storage.load(selfie.image_key), strict=selfie.strict)
@@ -229,17 +208,20 @@ def process_next_selfie(*, worker_id: str, engine: FaceEngine, settings: Setting
                 descriptor = from_blob(selfie.descriptor)
             faces_service.match_selfie(
                 session=session,
-                selfie_id=selfie.id,
+                selfie_id=selfie_id,
                 user_id=selfie.user_id,
                 descriptor=descriptor,
                 threshold=settings.face_match_threshold,
             )
-            _finish(session, selfie.id, worker_id, status=SelfieStatus.ready, matched_at=utcnow())
+            queue.finish(
+                session, Selfie, selfie_id, worker_id, status=SelfieStatus.ready, matched_at=utcnow()
+            )
         except AppError as exc:  # the face check refused it: the reason is for the guest
             session.rollback()
-            _finish(
+            queue.finish(
                 session,
-                selfie.id,
+                Selfie,
+                selfie_id,
                 worker_id,
                 status=SelfieStatus.rejected,
                 error_code=exc.code,
@@ -248,35 +230,26 @@ def process_next_selfie(*, worker_id: str, engine: FaceEngine, settings: Setting
             )
         except FileNotFoundError:
             session.rollback()
-            _finish(
+            queue.finish(
                 session,
-                selfie.id,
+                Selfie,
+                selfie_id,
                 worker_id,
                 status=SelfieStatus.failed,
                 error_code="original_missing",
                 error_message="The uploaded selfie is missing from storage.",
             )
         except Exception as exc:
-            log.exception("selfie %s failed", selfie.id)
-            session.rollback()
-            if selfie.attempts >= settings.job_max_attempts:
-                _finish(
-                    session,
-                    selfie.id,
-                    worker_id,
-                    status=SelfieStatus.failed,
-                    error_code="processing_error",
-                    error_message=f"{type(exc).__name__}: {exc}",
-                )
-            else:
-                queue.retry_later(
-                    session,
-                    Selfie,
-                    selfie.id,
-                    worker_id,
-                    status=selfie.status,
-                    error_code="processing_error",
-                    error_message=f"{type(exc).__name__}: {exc}",
-                    attempts=selfie.attempts,
-                )
+            log.exception("selfie %s failed", selfie_id)
+            queue.crashed(
+                session,
+                Selfie,
+                selfie,
+                selfie_id,
+                worker_id,
+                exc=exc,
+                settings=settings,
+                retry_status=status,
+                failed_status=SelfieStatus.failed,
+            )
     return True
