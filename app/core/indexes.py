@@ -20,45 +20,119 @@ class IndexDef:
     table: str
     columns: tuple[str, ...]
     serves: str
+    query: str  # the hot query it serves, with :named parameters (EXPLAIN, probes, benchmarks)
     unique: bool = False
 
     def sql_columns(self) -> str:
         return ", ".join(self.columns)
 
 
+# Parameter values for the queries above; any existing or missing row works for EXPLAIN.
+QUERY_PARAMS = {"code": "SUMMER-7K2Q", "v": "alice", "user_id": 1, "event_id": 1, "photo_id": 1, "after": 0}
+
 PERFORMANCE_INDEXES: tuple[IndexDef, ...] = (
-    IndexDef("uq_events_code", "events", ("code",), "check-event-code / register: event by code", True),
     IndexDef(
-        "uq_users_username_lower", "users", ("lower(username)",), "login / availability by username", True
+        "uq_events_code",
+        "events",
+        ("code",),
+        "check-event-code, register: event by code",
+        "SELECT id, is_open FROM events WHERE code = :code",
+        unique=True,
     ),
-    IndexDef("uq_users_email_lower", "users", ("lower(email)",), "login / availability by email", True),
+    IndexDef(
+        "uq_users_username_lower",
+        "users",
+        ("lower(username)",),
+        "login, availability: user by username",
+        "SELECT id FROM users WHERE lower(username) = :v",
+        unique=True,
+    ),
+    IndexDef(
+        "uq_users_email_lower",
+        "users",
+        ("lower(email)",),
+        "login, availability: user by email",
+        "SELECT id FROM users WHERE lower(email) = :v",
+        unique=True,
+    ),
     IndexDef(
         "uq_event_memberships_user_id_event_id",
         "event_memberships",
         ("user_id", "event_id"),
-        "a user's events (/api/me, my-photos), is-member checks",
-        True,
+        "a guest's events (/api/me, my-photos), one membership per pair",
+        "SELECT event_id FROM event_memberships WHERE user_id = :user_id",
+        unique=True,
     ),
-    IndexDef("ix_event_memberships_event_id", "event_memberships", ("event_id",), "an event's guests"),
+    IndexDef(
+        "ix_event_memberships_event_id",
+        "event_memberships",
+        ("event_id",),
+        "an event's guests (counts, matching a new photo)",
+        "SELECT count(*) FROM event_memberships WHERE event_id = :event_id",
+    ),
     IndexDef(
         "ix_face_matches_user_id_distance",
         "face_matches",
         ("user_id", "distance"),
-        "my-photos (best first); deleting a guest's matches on a new selfie",
+        "my-photos best first; deleting a guest's matches when a new selfie replaces the old",
+        "SELECT photo_id, distance FROM face_matches WHERE user_id = :user_id ORDER BY distance",
     ),
-    IndexDef("ix_face_matches_photo_id", "face_matches", ("photo_id",), "who may see a photo"),
+    IndexDef(
+        "ix_face_matches_photo_id",
+        "face_matches",
+        ("photo_id",),
+        "the guests matched in a photo",
+        "SELECT user_id FROM face_matches WHERE photo_id = :photo_id",
+    ),
     IndexDef(
         "ix_face_matches_event_id_user_id",
         "face_matches",
         ("event_id", "user_id"),
         "my-photos for one event",
+        "SELECT photo_id FROM face_matches WHERE event_id = :event_id AND user_id = :user_id",
     ),
-    IndexDef("ix_faces_photo_id", "faces", ("photo_id",), "a photo's faces"),
-    IndexDef("ix_faces_event_id_id", "faces", ("event_id", "id"), "loading an event's face gallery"),
-    IndexDef("ix_photos_event_id_status", "photos", ("event_id", "status"), "per-event progress counts"),
-    IndexDef("ix_photos_status_id", "photos", ("status", "id"), "workers claiming the next photo"),
-    IndexDef("ix_selfies_status_id", "selfies", ("status", "id"), "workers claiming the next selfie"),
-    IndexDef("ix_selfies_user_id", "selfies", ("user_id",), "a guest's current selfie"),
+    IndexDef(
+        "ix_faces_photo_id",
+        "faces",
+        ("photo_id",),
+        "a photo's faces",
+        "SELECT id FROM faces WHERE photo_id = :photo_id",
+    ),
+    IndexDef(
+        "ix_faces_event_id_id",
+        "faces",
+        ("event_id", "id"),
+        "loading an event's face gallery",
+        "SELECT id, photo_id FROM faces WHERE event_id = :event_id AND id > :after ORDER BY id",
+    ),
+    IndexDef(
+        "ix_photos_event_id_status",
+        "photos",
+        ("event_id", "status"),
+        "per-event indexing progress",
+        "SELECT status, count(*) FROM photos WHERE event_id = :event_id GROUP BY status",
+    ),
+    IndexDef(
+        "ix_photos_status_id",
+        "photos",
+        ("status", "id"),
+        "face workers claiming the next photo",
+        "SELECT id FROM photos WHERE status = 'pending' ORDER BY id LIMIT 1",
+    ),
+    IndexDef(
+        "ix_selfies_status_id",
+        "selfies",
+        ("status", "id"),
+        "face workers claiming the next selfie",
+        "SELECT id FROM selfies WHERE status = 'pending' ORDER BY id LIMIT 1",
+    ),
+    IndexDef(
+        "ix_selfies_user_id",
+        "selfies",
+        ("user_id",),
+        "a guest's current selfie",
+        "SELECT id FROM selfies WHERE user_id = :user_id ORDER BY id DESC LIMIT 1",
+    ),
 )
 
 _LOWER = re.compile(r"^lower\((\w+)\)$")
