@@ -1,43 +1,147 @@
-"""Gunicorn settings: ``gunicorn main:app -c gunicorn_config.py``.
+"""Gunicorn settings and hooks: ``gunicorn main:app -c gunicorn_config.py``.
 
-Every value can be overridden by the environment. Workers are Uvicorn workers; each
-builds its own database engine after the fork (see ``app.core.database``).
+Every value can be overridden by the environment (see the README, "Operations") and the
+effective configuration is printed once when the server is ready. Each web worker builds
+its own database engine after the fork (``app.core.database``); the master starts one
+embedded face-worker pool for the whole server.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import logging
 import os
+import shutil
 import subprocess
 import sys
+import time
+from pathlib import Path
+from typing import Any
 
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104
-workers = int(os.environ.get("WEB_CONCURRENCY", "8"))
+from app.core.config import get_settings
+from app.ops import server as checks
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _flag(name: str, default: bool) -> bool:
+    return os.environ.get(name, str(default)).strip().lower() not in ("0", "false", "no", "off", "")
+
+
+settings = get_settings()
+host = os.environ.get("HOST", "0.0.0.0")  # noqa: S104 - a server listens on all interfaces unless told
+port = _int("PORT", 8000)
+
+bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+workers = _int("WEB_CONCURRENCY", 8)  # the original plan's 8; see docs/PERFORMANCE.md
 worker_class = "uvicorn_worker.UvicornWorker"
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
-keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
-accesslog = "-"
-errorlog = "-"
-loglevel = os.environ.get("LOG_LEVEL", "info")
+timeout = _int("GUNICORN_TIMEOUT", 60)
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+keepalive = _int("GUNICORN_KEEPALIVE", 5)
+backlog = _int("GUNICORN_BACKLOG", 2048)
+# Recycle workers now and then (leaks in native libraries), staggered so they never all
+# restart at once.
+max_requests = _int("GUNICORN_MAX_REQUESTS", 10000)
+max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 1000)
+# The heartbeat file lives in memory: a slow disk must not make the master kill workers.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 preload_app = False
-cpu_count = multiprocessing.cpu_count()
 
+_log_dir = os.environ.get("GUNICORN_LOG_DIR")
+if _log_dir:
+    Path(_log_dir).mkdir(parents=True, exist_ok=True)
+accesslog = os.path.join(_log_dir, "access.log") if _log_dir else ("-" if _flag("ACCESS_LOG", True) else None)
+errorlog = os.path.join(_log_dir, "error.log") if _log_dir else "-"
+loglevel = os.environ.get("LOG_LEVEL", "info")
 
-# The embedded face-worker pool: one per server instance (not one per web worker), so
-# `make run` needs no second command. Set EMBEDDED_FACE_WORKERS=false when the face
-# workers run elsewhere (`python -m app.worker` on other processes or machines).
+face_workers = settings.face_workers if _flag("EMBEDDED_FACE_WORKERS", settings.embedded_face_workers) else 0
+
+# prometheus-client multiprocess mode: set before any worker imports prometheus_client.
+_prometheus_dir = settings.data_dir / "prometheus"
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_prometheus_dir)
+
 _face_pool: subprocess.Popen[bytes] | None = None
+_summary: list[str] = []
 
 
-def on_starting(server: object) -> None:
+def on_starting(server: Any) -> None:
+    """Master, before binding: fail clearly or fix what the original plan's troubleshooting
+    section had to explain, then start the face workers."""
     global _face_pool
-    if os.environ.get("EMBEDDED_FACE_WORKERS", "true").lower() in ("0", "false", "no"):
-        return
-    _face_pool = subprocess.Popen([sys.executable, "-m", "app.worker"])
+    log = server.log
+    problem = checks.port_problem(host, port)
+    if problem:
+        log.error(problem)
+        sys.exit(1)
+    _summary.append(checks.raise_open_files_limit(_int("NOFILE_LIMIT", 65536)))
+
+    os.environ["SERVER_STARTED_AT"] = str(time.time())
+    for folder in (_prometheus_dir, settings.data_dir / "stats"):
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+
+    budget = checks.Budget(workers, settings.db_pool_size, settings.db_max_overflow, face_workers)
+    capacity = None if settings.is_sqlite else checks.postgres_capacity(settings.sqlalchemy_url)
+    fits, lines = checks.budget_report(budget, capacity)
+    for line in lines:
+        (log.info if fits else log.error)(line)
+    _summary.extend(lines[:2])
+
+    if face_workers:
+        command = [sys.executable, "-m", "app.worker", "--processes", str(face_workers)]
+        _face_pool = subprocess.Popen(command)  # noqa: S603
 
 
-def on_exit(server: object) -> None:
+def when_ready(server: Any) -> None:
+    """Print the effective configuration once."""
+    rows = [
+        ("bind", ", ".join(bind)),
+        ("workers", f"{workers} x {worker_class}"),
+        ("timeouts", f"timeout {timeout}s, graceful {graceful_timeout}s, keepalive {keepalive}s"),
+        ("max_requests", f"{max_requests} (+ jitter {max_requests_jitter})"),
+        ("worker_tmp_dir", str(worker_tmp_dir)),
+        ("database", checks.masked_url(settings.sqlalchemy_url)),
+        (
+            "db pool",
+            f"DB_POOL_SIZE {settings.db_pool_size}, DB_MAX_OVERFLOW {settings.db_max_overflow}, "
+            f"DB_POOL_TIMEOUT {settings.db_pool_timeout}s",
+        ),
+        ("in flight", f"at most {settings.max_in_flight} requests per worker, then 503"),
+        ("face workers", f"{face_workers} embedded" if face_workers else "external (python -m app.worker)"),
+        ("logs", f"access {accesslog or 'off'}, errors {errorlog}"),
+        (
+            "ops endpoints",
+            "protected by OPS_TOKEN" if settings.ops_token else "open (set OPS_TOKEN to protect)",
+        ),
+    ]
+    if settings.is_sqlite and workers > 1:
+        rows.append(("sqlite", "WAL + busy_timeout: several workers share the file safely"))
+    width = max(len(k) for k, _ in rows)
+    server.log.info(
+        "configuration:\n"
+        + "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+        + "".join(f"\n  {line}" for line in _summary)
+    )
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    # Access lines with the response time come from the app's middleware ("app.access");
+    # uvicorn's own access log has no timing, so it is silenced.
+    access = logging.getLogger("app.access")
+    access.handlers = worker.log.access_log.handlers
+    access.setLevel(logging.INFO)
+    access.propagate = False
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
     if _face_pool is not None and _face_pool.poll() is None:
         _face_pool.terminate()
         try:

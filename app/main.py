@@ -13,7 +13,10 @@ from app.core.database import dispose_engine
 from app.core.errors import install_error_handlers
 from app.core.limits import BodySizeLimitMiddleware
 from app.events.routes import router as events_router
+from app.ops.middleware import ObservabilityMiddleware
+from app.ops.routes import protected as ops_protected_router
 from app.ops.routes import router as ops_router
+from app.ops.stats import StatsFlusher
 from app.photos.routes import router as photos_router
 from app.selfies.routes import router as selfies_router
 
@@ -31,7 +34,11 @@ def body_limit_for(path: str) -> int:
 
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    # Runs in each worker after the fork: the statistics thread belongs to this process.
+    flusher = StatsFlusher(get_settings().data_dir)
+    flusher.start()
     yield
+    flusher.stop()
     dispose_engine()
 
 
@@ -46,7 +53,9 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, limit_for=body_limit_for)
+    app.add_middleware(ObservabilityMiddleware, max_in_flight=settings.max_in_flight)
     app.include_router(ops_router)
+    app.include_router(ops_protected_router)
     app.include_router(accounts_router)
     app.include_router(events_router)
     app.include_router(photos_router)

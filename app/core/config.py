@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     argon2_parallelism: int = Field(default=1, ge=1)
 
     max_json_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Requests served at once by one web worker; beyond it an immediate 503.
+    max_in_flight: int = Field(default=100, ge=1)
+    ops_token: str = ""  # when set, /api/stats, /api/db-raw-test and /metrics require it
 
     # Faces
     face_provider: Literal["local"] = "local"

@@ -9,6 +9,7 @@ locked"; PostgreSQL gets a bounded pool (``DB_POOL_TIMEOUT``) with ``pool_pre_pi
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import Depends
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 from sqlalchemy.types import TypeDecorator
 
 from app.core.config import Settings, get_settings
@@ -59,6 +60,43 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime()}
 
 
+class CountingQueuePool(QueuePool):
+    """A QueuePool that also knows how many threads are waiting for a connection."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.waiting = 0
+        self._waiting_lock = threading.Lock()
+
+    def _do_get(self) -> Any:
+        with self._waiting_lock:
+            self.waiting += 1
+        try:
+            return super()._do_get()
+        finally:
+            with self._waiting_lock:
+                self.waiting -= 1
+
+
+def pool_status(engine: Engine) -> dict[str, Any]:
+    pool = engine.pool
+    if isinstance(pool, QueuePool):
+        return {
+            "class": type(pool).__name__,
+            "size": pool.size(),
+            "checked_out": pool.checkedout(),
+            "checked_in": pool.checkedin(),
+            "overflow": max(0, pool.overflow()),
+            "max_overflow": pool._max_overflow,
+            "waiting": getattr(pool, "waiting", None),
+            "timeout_seconds": pool.timeout(),
+        }
+    return {
+        "class": type(pool).__name__,
+        "note": "SQLite opens a connection per session; no pool to exhaust.",
+    }
+
+
 def build_engine(settings: Settings, **overrides: Any) -> Engine:
     url = settings.sqlalchemy_url
     if url.startswith("sqlite"):
@@ -74,6 +112,7 @@ def build_engine(settings: Settings, **overrides: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect(settings))
         return engine
     options: dict[str, Any] = {
+        "poolclass": CountingQueuePool,
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,
         "pool_timeout": settings.db_pool_timeout,

@@ -19,6 +19,8 @@ import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
+from sqlalchemy.exc import OperationalError
+
 from app.core.config import get_settings
 
 log = logging.getLogger("app.worker")
@@ -65,6 +67,10 @@ def worker_main(index: int, nice: int) -> None:
     while not _stopping:
         try:
             did = work_once(worker_id=worker_id)
+        except OperationalError as exc:  # database down or not migrated: say it in one line
+            log.error("face worker cannot reach the database: %s", str(exc.orig).strip().splitlines()[0])
+            did = False
+            time.sleep(2)
         except Exception:
             log.exception("face worker loop error")
             did = False

@@ -1,20 +1,43 @@
-"""Operations endpoints: liveness and readiness."""
+"""Operations endpoints: health, a raw database probe, server-wide statistics, metrics.
+
+``/api/stats``, ``/api/db-raw-test`` and ``/metrics`` require ``OPS_TOKEN`` (as a bearer
+token or ``X-Ops-Token``) when it is set; the health check stays public for load balancers.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import hmac
+from typing import Annotated, Any
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Header
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
 
-from app.ops.service import check_database
+from app.core.config import get_settings
+from app.core.errors import Unauthorized
+from app.ops import metrics
+from app.ops.service import check_database, db_raw_test, server_stats
 
-router = APIRouter(prefix="/api", tags=["ops"])
+
+def require_ops_token(
+    authorization: Annotated[str | None, Header()] = None,
+    x_ops_token: Annotated[str | None, Header()] = None,
+) -> None:
+    expected = get_settings().ops_token
+    if not expected:
+        return
+    given = x_ops_token or (authorization or "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Unauthorized("This endpoint needs the operations token (OPS_TOKEN).", code="ops_token_required")
 
 
-@router.get("/health-check", responses={503: {"description": "The database is not reachable."}})
+router = APIRouter(tags=["ops"])
+protected = APIRouter(tags=["ops"], dependencies=[Depends(require_ops_token)])
+
+
+@router.get("/api/health-check", responses={503: {"description": "The database is not reachable."}})
 def health_check() -> Any:
-    """200 when the service and its database answer; 503 with the reason when not."""
+    """Liveness and database readiness: 200, or 503 with the reason."""
     db = check_database()
     body = {
         "status": "ok" if db.ok else "degraded",
@@ -27,3 +50,24 @@ def health_check() -> Any:
         status_code=503,
         headers={"Retry-After": "2"},
     )
+
+
+@protected.get("/api/db-raw-test")
+def db_raw() -> dict[str, Any]:
+    """A raw SQL round trip and one indexed query with their timings, and the pool's state
+    (size, checked out, overflow, threads waiting)."""
+    return db_raw_test()
+
+
+@protected.get("/api/stats")
+def stats() -> dict[str, Any]:
+    """Uptime; per-endpoint counts, errors, mean and p95 over the last minute and in total;
+    requests in flight; face job queue; photos, faces, guests. For all workers together."""
+    return server_stats()
+
+
+@protected.get("/metrics", response_class=Response)
+async def prometheus_metrics() -> Response:
+    """Prometheus exposition format, summed over all Gunicorn workers."""
+    body, content_type = await run_in_threadpool(metrics.render)
+    return Response(body, media_type=content_type)

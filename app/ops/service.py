@@ -1,14 +1,23 @@
-"""Health probes of the service's dependencies."""
+"""Health probes, database figures and statistics for the operations endpoints."""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
-from app.core.database import get_engine
+from app.accounts.models import Role, User
+from app.core.config import get_settings
+from app.core.database import get_engine, pool_status, session_scope
+from app.core.indexes import PERFORMANCE_INDEXES, QUERY_PARAMS
+from app.events.models import Event
+from app.ops import stats
+from app.photos.models import Photo, PhotoStatus
+from app.selfies.models import Selfie, SelfieStatus
 
 
 @dataclass(frozen=True)
@@ -30,3 +39,74 @@ def check_database() -> DatabaseHealth:
     else:
         return DatabaseHealth(ok=True, latency_ms=(time.perf_counter() - start) * 1000)
     return DatabaseHealth(ok=False, latency_ms=(time.perf_counter() - start) * 1000, reason=reason)
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
+
+
+def db_raw_test() -> dict[str, Any]:
+    """A raw round trip, one representative indexed query, and the pool's state."""
+    engine = get_engine()
+    probe = next(d for d in PERFORMANCE_INDEXES if d.name == "uq_users_username_lower")
+    start = time.perf_counter()
+    with engine.connect() as conn:
+        connect_ms = _ms(start)
+        start = time.perf_counter()
+        conn.exec_driver_sql("SELECT 1").scalar()
+        raw_ms = _ms(start)
+        start = time.perf_counter()
+        conn.execute(text(probe.query), QUERY_PARAMS).all()
+        query_ms = _ms(start)
+    return {
+        "database": engine.dialect.name,
+        "connection_checkout_ms": connect_ms,
+        "raw_select_1_ms": raw_ms,
+        "indexed_query": {"index": probe.name, "sql": probe.query, "ms": query_ms},
+        "pool": pool_status(engine),
+    }
+
+
+def database_figures() -> dict[str, Any]:
+    with session_scope() as session:
+        photos = dict(session.execute(select(Photo.status, func.count()).group_by(Photo.status)).all())
+        selfies = dict(session.execute(select(Selfie.status, func.count()).group_by(Selfie.status)).all())
+        selfies_leased = session.scalar(
+            select(func.count()).select_from(Selfie).where(Selfie.lease_owner.is_not(None))
+        )
+        faces = session.scalar(select(func.coalesce(func.sum(Photo.faces_count), 0))) or 0
+        guests = session.scalar(select(func.count()).select_from(User).where(User.role == Role.guest)) or 0
+        events = session.scalar(select(func.count()).select_from(Event)) or 0
+    return {
+        "photos": {s.value: int(photos.get(s, 0)) for s in PhotoStatus},
+        "selfies": {s.value: int(selfies.get(s, 0)) for s in SelfieStatus},
+        "selfies_leased": int(selfies_leased or 0),
+        "faces_indexed": int(faces),
+        "guests_registered": int(guests),
+        "events": int(events),
+    }
+
+
+def server_stats() -> dict[str, Any]:
+    settings = get_settings()
+    started = float(os.environ.get("SERVER_STARTED_AT", stats.STARTED_AT))
+    figures = database_figures()
+    photos, selfies = figures["photos"], figures["selfies"]
+    return {
+        "uptime_seconds": round(time.time() - started, 1),
+        "requests": stats.merged(stats.stats_dir(settings.data_dir)),
+        "face_jobs": {
+            "pending": photos["pending"]
+            + selfies["pending"]
+            + selfies["matching"]
+            - figures["selfies_leased"],
+            "processing": photos["processing"] + figures["selfies_leased"],
+            "failed": photos["failed"] + selfies["failed"],
+            "photos": photos,
+            "selfies": selfies,
+        },
+        "photos_indexed": photos["indexed"],
+        "faces_indexed": figures["faces_indexed"],
+        "guests_registered": figures["guests_registered"],
+        "events": figures["events"],
+    }

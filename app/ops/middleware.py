@@ -1,0 +1,92 @@
+"""Per-request bookkeeping: the in-flight bound, timing, statistics, metrics, access log.
+
+A pure ASGI middleware, outermost, so it also sees requests refused by inner layers.
+Beyond ``MAX_IN_FLIGHT`` concurrent requests in this worker, a request gets an
+immediate 503 with ``Retry-After`` instead of waiting behind the others; the health,
+stats and metrics endpoints are exempt so operators can still see what is going on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.ops.metrics import IN_FLIGHT, LATENCY, OVERLOAD_REJECTED, REQUESTS
+from app.ops.stats import worker_stats
+
+access_log = logging.getLogger("app.access")
+EXEMPT = frozenset({"/api/health-check", "/api/stats", "/api/db-raw-test", "/metrics"})
+_OVERLOADED = json.dumps(
+    {"error": {"code": "overloaded", "message": "The server is busy; retry in a moment."}}
+).encode()
+
+
+def endpoint_of(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None) or "unmatched"
+    return f"{scope['method']} {path}"
+
+
+class ObservabilityMiddleware:
+    def __init__(self, app: ASGIApp, *, max_in_flight: int) -> None:
+        self.app = app
+        self.max_in_flight = max_in_flight
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if worker_stats.in_flight >= self.max_in_flight and scope["path"] not in EXEMPT:
+            worker_stats.rejected_overload += 1
+            OVERLOAD_REJECTED.inc()
+            await _send_overloaded(send)
+            self._finish(scope, 503, 0.0, "overloaded")
+            return
+        status = 500
+        start = time.perf_counter()
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        worker_stats.in_flight += 1
+        IN_FLIGHT.inc()
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            worker_stats.in_flight -= 1
+            IN_FLIGHT.dec()
+            self._finish(scope, status, (time.perf_counter() - start) * 1000, endpoint_of(scope))
+
+    @staticmethod
+    def _finish(scope: Scope, status: int, ms: float, endpoint: str) -> None:
+        worker_stats.record(endpoint, ms, status)
+        method = scope["method"]
+        REQUESTS.labels(method, endpoint, str(status)).inc()
+        LATENCY.labels(method, endpoint).observe(ms / 1000)
+        if access_log.isEnabledFor(logging.INFO):
+            client = scope.get("client") or ("-", 0)
+            query = scope.get("query_string", b"").decode("latin-1")
+            target = scope["path"] + (f"?{query}" if query else "")
+            now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            access_log.info('%s %s "%s %s" %d %.1fms', now, client[0], method, target, status, ms)
+
+
+async def _send_overloaded(send: Send) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(_OVERLOADED)).encode()),
+                (b"retry-after", b"1"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": _OVERLOADED})

@@ -1,0 +1,136 @@
+"""Start-up checks used by ``gunicorn_config.py``: the database connection budget, the
+port, the open-files limit, and the one-time configuration summary."""
+
+from __future__ import annotations
+
+import errno
+import resource
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+
+@dataclass(frozen=True)
+class Budget:
+    workers: int
+    pool_size: int
+    max_overflow: int
+    face_workers: int
+
+    @property
+    def per_worker(self) -> int:
+        return self.pool_size + self.max_overflow
+
+    @property
+    def total(self) -> int:
+        # Each face worker process runs one job at a time on one connection.
+        return self.workers * self.per_worker + self.face_workers
+
+    def suggestion(self, available: int) -> tuple[int, int]:
+        """(pool size, max overflow) per web worker that fit in ``available`` connections."""
+        per_worker = max(2, (available - self.face_workers) // max(1, self.workers))
+        pool = max(1, per_worker // 2)
+        return pool, max(0, per_worker - pool)
+
+
+def postgres_capacity(url: str, timeout: int = 3) -> tuple[int, int, int] | None:
+    """(max_connections, reserved for superusers, connections in use by others), or None."""
+    engine = create_engine(url, connect_args={"connect_timeout": timeout}, pool_pre_ping=False)
+    try:
+        with engine.connect() as conn:
+            max_conn = int(conn.execute(text("SHOW max_connections")).scalar_one())
+            reserved = int(conn.execute(text("SHOW superuser_reserved_connections")).scalar_one())
+            in_use = int(
+                conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+                        " AND backend_type = 'client backend'"
+                    )
+                ).scalar_one()
+            )
+    except Exception:
+        return None
+    finally:
+        engine.dispose()
+    return max_conn, reserved, in_use
+
+
+def budget_report(budget: Budget, capacity: tuple[int, int, int] | None) -> tuple[bool, list[str]]:
+    """(fits, lines to print). On SQLite ``capacity`` is None and there is nothing to check."""
+    lines = [
+        f"database connections: {budget.workers} web workers x (DB_POOL_SIZE {budget.pool_size} + "
+        f"DB_MAX_OVERFLOW {budget.max_overflow}) + {budget.face_workers} face workers"
+        f" = {budget.total} at most"
+    ]
+    if capacity is None:
+        return True, lines
+    max_conn, reserved, in_use = capacity
+    available = max_conn - reserved - in_use
+    lines.append(
+        f"PostgreSQL allows max_connections={max_conn} (- {reserved} reserved, - {in_use} in use by others)"
+        f" = {available} available"
+    )
+    if budget.total <= available:
+        return True, lines
+    pool, overflow = budget.suggestion(available)
+    lines += [
+        f"!!! The server may open {budget.total} connections but PostgreSQL accepts only {available}:",
+        "!!! under load, requests would fail with 'too many clients'.",
+        f"!!! Set DB_POOL_SIZE={pool} DB_MAX_OVERFLOW={overflow} (or fewer WEB_CONCURRENCY workers,",
+        "!!! or put PgBouncer in front and raise max_connections).",
+    ]
+    return False, lines
+
+
+def who_listens(port: int) -> str:
+    if shutil.which("ss"):
+        cmd = ["ss", "-Hltnp", f"sport = :{port}"]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
+        if out.stdout.strip():
+            return out.stdout.strip().splitlines()[0]
+    return ""
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """A clear message if ``host:port`` cannot be bound, else None."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                holder = who_listens(port)
+                return (
+                    f"Port {port} on {host} is already in use"
+                    + (f" ({holder})" if holder else "")
+                    + f". Stop that server (e.g. `fuser -k {port}/tcp`) or start this one on another port:"
+                    f" PORT={port + 1} make run."
+                )
+            if exc.errno == errno.EACCES:
+                return f"Not allowed to listen on port {port} (ports below 1024 need root). Use PORT=8000."
+            return f"Cannot listen on {host}:{port}: {exc.strerror}."
+    return None
+
+
+def raise_open_files_limit(wanted: int) -> str:
+    """Raise the soft RLIMIT_NOFILE towards ``wanted`` (up to the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft >= target:
+        return f"open files limit: {soft}"
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    note = (
+        ""
+        if target >= wanted
+        else f" (the hard limit {hard} stops it there: raise it with `ulimit -Hn` as root)"
+    )
+    return f"open files limit raised from {soft} to {target}{note}"
+
+
+def masked_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
