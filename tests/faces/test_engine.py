@@ -278,8 +278,10 @@ def test_index_photo_of_a_large_group_photo_maps_boxes_to_original_pixels(
     assert len(faces) == 7
     obama_box = selfies["obama.jpg"].face.box
     best = min(faces, key=lambda face: distance(face, selfies["obama.jpg"].face))
-    assert abs(best.box.left - (OBAMA_AT[0] + obama_box.left)) <= 12
-    assert abs(best.box.top - (OBAMA_AT[1] + obama_box.top)) <= 12
+    # The selfie's box comes from its quick pass on an 800 px copy: allow 6 % of the box.
+    tolerance = max(12, 0.06 * obama_box.width)
+    assert abs(best.box.left - (OBAMA_AT[0] + obama_box.left)) <= tolerance
+    assert abs(best.box.top - (OBAMA_AT[1] + obama_box.top)) <= tolerance
     assert distance(best, selfies["obama.jpg"].face) < 0.15
 
 
