@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     # Background face workers
     face_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
     embedded_face_workers: bool = True
+    # CPU priority offset of face workers: the web workers answer first on a busy machine.
+    face_worker_nice: int = Field(default=5, ge=0, le=19)
     job_lease_seconds: float = Field(default=60.0, gt=0)
     job_max_attempts: int = Field(default=3, ge=1)
     job_poll_interval: float = Field(default=0.05, gt=0)

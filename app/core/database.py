@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import Depends
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.pool import NullPool, QueuePool
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.types import TypeDecorator
 
 from app.core.config import Settings, get_settings
@@ -91,26 +91,11 @@ def pool_status(engine: Engine) -> dict[str, Any]:
             "waiting": getattr(pool, "waiting", None),
             "timeout_seconds": pool.timeout(),
         }
-    return {
-        "class": type(pool).__name__,
-        "note": "SQLite opens a connection per session; no pool to exhaust.",
-    }
+    return {"class": type(pool).__name__}
 
 
 def build_engine(settings: Settings, **overrides: Any) -> Engine:
     url = settings.sqlalchemy_url
-    if url.startswith("sqlite"):
-        if ":memory:" not in url:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url,
-            # A file connection is cheap to open; pooling it across threads buys nothing.
-            poolclass=NullPool,
-            connect_args={"check_same_thread": False, "timeout": settings.sqlite_busy_timeout_ms / 1000},
-            **overrides,
-        )
-        event.listen(engine, "connect", _sqlite_on_connect(settings))
-        return engine
     options: dict[str, Any] = {
         "poolclass": CountingQueuePool,
         "pool_size": settings.db_pool_size,
@@ -119,6 +104,20 @@ def build_engine(settings: Settings, **overrides: Any) -> Engine:
         "pool_pre_ping": True,
         "pool_recycle": 1800,
     }
+    if url.startswith("sqlite"):
+        if ":memory:" not in url:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # Pooled too: opening a file connection and setting its pragmas on every session
+        # costs more than the queries of a typical request.
+        options.update(pool_pre_ping=False, pool_recycle=-1)
+        options.update(overrides)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": settings.sqlite_busy_timeout_ms / 1000},
+            **options,
+        )
+        event.listen(engine, "connect", _sqlite_on_connect(settings))
+        return engine
     if url.startswith("postgresql"):
         options["connect_args"] = {
             "connect_timeout": settings.db_connect_timeout,

@@ -79,7 +79,7 @@ def worker_main(index: int, nice: int) -> None:
             time.sleep(idle)
 
 
-def run_supervisor(processes: int, *, nice: int = 10) -> int:
+def run_supervisor(processes: int, *, nice: int) -> int:
     """Keep ``processes`` face workers alive until asked to stop."""
     signal.signal(signal.SIGTERM, _request_stop)
     signal.signal(signal.SIGINT, _request_stop)
@@ -120,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     parser = argparse.ArgumentParser(prog="python -m app.worker", description=__doc__)
     parser.add_argument("--processes", type=int, default=settings.face_workers)
-    parser.add_argument("--nice", type=int, default=10, help="CPU priority offset of the workers")
+    parser.add_argument(
+        "--nice", type=int, default=settings.face_worker_nice, help="CPU priority offset of the workers"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s [face-pool %(process)d] %(levelname)s %(message)s"

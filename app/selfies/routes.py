@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, File, Query, UploadFile, status
@@ -18,6 +16,7 @@ from app.events.service import is_member
 from app.selfies import service
 from app.selfies.models import SelfieStatus
 from app.selfies.schemas import MyPhotos, SelfieAccepted, SelfieState
+from app.selfies.waiter import selfie_waiter
 
 router = APIRouter(prefix="/api", tags=["selfies"])
 
@@ -38,17 +37,9 @@ def _store(user_id: int, data: bytes) -> int:
         ).id
 
 
-def _outcome(selfie_id: int) -> tuple[str | None, str | None, str | None]:
-    """(status, error code, error message); status None if the selfie was superseded."""
+def _discard(selfie_id: int) -> None:
     with session_scope() as session:
-        selfie = service.get_selfie(session=session, selfie_id=selfie_id)
-        if selfie is None:
-            return None, None, None
-        if selfie.status == SelfieStatus.rejected:
-            result = (selfie.status, selfie.error_code, selfie.error_message)
-            service.discard_selfie(session=session, selfie_id=selfie_id)
-            return result
-        return selfie.status, selfie.error_code, selfie.error_message
+        service.discard_selfie(session=session, selfie_id=selfie_id)
 
 
 @router.post("/upload-selfie", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
@@ -62,22 +53,19 @@ async def upload_selfie(file: Annotated[UploadFile, File()], user: CurrentUser) 
     settings = get_settings()
     data = await file.read(settings.selfie_max_bytes + 1)
     selfie_id = await run_in_threadpool(_store, user.id, data)
-    deadline = time.monotonic() + settings.selfie_check_timeout
-    interval = 0.02
-    while True:
-        state, code, message = await run_in_threadpool(_outcome, selfie_id)
-        if state is None:
+    outcome = await selfie_waiter().wait(selfie_id, settings.selfie_check_timeout)
+    if outcome is not None:
+        if outcome.status is None:
             raise Conflict("A newer selfie replaced this one.", code="selfie_superseded")
-        if state == SelfieStatus.rejected:
-            raise Unprocessable(message, code=code or "selfie_rejected")
-        if state == SelfieStatus.failed:
-            raise Unprocessable(message, code=code or "selfie_failed")
-        if state != SelfieStatus.pending or time.monotonic() >= deadline:
-            # Checked (matching runs on), or still queued: the client polls GET /api/selfie.
-            body = SelfieAccepted(selfie_id=selfie_id, status="processing")
-            return JSONResponse(body.model_dump(), status_code=202)
-        await asyncio.sleep(interval)
-        interval = min(interval * 1.5, 0.1)
+        if outcome.status == SelfieStatus.rejected:
+            # The guest gets the reason now; the refused selfie is not kept.
+            await run_in_threadpool(_discard, selfie_id)
+            raise Unprocessable(outcome.error_message, code=outcome.error_code or "selfie_rejected")
+        if outcome.status == SelfieStatus.failed:
+            raise Unprocessable(outcome.error_message, code=outcome.error_code or "selfie_failed")
+    # Checked (matching runs on), or still queued: the client polls GET /api/selfie.
+    body = SelfieAccepted(selfie_id=selfie_id, status="processing")
+    return JSONResponse(body.model_dump(), status_code=202)
 
 
 @router.get("/selfie")

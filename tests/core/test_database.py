@@ -62,7 +62,6 @@ def test_a_request_whose_database_is_down_is_a_503_not_a_500(client: TestClient,
     assert r.json()["error"]["code"] == "database_unavailable"
 
 
-@pytest.mark.skipif(not IS_POSTGRES, reason="SQLite uses no connection pool")
 def test_an_exhausted_pool_answers_503_within_the_pool_timeout(client: TestClient, swapped_engine) -> None:  # type: ignore[no-untyped-def]
     tiny = get_settings().model_copy(update={"db_pool_size": 1, "db_max_overflow": 0, "db_pool_timeout": 0.5})
     engine = swapped_engine(database.build_engine(tiny))
