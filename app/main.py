@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 
 from app.accounts.routes import router as accounts_router
 from app.core.config import get_settings
@@ -16,6 +18,7 @@ from app.events.routes import router as events_router
 from app.ops.middleware import ObservabilityMiddleware
 from app.ops.routes import protected as ops_protected_router
 from app.ops.routes import router as ops_router
+from app.ops.service import warm_up
 from app.ops.stats import StatsFlusher
 from app.photos.routes import router as photos_router
 from app.selfies.routes import router as selfies_router
@@ -37,6 +40,10 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     # Runs in each worker after the fork: the statistics thread belongs to this process.
     flusher = StatsFlusher(get_settings().data_dir)
     flusher.start()
+    try:
+        await run_in_threadpool(warm_up)
+    except Exception:  # a database that is down must not stop the worker from starting
+        logging.getLogger("app").warning("warm-up failed; the first requests will be slower", exc_info=True)
     yield
     flusher.stop()
     dispose_engine()

@@ -110,3 +110,23 @@ def server_stats() -> dict[str, Any]:
         "guests_registered": figures["guests_registered"],
         "events": figures["events"],
     }
+
+
+def warm_up() -> None:
+    """Pay a new worker's one-time costs (first connections, statement compilation, the
+    dummy password hash) before it takes traffic, not on its first guests' requests."""
+    from app.accounts import service as accounts
+    from app.core import security
+    from app.events import service as events
+    from app.selfies import service as selfies
+
+    with session_scope() as session:
+        events.get_event_by_code(session=session, code="WARM-UP")
+        accounts.get_user_by_login(session=session, login="warm-up")
+        accounts.get_user_by_login(session=session, login="warm-up@example.com")
+        accounts.get_user(session=session, user_id=0)
+        events.user_events(session=session, user_id=0)
+        selfies.my_photos(session=session, user_id=0, event_id=None)
+        selfies.current_selfie(session=session, user_id=0)
+    security.verify_password(None, "warm-up")
+    security.decode_access_token(security.create_access_token(subject="0"))
