@@ -40,7 +40,9 @@ def _fresh_connection_get(base: str, path: str) -> httpx.Response:
 def test_stats_count_the_requests_served_by_every_worker(gunicorn: tuple[str, dict[str, str]]) -> None:
     base, _ = gunicorn
     time.sleep(1.5)
-    before = httpx.get(f"{base}/api/stats", timeout=30).json()["requests"]["endpoints"]["GET /api/health-check"]
+    before = httpx.get(f"{base}/api/stats", timeout=30).json()["requests"]["endpoints"][
+        "GET /api/health-check"
+    ]
     with ThreadPoolExecutor(8) as pool:
         statuses = list(
             pool.map(lambda _: _fresh_connection_get(base, "/api/health-check").status_code, range(90))
