@@ -48,10 +48,12 @@ class FaceBox:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class DetectedFace:
-    """One face and its descriptor (read-only float32 vector of the engine's size)."""
+    """One face: its box and, from a local engine, its descriptor (read-only float32 vector
+    of the engine's size); a remote provider gives its own reference for the face instead."""
 
     box: FaceBox
-    descriptor: np.ndarray
+    descriptor: np.ndarray | None = None
+    ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -105,6 +107,8 @@ class FaceEngine(Protocol):
     def index_photo(self, data: bytes) -> list[DetectedFace]:
         """Every face found in an event photo (possibly none), with descriptors."""
         ...
+
+    # ``app.faces.provider.FaceProvider`` builds matching on top of an engine.
 
 
 @dataclass(frozen=True, slots=True)

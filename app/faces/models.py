@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, LargeBinary, UniqueConstraint
+from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base, utcnow
@@ -21,7 +21,10 @@ class Face(Base):
     top: Mapped[int]
     right: Mapped[int]
     bottom: Mapped[int]
+    # Provider-specific (local: 128 float32; Azure: its persisted face id); only faces of
+    # the configured provider are matched.
     descriptor: Mapped[bytes] = mapped_column(LargeBinary)
+    provider: Mapped[str] = mapped_column(String(16), default="local", server_default="local")
 
 
 class FaceMatch(Base):

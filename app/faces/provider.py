@@ -1,21 +1,155 @@
-"""Builds the configured face provider (``FACE_PROVIDER``), once per worker process.
+"""Face providers: what the photo and selfie services need, whoever computes the faces.
 
-Only face-worker processes call this; web processes never load a face model.
+A provider checks selfies, finds the faces of event photos, and finds matches both ways
+(a selfie's photos; a new photo's selfies). ``LocalProvider`` is dlib on this machine,
+offline, with matching done in numpy on descriptors stored in our database.
+``AzureProvider`` (``app.faces.azure``) is Azure Face, where matching is Azure's
+find-similar. Services store whatever ``*_signature`` the provider returns and never
+look inside it, so a third provider plugs in here without touching services or routes.
+
+``build_provider()`` is called once per face-worker process; web processes never call it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Protocol, runtime_checkable
 
-from app.core.config import get_settings
-from app.faces.engine import FaceEngine
+import numpy as np
+from sqlalchemy.orm import Session
+
+from app.core.config import Settings, get_settings
+from app.faces.engine import DetectedFace, SelfieAnalysis
+from app.faces.matching import from_blob, match_many, to_blob
+
+
+@dataclass(frozen=True)
+class PhotoMatch:
+    face_id: int
+    photo_id: int
+    event_id: int
+    distance: float
+
+
+@dataclass(frozen=True)
+class SelfieMatch:
+    selfie_id: int
+    user_id: int
+    face_id: int
+    distance: float
+
+
+@dataclass(frozen=True)
+class GuestSelfie:
+    selfie_id: int
+    user_id: int
+    signature: bytes
+
+
+@runtime_checkable
+class FaceProvider(Protocol):
+    name: str
+
+    def analyze_selfie(self, data: bytes, *, strict: bool) -> SelfieAnalysis:
+        """The guest's face in a selfie, or ``SelfieRejected`` with an actionable reason."""
+        ...
+
+    def index_photo(self, data: bytes, *, event_id: int) -> list[DetectedFace]:
+        """Every face of an event photo (possibly none)."""
+        ...
+
+    def face_signature(self, face: DetectedFace) -> bytes:
+        """What the database keeps for a photo face (``faces.descriptor``)."""
+        ...
+
+    def selfie_signature(self, analysis: SelfieAnalysis, *, selfie_id: int, image: bytes) -> bytes:
+        """What the database keeps for an accepted selfie (``selfies.descriptor``)."""
+        ...
+
+    def find_photos(
+        self, *, session: Session, signature: bytes, image: Callable[[], bytes], event_ids: Sequence[int]
+    ) -> list[PhotoMatch]:
+        """The event faces matching a selfie: the best face per photo."""
+        ...
+
+    def find_selfies(
+        self, *, faces: Sequence[DetectedFace], face_ids: Sequence[int], selfies: Sequence[GuestSelfie]
+    ) -> list[SelfieMatch]:
+        """The guests' selfies matching the faces of a new photo: the best face per selfie."""
+        ...
+
+
+class LocalProvider:
+    """dlib on this machine; matching in numpy against the descriptors in the database."""
+
+    name = "local"
+
+    def __init__(self, *, threshold: float, max_pixels: int) -> None:
+        from app.faces.engine import LocalDlibEngine
+
+        self.engine = LocalDlibEngine(max_pixels=max_pixels)
+        self.threshold = threshold
+
+    def __repr__(self) -> str:
+        return f"LocalProvider(threshold={self.threshold}, engine={self.engine!r})"
+
+    def load_models(self) -> None:
+        self.engine.load_models()
+
+    def analyze_selfie(self, data: bytes, *, strict: bool) -> SelfieAnalysis:
+        return self.engine.analyze_selfie(data, strict=strict)
+
+    def index_photo(self, data: bytes, *, event_id: int) -> list[DetectedFace]:
+        return self.engine.index_photo(data)
+
+    def face_signature(self, face: DetectedFace) -> bytes:
+        assert face.descriptor is not None
+        return to_blob(face.descriptor)
+
+    def selfie_signature(self, analysis: SelfieAnalysis, *, selfie_id: int, image: bytes) -> bytes:
+        return self.face_signature(analysis.face)
+
+    def find_photos(
+        self, *, session: Session, signature: bytes, image: Callable[[], bytes], event_ids: Sequence[int]
+    ) -> list[PhotoMatch]:
+        from app.faces.service import event_gallery
+
+        probe = from_blob(signature)
+        return [
+            PhotoMatch(face_id, photo_id, event_id, distance)
+            for event_id in event_ids
+            for face_id, photo_id, distance in event_gallery(
+                session=session, event_id=event_id, provider=self.name
+            ).match(probe, threshold=self.threshold)
+        ]
+
+    def find_selfies(
+        self, *, faces: Sequence[DetectedFace], face_ids: Sequence[int], selfies: Sequence[GuestSelfie]
+    ) -> list[SelfieMatch]:
+        if not faces or not selfies:
+            return []
+        probes = np.stack([from_blob(s.signature) for s in selfies])
+        vectors = np.stack([np.asarray(f.descriptor, dtype=np.float32) for f in faces])
+        best: dict[int, tuple[int, float]] = {}
+        for probe_i, face_i, distance in match_many(probes, vectors, self.threshold):
+            if probe_i not in best or distance < best[probe_i][1]:
+                best[probe_i] = (face_i, distance)
+        return [
+            SelfieMatch(selfies[i].selfie_id, selfies[i].user_id, face_ids[face_i], distance)
+            for i, (face_i, distance) in best.items()
+        ]
+
+
+def build_provider(settings: Settings) -> FaceProvider:
+    if settings.face_provider == "azure":
+        from app.faces.azure import AzureProvider
+
+        return AzureProvider.from_settings(settings)
+    return LocalProvider(threshold=settings.face_match_threshold, max_pixels=settings.max_image_pixels)
 
 
 @lru_cache
-def get_face_engine() -> FaceEngine:
-    settings = get_settings()
-    if settings.face_provider == "local":
-        from app.faces.engine import LocalDlibEngine
-
-        return LocalDlibEngine(max_pixels=settings.max_image_pixels)
-    raise RuntimeError(f"unknown FACE_PROVIDER {settings.face_provider!r}")
+def get_face_provider() -> FaceProvider:
+    return build_provider(get_settings())

@@ -8,7 +8,7 @@ of id order is never missed).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,14 +17,16 @@ from sqlalchemy.orm import Session
 
 from app.events.models import EventMembership
 from app.faces.engine import DetectedFace
-from app.faces.matching import Gallery, from_blob, match_many, to_blob
+from app.faces.matching import Gallery, from_blob
 from app.faces.models import Face, FaceMatch
+from app.faces.provider import FaceProvider, GuestSelfie
+from app.selfies.models import Selfie, SelfieStatus
 
 _galleries: dict[int, tuple[Gallery, int]] = {}
 
 
 def store_faces(
-    *, session: Session, photo_id: int, event_id: int, faces: Sequence[DetectedFace]
+    *, session: Session, photo_id: int, event_id: int, faces: Sequence[DetectedFace], provider: FaceProvider
 ) -> list[int]:
     """Insert the faces found in a photo; their ids, in order."""
     ids: list[int] = []
@@ -36,7 +38,8 @@ def store_faces(
             top=f.box.top,
             right=f.box.right,
             bottom=f.box.bottom,
-            descriptor=to_blob(f.descriptor),
+            descriptor=provider.face_signature(f),
+            provider=provider.name,
         )
         session.add(row)
         session.flush()
@@ -44,18 +47,18 @@ def store_faces(
     return ids
 
 
-def _load_rows(session: Session, event_id: int, after_id: int) -> list[Any]:
+def _load_rows(session: Session, event_id: int, after_id: int, provider: str) -> list[Any]:
     stmt = (
         select(Face.id, Face.photo_id, Face.descriptor)
-        .where(Face.event_id == event_id, Face.id > after_id)
+        .where(Face.event_id == event_id, Face.id > after_id, Face.provider == provider)
         .order_by(Face.id)
     )
     return list(session.execute(stmt).all())
 
 
-def _extend(gallery: Gallery, session: Session, event_id: int, after_id: int) -> int:
+def _extend(gallery: Gallery, session: Session, event_id: int, after_id: int, provider: str) -> int:
     """Append the event's faces with id > ``after_id``; the new last id."""
-    rows = _load_rows(session, event_id, after_id)
+    rows = _load_rows(session, event_id, after_id, provider)
     if not rows:
         return after_id
     gallery.append(
@@ -66,15 +69,17 @@ def _extend(gallery: Gallery, session: Session, event_id: int, after_id: int) ->
     return int(rows[-1].id)
 
 
-def event_gallery(*, session: Session, event_id: int) -> Gallery:
+def event_gallery(*, session: Session, event_id: int, provider: str = "local") -> Gallery:
     gallery, last_id = _galleries.get(event_id) or (Gallery(), 0)
-    last_id = _extend(gallery, session, event_id, last_id)
-    total = session.scalar(select(func.count()).select_from(Face).where(Face.event_id == event_id)) or 0
-    if total != len(gallery):
+    last_id = _extend(gallery, session, event_id, last_id, provider)
+    total = session.scalar(
+        select(func.count()).select_from(Face).where(Face.event_id == event_id, Face.provider == provider)
+    )
+    if (total or 0) != len(gallery):
         # A face committed with a smaller id than one already loaded, or faces deleted:
         # rebuild from scratch rather than guess.
         gallery = Gallery()
-        last_id = _extend(gallery, session, event_id, 0)
+        last_id = _extend(gallery, session, event_id, 0, provider)
     _galleries[event_id] = (gallery, last_id)
     return gallery
 
@@ -104,26 +109,33 @@ def member_event_ids(*, session: Session, user_id: int) -> list[int]:
 
 
 def match_selfie(
-    *, session: Session, selfie_id: int, user_id: int, descriptor: np.ndarray, threshold: float
+    *,
+    session: Session,
+    selfie_id: int,
+    user_id: int,
+    signature: bytes,
+    image: Callable[[], bytes],
+    provider: FaceProvider,
 ) -> int:
     """(Re)compute every match of a selfie in all the user's events; the number found."""
     session.execute(delete(FaceMatch).where(FaceMatch.selfie_id == selfie_id))
-    rows: list[dict[str, Any]] = []
-    for event_id in member_event_ids(session=session, user_id=user_id):
-        gallery = event_gallery(session=session, event_id=event_id)
-        for face_id, photo_id, distance in gallery.match(descriptor, threshold=threshold):
-            rows.append(
-                {
-                    "selfie_id": selfie_id,
-                    "user_id": user_id,
-                    "event_id": event_id,
-                    "photo_id": photo_id,
-                    "face_id": face_id,
-                    "distance": distance,
-                }
-            )
-    _insert_matches(session, rows)
-    return len(rows)
+    event_ids = member_event_ids(session=session, user_id=user_id)
+    found = provider.find_photos(session=session, signature=signature, image=image, event_ids=event_ids)
+    _insert_matches(
+        session,
+        [
+            {
+                "selfie_id": selfie_id,
+                "user_id": user_id,
+                "event_id": m.event_id,
+                "photo_id": m.photo_id,
+                "face_id": m.face_id,
+                "distance": m.distance,
+            }
+            for m in found
+        ],
+    )
+    return len(found)
 
 
 def match_photo_faces(
@@ -132,32 +144,39 @@ def match_photo_faces(
     photo_id: int,
     event_id: int,
     face_ids: Sequence[int],
-    vectors: np.ndarray,
-    selfies: Sequence[tuple[int, int, bytes]],
-    threshold: float,
+    faces: Sequence[DetectedFace],
+    provider: FaceProvider,
 ) -> int:
-    """Match a newly indexed photo's faces against the event's guests' selfies
-    (``(selfie_id, user_id, descriptor)``); the best face per selfie is kept."""
-    if not face_ids or not selfies:
+    """Match a newly indexed photo's faces against the selfies of the event's guests."""
+    if not face_ids:
         return 0
-    probes = np.stack([from_blob(d) for _, _, d in selfies])
-    best: dict[int, tuple[int, float]] = {}
-    for probe_i, face_i, distance in match_many(probes, vectors, threshold):
-        if probe_i not in best or distance < best[probe_i][1]:
-            best[probe_i] = (face_i, distance)
-    rows = [
-        {
-            "selfie_id": selfies[i][0],
-            "user_id": selfies[i][1],
-            "event_id": event_id,
-            "photo_id": photo_id,
-            "face_id": face_ids[face_i],
-            "distance": distance,
-        }
-        for i, (face_i, distance) in best.items()
-    ]
-    _insert_matches(session, rows)
-    return len(rows)
+    stmt = (
+        select(Selfie.id, Selfie.user_id, Selfie.descriptor)
+        .join(EventMembership, EventMembership.user_id == Selfie.user_id)
+        .where(
+            EventMembership.event_id == event_id,
+            Selfie.status.in_([SelfieStatus.matching, SelfieStatus.ready]),
+            Selfie.descriptor.is_not(None),
+            Selfie.provider == provider.name,
+        )
+    )
+    selfies = [GuestSelfie(r.id, r.user_id, r.descriptor) for r in session.execute(stmt)]
+    found = provider.find_selfies(faces=faces, face_ids=face_ids, selfies=selfies) if selfies else []
+    _insert_matches(
+        session,
+        [
+            {
+                "selfie_id": m.selfie_id,
+                "user_id": m.user_id,
+                "event_id": event_id,
+                "photo_id": photo_id,
+                "face_id": m.face_id,
+                "distance": m.distance,
+            }
+            for m in found
+        ],
+    )
+    return len(found)
 
 
 def delete_user_matches(*, session: Session, user_id: int, keep_selfie_id: int | None = None) -> None:

@@ -35,13 +35,13 @@ def _request_stop(_signum: int, _frame: FrameType | None) -> None:
 
 def work_once(*, worker_id: str) -> bool:
     """Run one job, selfies first (a guest is waiting); False when there was none."""
-    from app.faces.provider import get_face_engine
+    from app.faces.provider import get_face_provider
     from app.photos.service import index_next_photo
     from app.selfies.service import process_next_selfie
 
-    engine = get_face_engine()
-    return process_next_selfie(worker_id=worker_id, engine=engine) or index_next_photo(
-        worker_id=worker_id, engine=engine
+    provider = get_face_provider()
+    return process_next_selfie(worker_id=worker_id, provider=provider) or index_next_photo(
+        worker_id=worker_id, provider=provider
     )
 
 
@@ -54,15 +54,15 @@ def worker_main(index: int, nice: int) -> None:
     )
     if nice:
         os.nice(nice)
-    from app.faces.provider import get_face_engine
+    from app.faces.provider import get_face_provider
 
-    engine = get_face_engine()
-    load = getattr(engine, "load_models", None)
+    provider = get_face_provider()
+    load = getattr(provider, "load_models", None)
     if load:
         load()
     settings = get_settings()
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{index}"
-    log.info("face worker %s ready (%r)", worker_id, engine)
+    log.info("face worker %s ready (%r)", worker_id, provider)
     idle = settings.job_poll_interval
     while not _stopping:
         try:

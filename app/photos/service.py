@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
-import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -19,13 +17,13 @@ from app.core.database import session_scope, utcnow
 from app.core.errors import AppError, Conflict, NotFound, PayloadTooLarge
 from app.events.models import Event, EventMembership
 from app.faces import service as faces_service
-from app.faces.engine import FaceEngine
+from app.faces.engine import DetectedFace
 from app.faces.images import load_rgb, make_thumbnail, probe_image, sanitized_original
 from app.faces.models import FaceMatch
+from app.faces.provider import FaceProvider
 from app.jobs import queue
 from app.photos.models import Photo, PhotoStatus
 from app.photos.schemas import PhotoCounts
-from app.selfies.models import Selfie, SelfieStatus
 
 log = logging.getLogger("app.photos")
 
@@ -133,19 +131,6 @@ def _fail(session: Session, photo: Photo, worker_id: str, code: str, message: st
     log.warning("photo %s failed: %s: %s", photo.id, code, message)
 
 
-def _guest_selfies(session: Session, event_id: int) -> list[tuple[int, int, bytes]]:
-    stmt = (
-        select(Selfie.id, Selfie.user_id, Selfie.descriptor)
-        .join(EventMembership, EventMembership.user_id == Selfie.user_id)
-        .where(
-            EventMembership.event_id == event_id,
-            Selfie.status.in_([SelfieStatus.matching, SelfieStatus.ready]),
-            Selfie.descriptor.is_not(None),
-        )
-    )
-    return [(r.id, r.user_id, r.descriptor) for r in session.execute(stmt)]
-
-
 def _derived_files(photo: Photo, data: bytes, settings: Settings) -> tuple[str, str, str]:
     img = load_rgb(data, max_pixels=settings.max_image_pixels)
     thumb_key = f"thumbs/{photo.event_id}/{photo.id}.jpg"
@@ -156,7 +141,7 @@ def _derived_files(photo: Photo, data: bytes, settings: Settings) -> tuple[str, 
     return thumb_key, served_key, media_type
 
 
-def index_next_photo(*, worker_id: str, engine: FaceEngine, settings: Settings | None = None) -> bool:
+def index_next_photo(*, worker_id: str, provider: FaceProvider, settings: Settings | None = None) -> bool:
     """Claim and index one photo; False when there was nothing to do."""
     settings = settings or get_settings()
     with session_scope() as session:
@@ -176,7 +161,7 @@ def index_next_photo(*, worker_id: str, engine: FaceEngine, settings: Settings |
             return True
         try:
             data = storage.load(photo.original_key)
-            faces = engine.index_photo(data)
+            faces = provider.index_photo(data, event_id=photo.event_id)
             thumb_key, served_key, media_type = _derived_files(photo, data, settings)
         except FileNotFoundError:
             _fail(session, photo, worker_id, "original_missing", "The uploaded file is missing from storage.")
@@ -200,7 +185,7 @@ def index_next_photo(*, worker_id: str, engine: FaceEngine, settings: Settings |
             return True
 
         face_ids = faces_service.store_faces(
-            session=session, photo_id=photo_id, event_id=photo.event_id, faces=faces
+            session=session, photo_id=photo_id, event_id=photo.event_id, faces=faces, provider=provider
         )
         done = queue.finish(
             session,
@@ -219,16 +204,19 @@ def index_next_photo(*, worker_id: str, engine: FaceEngine, settings: Settings |
         if done:
             # Matched after the faces are committed: a selfie accepted concurrently either
             # sees these faces or is seen here (its descriptor is committed before it matches).
-            _match_against_guests(session, photo, face_ids, faces, settings)
+            _match_against_guests(session, photo, face_ids, faces, provider)
     return True
 
 
 def _match_against_guests(
-    session: Session, photo: Photo, face_ids: Sequence[int], faces: Sequence[Any], settings: Settings
+    session: Session,
+    photo: Photo,
+    face_ids: Sequence[int],
+    faces: Sequence[DetectedFace],
+    provider: FaceProvider,
 ) -> None:
     if not face_ids:
         return
-    vectors = np.stack([np.asarray(f.descriptor, dtype=np.float32) for f in faces])
     for attempt in range(3):
         try:
             faces_service.match_photo_faces(
@@ -236,9 +224,8 @@ def _match_against_guests(
                 photo_id=photo.id,
                 event_id=photo.event_id,
                 face_ids=face_ids,
-                vectors=vectors,
-                selfies=_guest_selfies(session, photo.event_id),
-                threshold=settings.face_match_threshold,
+                faces=faces,
+                provider=provider,
             )
             session.commit()
             return

@@ -27,7 +27,8 @@ class Selfie(LeasedJob, Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     image_key: Mapped[str] = mapped_column(String(255))
     strict: Mapped[bool] = mapped_column(default=True)
-    descriptor: Mapped[bytes | None] = mapped_column(LargeBinary)
+    descriptor: Mapped[bytes | None] = mapped_column(LargeBinary)  # the provider's signature
+    provider: Mapped[str] = mapped_column(String(16), default="local", server_default="local")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     checked_at: Mapped[datetime | None]
     matched_at: Mapped[datetime | None]

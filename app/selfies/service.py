@@ -14,10 +14,9 @@ from app.core.database import session_scope, utcnow
 from app.core.errors import AppError, PayloadTooLarge, ServiceUnavailable
 from app.events.models import EventMembership
 from app.faces import service as faces_service
-from app.faces.engine import FaceEngine
 from app.faces.images import probe_image
-from app.faces.matching import from_blob, to_blob
 from app.faces.models import FaceMatch
+from app.faces.provider import FaceProvider
 from app.jobs import queue
 from app.selfies.models import Selfie, SelfieStatus
 from app.selfies.schemas import MatchedPhoto, PublicStatus, SelfieState
@@ -141,8 +140,8 @@ def rematch(*, session: Session, user_id: int) -> None:
 # --- worker side ---------------------------------------------------------------------
 
 
-def _accept(session: Session, selfie: Selfie, worker_id: str, descriptor: bytes) -> bool:
-    """Store the descriptor and make this selfie the user's only one (indexed deletes)."""
+def _accept(session: Session, selfie: Selfie, worker_id: str, signature: bytes, provider: str) -> bool:
+    """Store the signature and make this selfie the user's only one (indexed deletes)."""
     newer = session.scalar(
         select(Selfie.id).where(
             Selfie.user_id == selfie.user_id,
@@ -161,7 +160,8 @@ def _accept(session: Session, selfie: Selfie, worker_id: str, descriptor: bytes)
         selfie.id,
         worker_id,
         status=SelfieStatus.matching,
-        descriptor=descriptor,
+        descriptor=signature,
+        provider=provider,
         checked_at=utcnow(),
         error_code=None,
         error_message=None,
@@ -181,7 +181,7 @@ def _accept(session: Session, selfie: Selfie, worker_id: str, descriptor: bytes)
     return True
 
 
-def process_next_selfie(*, worker_id: str, engine: FaceEngine, settings: Settings | None = None) -> bool:
+def process_next_selfie(*, worker_id: str, provider: FaceProvider, settings: Settings | None = None) -> bool:
     """Claim one selfie: check its face (if not done yet), then compute its matches."""
     settings = settings or get_settings()
     with session_scope() as session:
@@ -198,20 +198,22 @@ def process_next_selfie(*, worker_id: str, engine: FaceEngine, settings: Setting
         if failure := queue.gave_up(selfie, settings):
             queue.finish(session, Selfie, selfie_id, worker_id, status=SelfieStatus.failed, **failure)
             return True
+        image_key = selfie.image_key
         try:
-            if selfie.descriptor is None:
-                analysis = engine.analyze_selfie(storage.load(selfie.image_key), strict=selfie.strict)
-                if not _accept(session, selfie, worker_id, to_blob(analysis.face.descriptor)):
+            signature = selfie.descriptor
+            if signature is None or selfie.provider != provider.name:
+                image = storage.load(image_key)
+                analysis = provider.analyze_selfie(image, strict=selfie.strict)
+                signature = provider.selfie_signature(analysis, selfie_id=selfie_id, image=image)
+                if not _accept(session, selfie, worker_id, signature, provider.name):
                     return True
-                descriptor = analysis.face.descriptor
-            else:
-                descriptor = from_blob(selfie.descriptor)
             faces_service.match_selfie(
                 session=session,
                 selfie_id=selfie_id,
                 user_id=selfie.user_id,
-                descriptor=descriptor,
-                threshold=settings.face_match_threshold,
+                signature=signature,
+                image=lambda: storage.load(image_key),
+                provider=provider,
             )
             queue.finish(
                 session, Selfie, selfie_id, worker_id, status=SelfieStatus.ready, matched_at=utcnow()
