@@ -48,7 +48,18 @@ class Settings(BaseSettings):
     ops_token: str = ""  # when set, /api/stats, /api/db-raw-test and /metrics require it
 
     # Faces
-    face_provider: Literal["local"] = "local"
+    face_provider: Literal["local", "azure"] = "local"
+    # Azure Face (FACE_PROVIDER=azure): see the README before enabling (privacy, access).
+    azure_face_endpoint: str = ""
+    azure_face_key: str = ""
+    azure_face_timeout: float = Field(default=10.0, gt=0, le=120)  # seconds, per call
+    azure_face_max_retries: int = Field(default=3, ge=0, le=10)
+    azure_face_min_quality: Literal["low", "medium", "high"] = "medium"
+    azure_face_min_confidence: float = Field(default=0.5, gt=0, lt=1)
+    azure_face_circuit_failures: int = Field(default=5, ge=1)  # consecutive failures that open it
+    azure_face_circuit_reset_seconds: float = Field(default=30.0, gt=0)
+    azure_face_detection_model: str = "detection_03"
+    azure_face_recognition_model: str = "recognition_04"
     face_match_threshold: float = Field(default=0.5, gt=0, lt=2)
     selfie_validation_strict: bool = True
     selfie_max_bytes: int = Field(default=15 * 1024 * 1024, ge=1024)
@@ -71,6 +82,29 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=3, ge=1)
     job_poll_interval: float = Field(default=0.05, gt=0)
     worker_chaos_pause_seconds: float = Field(default=0.0, ge=0)  # fault-injection tests only
+
+    @model_validator(mode="after")
+    def _require_complete_azure_configuration(self) -> Settings:
+        if self.face_provider == "azure":
+            missing = [
+                name
+                for name, value in (
+                    ("AZURE_FACE_ENDPOINT", self.azure_face_endpoint),
+                    ("AZURE_FACE_KEY", self.azure_face_key),
+                )
+                if not value.strip()
+            ]
+            if missing:
+                raise ValueError(
+                    f"FACE_PROVIDER=azure needs {' and '.join(missing)} (the Face resource's endpoint, e.g. "
+                    "https://<name>.cognitiveservices.azure.com/, and one of its keys). "
+                    "Set them, or use FACE_PROVIDER=local."
+                )
+            if not self.azure_face_endpoint.startswith(("https://", "http://")):
+                raise ValueError(
+                    f"AZURE_FACE_ENDPOINT must be an http(s) URL, not {self.azure_face_endpoint!r}."
+                )
+        return self
 
     @model_validator(mode="after")
     def _require_secret_in_production(self) -> Settings:

@@ -21,8 +21,18 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings, get_settings
-from app.faces.engine import DetectedFace, SelfieAnalysis
+from app.faces.engine import DetectedFace, FaceBox, SelfieAnalysis
 from app.faces.matching import from_blob, match_many, to_blob
+
+
+class ProviderUnavailable(Exception):
+    """The provider cannot answer now (down, throttling, circuit open). The job is kept and
+    retried later, without using up its attempts: nothing accepted is lost."""
+
+    def __init__(self, message: str, *, retry_after: float = 30.0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,15 @@ class SelfieMatch:
     user_id: int
     face_id: int
     distance: float
+
+
+@dataclass(frozen=True)
+class StoredFace:
+    """A photo face as the database keeps it."""
+
+    face_id: int
+    box: FaceBox
+    signature: bytes
 
 
 @dataclass(frozen=True)
@@ -75,9 +94,10 @@ class FaceProvider(Protocol):
         ...
 
     def find_selfies(
-        self, *, faces: Sequence[DetectedFace], face_ids: Sequence[int], selfies: Sequence[GuestSelfie]
+        self, *, faces: Sequence[StoredFace], image: Callable[[], bytes], selfies: Sequence[GuestSelfie]
     ) -> list[SelfieMatch]:
-        """The guests' selfies matching the faces of a new photo: the best face per selfie."""
+        """The guests' selfies matching the faces of a new photo (``image`` loads the photo,
+        for a provider that needs it again): the best face per selfie."""
         ...
 
 
@@ -126,18 +146,18 @@ class LocalProvider:
         ]
 
     def find_selfies(
-        self, *, faces: Sequence[DetectedFace], face_ids: Sequence[int], selfies: Sequence[GuestSelfie]
+        self, *, faces: Sequence[StoredFace], image: Callable[[], bytes], selfies: Sequence[GuestSelfie]
     ) -> list[SelfieMatch]:
         if not faces or not selfies:
             return []
         probes = np.stack([from_blob(s.signature) for s in selfies])
-        vectors = np.stack([np.asarray(f.descriptor, dtype=np.float32) for f in faces])
+        vectors = np.stack([from_blob(f.signature) for f in faces])
         best: dict[int, tuple[int, float]] = {}
         for probe_i, face_i, distance in match_many(probes, vectors, self.threshold):
             if probe_i not in best or distance < best[probe_i][1]:
                 best[probe_i] = (face_i, distance)
         return [
-            SelfieMatch(selfies[i].selfie_id, selfies[i].user_id, face_ids[face_i], distance)
+            SelfieMatch(selfies[i].selfie_id, selfies[i].user_id, faces[face_i].face_id, distance)
             for i, (face_i, distance) in best.items()
         ]
 

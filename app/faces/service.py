@@ -16,10 +16,10 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from app.events.models import EventMembership
-from app.faces.engine import DetectedFace
+from app.faces.engine import DetectedFace, FaceBox
 from app.faces.matching import Gallery, from_blob
 from app.faces.models import Face, FaceMatch
-from app.faces.provider import FaceProvider, GuestSelfie
+from app.faces.provider import FaceProvider, GuestSelfie, StoredFace
 from app.selfies.models import Selfie, SelfieStatus
 
 _galleries: dict[int, tuple[Gallery, int]] = {}
@@ -138,17 +138,26 @@ def match_selfie(
     return len(found)
 
 
+def photo_faces(*, session: Session, photo_id: int) -> list[StoredFace]:
+    rows = session.execute(
+        select(Face.id, Face.left, Face.top, Face.right, Face.bottom, Face.descriptor)
+        .where(Face.photo_id == photo_id)
+        .order_by(Face.id)
+    )
+    return [StoredFace(r.id, FaceBox(r.left, r.top, r.right, r.bottom), r.descriptor) for r in rows]
+
+
 def match_photo_faces(
     *,
     session: Session,
     photo_id: int,
     event_id: int,
-    face_ids: Sequence[int],
-    faces: Sequence[DetectedFace],
+    faces: Sequence[StoredFace],
+    image: Callable[[], bytes],
     provider: FaceProvider,
 ) -> int:
     """Match a newly indexed photo's faces against the selfies of the event's guests."""
-    if not face_ids:
+    if not faces:
         return 0
     stmt = (
         select(Selfie.id, Selfie.user_id, Selfie.descriptor)
@@ -161,7 +170,7 @@ def match_photo_faces(
         )
     )
     selfies = [GuestSelfie(r.id, r.user_id, r.descriptor) for r in session.execute(stmt)]
-    found = provider.find_selfies(faces=faces, face_ids=face_ids, selfies=selfies) if selfies else []
+    found = provider.find_selfies(faces=faces, image=image, selfies=selfies) if selfies else []
     _insert_matches(
         session,
         [

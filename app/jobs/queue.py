@@ -119,6 +119,37 @@ def retry_later(
     return ok
 
 
+def postpone(
+    session: Session,
+    model: Any,
+    job_id: int,
+    worker_id: str,
+    *,
+    status: str,
+    error_code: str,
+    message: str,
+    delay: float,
+) -> bool:
+    """Give the job back untouched for later (its provider is unavailable): the attempt
+    it just took is handed back, so a long outage never turns into a failure. Commits."""
+    session.rollback()
+    ok = fenced_update(
+        session,
+        model,
+        job_id,
+        worker_id,
+        status=status,
+        attempts=model.attempts - 1,
+        lease_owner=None,
+        lease_expires_at=None,
+        available_at=utcnow() + timedelta(seconds=delay),
+        error_code=error_code,
+        error_message=message[:2000],
+    )
+    session.commit()
+    return ok
+
+
 def release_values() -> dict[str, Any]:
     """Columns that end a lease, to merge into a job's final fenced update."""
     return {"lease_owner": None, "lease_expires_at": None, "available_at": None}

@@ -17,10 +17,9 @@ from app.core.database import session_scope, utcnow
 from app.core.errors import AppError, Conflict, NotFound, PayloadTooLarge
 from app.events.models import Event, EventMembership
 from app.faces import service as faces_service
-from app.faces.engine import DetectedFace
 from app.faces.images import load_rgb, make_thumbnail, probe_image, sanitized_original
 from app.faces.models import FaceMatch
-from app.faces.provider import FaceProvider
+from app.faces.provider import FaceProvider, ProviderUnavailable, StoredFace
 from app.jobs import queue
 from app.photos.models import Photo, PhotoStatus
 from app.photos.schemas import PhotoCounts
@@ -142,7 +141,9 @@ def _derived_files(photo: Photo, data: bytes, settings: Settings) -> tuple[str, 
 
 
 def index_next_photo(*, worker_id: str, provider: FaceProvider, settings: Settings | None = None) -> bool:
-    """Claim and index one photo; False when there was nothing to do."""
+    """Claim one photo and index it in two committed steps: its faces (and served files),
+    then its matches with the guests' selfies. A retry after the first step (a crash, or the
+    provider unavailable) only redoes the matching. False when there was nothing to do."""
     settings = settings or get_settings()
     with session_scope() as session:
         photo = queue.claim_next(
@@ -155,14 +156,28 @@ def index_next_photo(*, worker_id: str, provider: FaceProvider, settings: Settin
         )
         if photo is None:
             return False
-        photo_id = photo.id
+        photo_id, event_id, original_key = photo.id, photo.event_id, photo.original_key
         if failure := queue.gave_up(photo, settings):
             _fail(session, photo, worker_id, failure["error_code"], failure["error_message"])
             return True
         try:
-            data = storage.load(photo.original_key)
-            faces = provider.index_photo(data, event_id=photo.event_id)
-            thumb_key, served_key, media_type = _derived_files(photo, data, settings)
+            if photo.thumbnail_key is None and not _find_faces(session, photo, worker_id, provider, settings):
+                return True
+            stored = faces_service.photo_faces(session=session, photo_id=photo_id)
+            _match_against_guests(session, photo_id, event_id, stored, original_key, provider)
+        except ProviderUnavailable as exc:
+            log.warning("photo %s postponed: %s", photo_id, exc.message)
+            queue.postpone(
+                session,
+                Photo,
+                photo_id,
+                worker_id,
+                status=PhotoStatus.pending,
+                error_code="provider_unavailable",
+                message=f"The face provider is unavailable; retrying automatically. ({exc.message})",
+                delay=exc.retry_after,
+            )
+            return True
         except FileNotFoundError:
             _fail(session, photo, worker_id, "original_missing", "The uploaded file is missing from storage.")
             return True
@@ -183,51 +198,69 @@ def index_next_photo(*, worker_id: str, provider: FaceProvider, settings: Settin
                 failed_status=PhotoStatus.failed,
             )
             return True
-
-        face_ids = faces_service.store_faces(
-            session=session, photo_id=photo_id, event_id=photo.event_id, faces=faces, provider=provider
-        )
-        done = queue.finish(
+        queue.finish(
             session,
             Photo,
             photo_id,
             worker_id,
             status=PhotoStatus.indexed,
-            faces_count=len(faces),
-            thumbnail_key=thumb_key,
-            served_key=served_key,
-            served_media_type=media_type,
             indexed_at=utcnow(),
             error_code=None,
             error_message=None,
         )
-        if done:
-            # Matched after the faces are committed: a selfie accepted concurrently either
-            # sees these faces or is seen here (its descriptor is committed before it matches).
-            _match_against_guests(session, photo, face_ids, faces, provider)
     return True
+
+
+def _find_faces(
+    session: Session, photo: Photo, worker_id: str, provider: FaceProvider, settings: Settings
+) -> bool:
+    """Step one: the photo's faces and served files, committed; False if the lease was lost.
+
+    Committed before matching so that a selfie accepted meanwhile either sees these faces
+    or is seen by the matching step (its signature is committed before it matches)."""
+    data = storage.load(photo.original_key)
+    faces = provider.index_photo(data, event_id=photo.event_id)
+    thumb_key, served_key, media_type = _derived_files(photo, data, settings)
+    faces_service.store_faces(
+        session=session, photo_id=photo.id, event_id=photo.event_id, faces=faces, provider=provider
+    )
+    ok = queue.fenced_update(
+        session,
+        Photo,
+        photo.id,
+        worker_id,
+        faces_count=len(faces),
+        thumbnail_key=thumb_key,
+        served_key=served_key,
+        served_media_type=media_type,
+    )
+    if ok:
+        session.commit()
+    else:
+        session.rollback()
+    return ok
 
 
 def _match_against_guests(
     session: Session,
-    photo: Photo,
-    face_ids: Sequence[int],
-    faces: Sequence[DetectedFace],
+    photo_id: int,
+    event_id: int,
+    faces: Sequence[StoredFace],
+    original_key: str,
     provider: FaceProvider,
 ) -> None:
-    if not face_ids:
-        return
+    """Step two: matches with the selfies of the event's guests (left uncommitted)."""
     for attempt in range(3):
         try:
             faces_service.match_photo_faces(
                 session=session,
-                photo_id=photo.id,
-                event_id=photo.event_id,
-                face_ids=face_ids,
+                photo_id=photo_id,
+                event_id=event_id,
                 faces=faces,
+                image=lambda: storage.load(original_key),
                 provider=provider,
             )
-            session.commit()
+            session.flush()
             return
         except IntegrityError:
             # A guest replaced their selfie meanwhile (its row is gone): read the

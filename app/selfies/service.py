@@ -16,7 +16,7 @@ from app.events.models import EventMembership
 from app.faces import service as faces_service
 from app.faces.images import probe_image
 from app.faces.models import FaceMatch
-from app.faces.provider import FaceProvider
+from app.faces.provider import FaceProvider, ProviderUnavailable
 from app.jobs import queue
 from app.selfies.models import Selfie, SelfieStatus
 from app.selfies.schemas import MatchedPhoto, PublicStatus, SelfieState
@@ -91,7 +91,8 @@ def selfie_state(*, session: Session, selfie: Selfie) -> SelfieState:
         select(func.count()).select_from(FaceMatch).where(FaceMatch.selfie_id == selfie.id)
     )
     reason = None
-    if selfie.status in (SelfieStatus.rejected, SelfieStatus.failed):
+    if selfie.status in (SelfieStatus.rejected, SelfieStatus.failed) or selfie.error_code:
+        # While processing, a reason says why it takes long (e.g. the provider is down).
         reason = {"code": selfie.error_code or "failed", "message": selfie.error_message or ""}
     return SelfieState(
         selfie_id=selfie.id,
@@ -216,7 +217,27 @@ def process_next_selfie(*, worker_id: str, provider: FaceProvider, settings: Set
                 provider=provider,
             )
             queue.finish(
-                session, Selfie, selfie_id, worker_id, status=SelfieStatus.ready, matched_at=utcnow()
+                session,
+                Selfie,
+                selfie_id,
+                worker_id,
+                status=SelfieStatus.ready,
+                matched_at=utcnow(),
+                error_code=None,
+                error_message=None,
+            )
+        except ProviderUnavailable as exc:
+            log.warning("selfie %s postponed: %s", selfie_id, exc.message)
+            queue.postpone(
+                session,
+                Selfie,
+                selfie_id,
+                worker_id,
+                status=status,
+                error_code="provider_unavailable",
+                message=f"The face service is unavailable; your selfie will be processed automatically. "
+                f"({exc.message})",
+                delay=exc.retry_after,
             )
         except AppError as exc:  # the face check refused it: the reason is for the guest
             session.rollback()
