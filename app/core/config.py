@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     thumbnail_size: int = Field(default=480, ge=64, le=2048)
     # How long an upload waits for the face check before answering 202 "processing".
     selfie_check_timeout: float = Field(default=10.0, gt=0)
+    # "check": answer once the face is checked (matching goes on in the background);
+    # "matches": hold the upload until matching is done too, as the original synchronous
+    # endpoint did (kept to measure what answering early buys; see docs/PERFORMANCE.md).
+    selfie_respond_after: Literal["check", "matches"] = "check"
     # Selfies waiting for a face process beyond which uploads get 503 + Retry-After.
     selfie_max_pending: int = Field(default=0, ge=0)  # 0: 4 x FACE_WORKERS
 

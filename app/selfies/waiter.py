@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
+from app.core.config import get_settings
 from app.core.database import session_scope
 from app.selfies.models import Selfie, SelfieStatus
 
@@ -25,7 +26,7 @@ class Outcome:
     error_message: str | None = None
 
 
-def _outcomes(ids: list[int]) -> dict[int, Outcome]:
+def _outcomes(ids: list[int], waiting: tuple[str, ...]) -> dict[int, Outcome]:
     with session_scope() as session:
         rows = session.execute(
             select(Selfie.id, Selfie.status, Selfie.error_code, Selfie.error_message).where(
@@ -43,11 +44,13 @@ def _outcomes(ids: list[int]) -> dict[int, Outcome]:
 class SelfieWaiter:
     def __init__(self, interval: float = 0.05) -> None:
         self.interval = interval
+
         self._waiting: dict[int, asyncio.Future[Outcome]] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def wait(self, selfie_id: int, timeout: float) -> Outcome | None:
-        """The selfie's outcome once it leaves ``pending``, or None after ``timeout``."""
+        """The selfie's outcome once it leaves ``pending`` (and ``matching`` too with
+        SELFIE_RESPOND_AFTER=matches), or None after ``timeout``."""
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._waiting[selfie_id] = future
         if self._task is None or self._task.done():
@@ -65,7 +68,11 @@ class SelfieWaiter:
             ids = list(self._waiting)
             if not ids:
                 break
-            for selfie_id, outcome in (await run_in_threadpool(_outcomes, ids)).items():
+            waiting = (SelfieStatus.pending,)
+            if get_settings().selfie_respond_after == "matches":
+                waiting = (SelfieStatus.pending, SelfieStatus.matching)
+            outcomes = await run_in_threadpool(_outcomes, ids, waiting)
+            for selfie_id, outcome in outcomes.items():
                 future = self._waiting.get(selfie_id)
                 if future is not None and not future.done():
                     future.set_result(outcome)
