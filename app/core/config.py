@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     azure_face_circuit_reset_seconds: float = Field(default=30.0, gt=0)
     azure_face_detection_model: str = "detection_03"
     azure_face_recognition_model: str = "recognition_04"
+    # Prefix of the face list ids, so deployments sharing one Face resource stay apart.
+    azure_face_list_prefix: str = Field(default="", max_length=20, pattern=r"^[a-z0-9_-]*$")
     face_match_threshold: float = Field(default=0.5, gt=0, lt=2)
     selfie_validation_strict: bool = True
     selfie_max_bytes: int = Field(default=15 * 1024 * 1024, ge=1024)

@@ -72,16 +72,21 @@ class SelfieAnalysis:
 class SelfieRejected(Unprocessable):
     """A selfie that cannot be used; ``code`` says why and ``message`` what to do about it.
 
-    Codes: ``no_face``, ``multiple_faces``, ``face_too_small``, ``too_blurry``, ``too_dark``.
+    Codes: ``no_face``, ``multiple_faces``, ``face_too_small``, ``too_blurry``, ``too_dark``;
+    Azure Face adds ``low_quality`` (its ``qualityForRecognition``).
     """
 
     code = "selfie_rejected"
     message = "This selfie cannot be used. Take another one facing the camera in good light."
 
 
-_NO_FACE = "We could not find a face. Face the camera in good light, with nothing covering your face."
-_MULTIPLE_FACES = "We found {count} faces. Take a selfie with only your face in the picture and try again."
-_FACE_TOO_SMALL = "Your face is too small in the picture. Hold the phone closer so your face fills the frame."
+NO_FACE_MESSAGE = "We could not find a face. Face the camera in good light, with nothing covering your face."
+MULTIPLE_FACES_MESSAGE = (
+    "We found {count} faces. Take a selfie with only your face in the picture and try again."
+)
+FACE_TOO_SMALL_MESSAGE = (
+    "Your face is too small in the picture. Hold the phone closer so your face fills the frame."
+)
 _TOO_BLURRY = "The photo is too blurry. Hold the phone steady, wipe the camera lens and try again."
 _TOO_DARK = "The photo is too dark. Move somewhere brighter or face a window or a light, and try again."
 
@@ -281,10 +286,10 @@ class LocalDlibEngine:
         if len(found) != 1:
             found = self._detect(img)
         if not found:
-            raise SelfieRejected(_NO_FACE, code="no_face")
+            raise SelfieRejected(NO_FACE_MESSAGE, code="no_face")
         if strict and len(found) > 1:
             raise SelfieRejected(
-                _MULTIPLE_FACES.format(count=len(found)),
+                MULTIPLE_FACES_MESSAGE.format(count=len(found)),
                 code="multiple_faces",
                 faces_found=len(found),
             )
@@ -292,7 +297,7 @@ class LocalDlibEngine:
         quality = face_quality(img, box)
         if strict:
             if quality["face_px"] < self.min_face_px:
-                raise SelfieRejected(_FACE_TOO_SMALL, code="face_too_small")
+                raise SelfieRejected(FACE_TOO_SMALL_MESSAGE, code="face_too_small")
             if quality["sharpness"] < self.min_sharpness:
                 raise SelfieRejected(_TOO_BLURRY, code="too_blurry")
             if quality["brightness"] < self.min_brightness:

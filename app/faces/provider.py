@@ -87,6 +87,10 @@ class FaceProvider(Protocol):
         """What the database keeps for an accepted selfie (``selfies.descriptor``)."""
         ...
 
+    def forget_selfie(self, signature: bytes) -> None:
+        """A selfie was replaced: drop whatever the provider keeps of it (best effort)."""
+        ...
+
     def find_photos(
         self, *, session: Session, signature: bytes, image: Callable[[], bytes], event_ids: Sequence[int]
     ) -> list[PhotoMatch]:
@@ -130,6 +134,9 @@ class LocalProvider:
 
     def selfie_signature(self, analysis: SelfieAnalysis, *, selfie_id: int, image: bytes) -> bytes:
         return self.face_signature(analysis.face)
+
+    def forget_selfie(self, signature: bytes) -> None:
+        """Nothing to do: the descriptor lives only in our database."""
 
     def find_photos(
         self, *, session: Session, signature: bytes, image: Callable[[], bytes], event_ids: Sequence[int]

@@ -23,7 +23,10 @@ router = APIRouter(prefix="/api", tags=["selfies"])
 _ERRORS = {
     413: {"description": "`image_too_large` (bytes or pixels)."},
     415: {"description": "`unsupported_format`: not a JPEG, PNG, WebP or HEIC image."},
-    422: {"description": "`no_face`, `multiple_faces`, `face_too_small`, `too_blurry`, `too_dark`."},
+    422: {
+        "description": "`no_face`, `multiple_faces`, `face_too_small`, `too_blurry`, `too_dark`;"
+        " with Azure Face: `low_quality`."
+    },
     503: {"description": "`face_workers_busy`: retry after `Retry-After` seconds."},
 }
 

@@ -141,7 +141,9 @@ def rematch(*, session: Session, user_id: int) -> None:
 # --- worker side ---------------------------------------------------------------------
 
 
-def _accept(session: Session, selfie: Selfie, worker_id: str, signature: bytes, provider: str) -> bool:
+def _accept(
+    session: Session, selfie: Selfie, worker_id: str, signature: bytes, provider: FaceProvider
+) -> bool:
     """Store the signature and make this selfie the user's only one (indexed deletes)."""
     newer = session.scalar(
         select(Selfie.id).where(
@@ -154,6 +156,7 @@ def _accept(session: Session, selfie: Selfie, worker_id: str, signature: bytes, 
         session.execute(delete(Selfie).where(queue.owned(Selfie, selfie.id, worker_id)))
         session.commit()
         storage.delete(selfie.image_key)
+        provider.forget_selfie(signature)
         return False
     ok = queue.fenced_update(
         session,
@@ -162,7 +165,7 @@ def _accept(session: Session, selfie: Selfie, worker_id: str, signature: bytes, 
         worker_id,
         status=SelfieStatus.matching,
         descriptor=signature,
-        provider=provider,
+        provider=provider.name,
         checked_at=utcnow(),
         error_code=None,
         error_message=None,
@@ -179,6 +182,8 @@ def _accept(session: Session, selfie: Selfie, worker_id: str, signature: bytes, 
     session.commit()
     for old in older:
         storage.delete(old.image_key)
+        if old.descriptor is not None and old.provider == provider.name:
+            provider.forget_selfie(old.descriptor)
     return True
 
 
@@ -206,7 +211,7 @@ def process_next_selfie(*, worker_id: str, provider: FaceProvider, settings: Set
                 image = storage.load(image_key)
                 analysis = provider.analyze_selfie(image, strict=selfie.strict)
                 signature = provider.selfie_signature(analysis, selfie_id=selfie_id, image=image)
-                if not _accept(session, selfie, worker_id, signature, provider.name):
+                if not _accept(session, selfie, worker_id, signature, provider):
                     return True
             faces_service.match_selfie(
                 session=session,

@@ -1,0 +1,517 @@
+"""Azure Face as the face provider: the real SDK client against a fake Face API over HTTP.
+
+The fake (``tests.fakes.azure_face``) runs the local dlib engine behind Azure's REST
+endpoints, so real photos match as they would; faults (5xx, 429, slow answers, the service
+down) are injected per test. Every test gets a fresh fake and a freshly built provider, with
+tiny timeouts and backoffs, and restores the settings and the provider cache afterwards.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from app.core.config import Settings, get_settings
+from app.core.database import session_scope
+from app.faces.azure import AzureProvider, prepare_image
+from app.faces.engine import LocalDlibEngine
+from app.faces.provider import GuestSelfie, ProviderUnavailable, StoredFace, get_face_provider
+from app.photos.models import Photo, PhotoStatus
+from app.selfies.models import Selfie
+from tests.fakes.azure_face import FakeAzureFace, FakeList
+from tests.helpers import (
+    FIXTURES,
+    bearer,
+    drain_jobs,
+    fixture_bytes,
+    login,
+    make_event,
+    make_organizer,
+    register,
+    side_by_side,
+    upload_photos,
+)
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+# --- fixtures and helpers ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAzureFace]:
+    server = FakeAzureFace(train_seconds=0.03).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def azure(fake: FakeAzureFace, monkeypatch: pytest.MonkeyPatch) -> Iterator[AzureProvider]:
+    """FACE_PROVIDER=azure against the fake, as the workers (``get_face_provider``) see it."""
+    settings = get_settings()
+    for name, value in {
+        "face_provider": "azure",
+        "azure_face_endpoint": fake.endpoint,
+        "azure_face_key": fake.key,
+        "azure_face_timeout": 5.0,
+        "azure_face_max_retries": 2,
+        "azure_face_circuit_failures": 3,
+        "azure_face_circuit_reset_seconds": 0.5,
+        "selfie_check_timeout": 20.0,
+    }.items():
+        monkeypatch.setattr(settings, name, value)
+    get_face_provider.cache_clear()
+    provider = get_face_provider()
+    assert isinstance(provider, AzureProvider)
+    provider.backoff_base, provider.backoff_max = 0.01, 0.05
+    yield provider
+    get_face_provider.cache_clear()
+
+
+def direct(fake: FakeAzureFace, **options: Any) -> AzureProvider:
+    """A provider built by hand (its own circuit breaker), for the reliability tests."""
+    options = {"timeout": 5.0, "max_retries": 2, "backoff_base": 0.01, "backoff_max": 0.05, **options}
+    return AzureProvider(endpoint=fake.endpoint, key=fake.key, **options)
+
+
+def jpeg(img: Image.Image, **options: Any) -> bytes:
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=92, **options)
+    return out.getvalue()
+
+
+def fixture_image(name: str) -> Image.Image:
+    with Image.open(FIXTURES / name) as img:
+        return ImageOps.exif_transpose(img).convert("RGB")
+
+
+class ThreadWorker:
+    """The real worker loop in a thread of the test process, while a request waits."""
+
+    def __init__(self) -> None:
+        from app.jobs.runner import work_once
+
+        self._stop = threading.Event()
+
+        def loop() -> None:
+            while not self._stop.is_set():
+                if not work_once(worker_id="azure-thread-worker"):
+                    time.sleep(0.02)
+
+        self._thread = threading.Thread(target=loop, daemon=True)
+
+    def __enter__(self) -> ThreadWorker:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+class Party:
+    """An organizer, an event and its guests, through the real API."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+        with session_scope() as session:
+            org = make_organizer(session)
+        self.org = login(client, org["username"])
+        self.event = make_event(client, self.org, "Azure Gala")
+        self.photos: dict[str, int] = {}
+        self.guests = 0
+
+    def upload(self, photos: dict[str, bytes]) -> dict[str, int]:
+        ids = upload_photos(self.client, self.org, self.event["id"], photos)
+        self.photos.update(ids)
+        return ids
+
+    def guest(self) -> dict[str, str]:
+        self.guests += 1
+        return bearer(register(self.client, self.event["code"], f"azguest{self.guests}"))
+
+    def selfie(self, headers: dict[str, str], data: bytes) -> Any:
+        """Upload a selfie while a worker runs; wait until it is no longer processing."""
+        with ThreadWorker():
+            r = self.client.post("/api/upload-selfie", files={"file": ("selfie.jpg", data)}, headers=headers)
+            if r.status_code == 202:
+                deadline = time.monotonic() + 30
+                while self.client.get("/api/selfie", headers=headers).json()["status"] == "processing":
+                    assert time.monotonic() < deadline, "matching did not finish"
+                    time.sleep(0.05)
+        return r
+
+    def my_photos(self, headers: dict[str, str]) -> set[str]:
+        names = {v: k for k, v in self.photos.items()}
+        body = self.client.get("/api/my-photos", headers=headers).json()
+        return {names.get(p["id"], str(p["id"])) for p in body["photos"]}
+
+
+A_PHOTOS = {"a2.jpg", "a3.jpg", "a_rgba.png", "a_and_b.jpg"}
+
+
+# --- end to end through the API -----------------------------------------------------------------
+
+
+def test_guest_selfie_finds_exactly_their_photos_through_azure(
+    client: TestClient, azure: AzureProvider, fake: FakeAzureFace
+) -> None:
+    party = Party(client)
+    party.upload(
+        {
+            "a2.jpg": fixture_bytes("obama2.jpg"),
+            "a3.jpg": fixture_bytes("obama3.jpg"),
+            "a_rgba.png": fixture_bytes("32bit.png"),
+            "b.jpg": fixture_bytes("biden.jpg"),
+            "c.png": fixture_bytes("Tom_Hanks_54745.png"),
+            "a_and_b.jpg": side_by_side("obama3.jpg", "biden.jpg"),
+        }
+    )
+    drain_jobs()
+    event = client.get(f"/api/events/{party.event['id']}", headers=party.org).json()
+    assert event["photos"] == {"pending": 0, "processing": 0, "indexed": 6, "failed": 0}
+    assert event["faces"] == 7
+    # Every face went to the event's large face list, which was trained with all of them.
+    azure_list = fake.lists[f"event-{party.event['id']}"]
+    assert len(azure_list.faces) == 7 and azure_list.trained is not None and len(azure_list.trained) == 7
+    assert azure_list.recognition_model == "recognition_04"
+
+    guest = party.guest()
+    r = party.selfie(guest, fixture_bytes("obama.jpg"))
+    assert r.status_code == 202 and r.json()["status"] == "processing"
+    state = client.get("/api/selfie", headers=guest).json()
+    assert state["status"] == "ready" and state["matches"] == len(A_PHOTOS)
+    assert party.my_photos(guest) == A_PHOTOS
+    distances = [p["distance"] for p in client.get("/api/my-photos", headers=guest).json()["photos"]]
+    assert distances == sorted(distances) and max(distances) <= 1 - get_settings().azure_face_min_confidence
+    # The selfie was enrolled in the deployment-wide selfie list, tagged with its id.
+    enrolled = fake.lists["selfies"].faces
+    assert [user_data for _, user_data in enrolled.values()] == [str(state["selfie_id"])]
+    with session_scope() as session:
+        selfie = session.get(Selfie, state["selfie_id"])
+        assert selfie is not None and selfie.provider == "azure"
+        assert selfie.descriptor is not None and selfie.descriptor.decode() in enrolled
+
+
+def test_photos_indexed_after_the_selfie_are_matched_to_it(
+    client: TestClient, azure: AzureProvider, fake: FakeAzureFace
+) -> None:
+    party = Party(client)
+    guest = party.guest()
+    assert party.selfie(guest, fixture_bytes("obama.jpg")).status_code == 202
+    assert party.my_photos(guest) == set()
+    party.upload({"late_a.jpg": fixture_bytes("obama2.jpg"), "late_b.jpg": fixture_bytes("biden.jpg")})
+    drain_jobs()
+    assert party.my_photos(guest) == {"late_a.jpg"}
+    assert fake.calls["find_similar"] >= 2  # each new photo's faces against the selfie list
+
+
+@pytest.mark.parametrize(
+    ("make", "code"),
+    [
+        (lambda: fixture_bytes("mask_white.jpg"), "no_face"),
+        (lambda: fixture_bytes("t1.jpg"), "multiple_faces"),
+        (lambda: jpeg(fixture_image("obama.jpg").filter(ImageFilter.GaussianBlur(6))), "low_quality"),
+        (lambda: jpeg(ImageEnhance.Brightness(fixture_image("obama.jpg")).enhance(0.15)), "low_quality"),
+        (lambda: jpeg(ImageOps.scale(fixture_image("obama.jpg"), 0.22)), "face_too_small"),
+    ],
+    ids=["mask", "group", "blurred", "dark", "small"],
+)
+def test_unusable_selfies_are_refused_with_an_actionable_reason(
+    client: TestClient, azure: AzureProvider, fake: FakeAzureFace, make: Any, code: str
+) -> None:
+    party = Party(client)
+    guest = party.guest()
+    r = party.selfie(guest, make())
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == code and len(error["message"]) > 30
+    if code == "low_quality":
+        assert "light" in error["message"] and "steady" in error["message"]
+    # Nothing is kept: no selfie for the guest, nothing enrolled in Azure.
+    assert client.get("/api/selfie", headers=guest).status_code == 404
+    assert "selfies" not in fake.lists or not fake.lists["selfies"].faces
+
+
+def test_provider_down_keeps_every_job_and_finishes_them_when_it_is_back(
+    client: TestClient, azure: AzureProvider, fake: FakeAzureFace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(get_settings(), "selfie_check_timeout", 1.0)
+    azure.breaker.reset_seconds = 1.5  # postponed jobs come back after at most that
+    party = Party(client)
+    fake.stop()
+    ids = party.upload({"a2.jpg": fixture_bytes("obama2.jpg"), "b.jpg": fixture_bytes("biden.jpg")})
+    drain_jobs()
+    with session_scope() as session:
+        photos = session.scalars(select(Photo).where(Photo.id.in_(ids.values()))).all()
+        assert {(p.status, p.error_code, p.attempts) for p in photos} == {
+            (PhotoStatus.pending, "provider_unavailable", 0)
+        }
+    # Consecutive failures opened the circuit: calls now fail fast, without a request.
+    assert azure.breaker.state == "open"
+    with pytest.raises(ProviderUnavailable, match="circuit open"):
+        azure.analyze_selfie(fixture_bytes("obama.jpg"), strict=True)
+
+    guest = party.guest()
+    started = time.monotonic()
+    with ThreadWorker():
+        r = client.post(
+            "/api/upload-selfie", files={"file": ("me.jpg", fixture_bytes("obama.jpg"))}, headers=guest
+        )
+        answered = time.monotonic() - started
+        assert r.status_code == 202 and r.json()["status"] == "processing"
+        assert answered < 5  # SELFIE_CHECK_TIMEOUT, never Azure's timeouts and retries
+        state = client.get("/api/selfie", headers=guest).json()
+    assert state["status"] == "processing"
+    assert state["reason"]["code"] == "provider_unavailable"
+    with session_scope() as session:
+        selfie = session.get(Selfie, state["selfie_id"])
+        assert selfie is not None and selfie.attempts == 0 and selfie.available_at is not None
+
+    fake.start()
+    deadline = time.monotonic() + 20
+    while client.get("/api/selfie", headers=guest).json()["status"] != "ready":
+        assert time.monotonic() < deadline, "the postponed jobs did not complete"
+        drain_jobs()
+        time.sleep(0.1)
+    drain_jobs()
+    assert azure.breaker.state == "closed"
+    event = client.get(f"/api/events/{party.event['id']}", headers=party.org).json()
+    assert event["photos"]["indexed"] == 2 and event["photos"]["failed"] == 0
+    assert party.my_photos(guest) == {"a2.jpg"}
+    with session_scope() as session:
+        assert session.get(Selfie, state["selfie_id"]).error_code is None  # type: ignore[union-attr]
+
+
+# --- reliability of each call -------------------------------------------------------------------
+
+
+def test_throttled_calls_wait_for_retry_after_then_succeed(fake: FakeAzureFace) -> None:
+    provider = direct(fake)
+    fake.throttle_next(1, retry_after=0.6, endpoint="detect")
+    started = time.monotonic()
+    analysis = provider.analyze_selfie(fixture_bytes("obama.jpg"), strict=True)
+    assert time.monotonic() - started >= 0.6
+    assert analysis.faces_found == 1 and fake.calls["detect"] == 2
+    assert provider.breaker.state == "closed" and provider.breaker.failures == 0
+
+
+def test_a_long_retry_after_postpones_the_job_instead_of_sleeping(fake: FakeAzureFace) -> None:
+    provider = direct(fake)
+    fake.throttle_next(1, retry_after=120, endpoint="detect")
+    started = time.monotonic()
+    with pytest.raises(ProviderUnavailable) as caught:
+        provider.analyze_selfie(fixture_bytes("obama.jpg"), strict=True)
+    assert time.monotonic() - started < 2
+    assert caught.value.retry_after == 120 and fake.calls["detect"] == 1
+
+
+def test_calls_slower_than_the_timeout_are_abandoned_and_retried(fake: FakeAzureFace) -> None:
+    selfie = fixture_bytes("obama.jpg")
+    direct(fake).analyze_selfie(selfie, strict=True)  # the fake now answers this image at once
+    provider = direct(fake, timeout=0.5, max_retries=2)
+    fake.delay_next(1, seconds=3, endpoint="detect")
+    started = time.monotonic()
+    assert provider.analyze_selfie(selfie, strict=True).faces_found == 1
+    assert 0.5 <= time.monotonic() - started < 2.5
+    assert fake.calls["detect"] == 3  # warm-up, the abandoned call, the retry
+
+    fake.delay_next(3, seconds=3, endpoint="detect")
+    started = time.monotonic()
+    with pytest.raises(ProviderUnavailable, match="Timeout"):
+        provider.analyze_selfie(selfie, strict=True)
+    assert time.monotonic() - started < 2.9  # 3 tries of 0.5 s: bounded
+    assert fake.calls["detect"] == 6
+
+
+def test_server_error_bursts_are_retried_with_backoff_then_succeed(
+    fake: FakeAzureFace, caplog: pytest.LogCaptureFixture
+) -> None:
+    provider = direct(fake, max_retries=3)
+    fake.fail_next(2, status=503, endpoint="detect")
+    fake.fail_next(1, status=500, endpoint="detect")
+    with caplog.at_level("WARNING", logger="app.faces.azure"):
+        assert provider.analyze_selfie(fixture_bytes("obama.jpg"), strict=True).faces_found == 1
+    assert fake.calls["detect"] == 4
+    retries = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
+    assert len(retries) == 3 and "HTTP 503" in retries[0] and "retry 3/3" in retries[2]
+
+
+def test_errors_beyond_max_retries_make_the_provider_unavailable(fake: FakeAzureFace) -> None:
+    provider = direct(fake, max_retries=2, circuit_failures=10, circuit_reset_seconds=7)
+    fake.fail_next(3, status=502)
+    with pytest.raises(ProviderUnavailable) as caught:
+        provider.analyze_selfie(fixture_bytes("obama.jpg"), strict=True)
+    assert fake.calls["detect"] == 3 and caught.value.retry_after == 7
+    assert provider.breaker.state == "closed"  # 3 failures < 10: not open yet
+    assert provider.analyze_selfie(fixture_bytes("obama.jpg"), strict=True).faces_found == 1
+
+
+def test_client_errors_are_not_retried_and_unreadable_images_are_unsupported(fake: FakeAzureFace) -> None:
+    provider = direct(fake)
+    tiny = jpeg(Image.new("RGB", (40, 40), "grey"))  # a valid JPEG under Azure's 1 KB minimum
+    with pytest.raises(Exception) as caught:
+        provider.analyze_selfie(tiny, strict=True)
+    assert getattr(caught.value, "code", None) == "unsupported_format"
+    assert getattr(caught.value, "status_code", None) == 415
+    assert fake.calls["detect"] == 1 and provider.breaker.failures == 0
+
+    wrong_key = AzureProvider(endpoint=fake.endpoint, key="not-the-key", max_retries=3)
+    with pytest.raises(ProviderUnavailable, match="credentials"):
+        wrong_key.analyze_selfie(fixture_bytes("obama.jpg"), strict=True)
+    assert fake.calls["detect"] == 2
+
+
+def test_the_circuit_opens_after_consecutive_failures_fails_fast_then_closes(fake: FakeAzureFace) -> None:
+    provider = direct(fake, max_retries=0, circuit_failures=3, circuit_reset_seconds=0.4)
+    selfie = fixture_bytes("obama.jpg")
+    fake.fail_next(4, status=503, endpoint="detect")
+    for _ in range(3):
+        with pytest.raises(ProviderUnavailable, match="did not answer"):
+            provider.analyze_selfie(selfie, strict=True)
+    assert provider.breaker.state == "open" and fake.calls["detect"] == 3
+    with pytest.raises(ProviderUnavailable, match="circuit open") as caught:
+        provider.analyze_selfie(selfie, strict=True)
+    assert fake.calls["detect"] == 3  # failed fast: no request
+    assert 0 < caught.value.retry_after <= 1.0
+
+    time.sleep(0.45)  # half-open: one trial call, which fails and opens the circuit again
+    with pytest.raises(ProviderUnavailable, match="did not answer"):
+        provider.analyze_selfie(selfie, strict=True)
+    assert provider.breaker.state == "open" and fake.calls["detect"] == 4
+    time.sleep(0.45)  # the next trial succeeds and closes it
+    assert provider.analyze_selfie(selfie, strict=True).faces_found == 1
+    assert provider.breaker.state == "closed" and fake.calls["detect"] == 5
+
+
+# --- matching details ---------------------------------------------------------------------------
+
+
+def test_a_new_photo_is_matched_even_when_its_face_ids_must_be_detected_again(fake: FakeAzureFace) -> None:
+    provider = direct(fake)
+    selfie = fixture_bytes("obama.jpg")
+    analysis = provider.analyze_selfie(selfie, strict=True)
+    signature = provider.selfie_signature(analysis, selfie_id=41, image=selfie)
+    photo = side_by_side("biden.jpg", "obama3.jpg")
+    faces = provider.index_photo(photo, event_id=9)
+    assert len(faces) == 2 and faces[0].box.left < faces[1].box.left
+    stored = [StoredFace(100 + i, f.box, provider.face_signature(f)) for i, f in enumerate(faces)]
+    guests = [GuestSelfie(41, 7, signature), GuestSelfie(42, 8, b"some-other-persisted-id")]
+    provider.forget_cached_face_ids()  # as in another worker process, or a later retry
+    detects = fake.calls["detect"]
+    (match,) = provider.find_selfies(faces=stored, image=lambda: photo, selfies=guests)
+    assert fake.calls["detect"] == detects + 1
+    assert (match.selfie_id, match.user_id, match.face_id) == (41, 7, 101)  # the right-hand face
+    assert 0 <= match.distance <= 0.5
+
+
+def test_new_faces_are_findable_once_a_training_that_includes_them_succeeded(fake: FakeAzureFace) -> None:
+    provider = direct(fake)
+    provider.analyze_selfie(fixture_bytes("obama2.jpg"), strict=True)  # the fake now answers it at once
+    fake.train_seconds = 0.3
+    # Another worker's training of the event's list is running when ours is asked for (409).
+    provider.client.large_face_list.create("event-3", name="event-3", recognition_model="recognition_04")
+    provider.client.large_face_list.train("event-3")
+    (face,) = provider.index_photo(fixture_bytes("obama2.jpg"), event_id=3)
+    assert fake.calls["train"] == 3  # the other one, ours refused with 409, ours again after it
+    trained = fake.lists["event-3"].trained
+    assert trained is not None and face.ref in trained
+
+
+def test_missing_or_untrained_lists_have_no_matches(fake: FakeAzureFace, session: Any) -> None:
+    provider = direct(fake)
+    selfie = fixture_bytes("obama.jpg")
+    signature = provider.selfie_signature(
+        provider.analyze_selfie(selfie, strict=True), selfie_id=1, image=selfie
+    )
+    assert (
+        provider.find_photos(session=session, signature=signature, image=lambda: selfie, event_ids=[5]) == []
+    )
+    fake.lists["event-6"] = FakeList("event-6", "event-6", "recognition_04")  # created, never trained
+    assert (
+        provider.find_photos(session=session, signature=signature, image=lambda: selfie, event_ids=[6]) == []
+    )
+
+
+def test_uploads_azure_cannot_take_are_sent_as_an_upright_jpeg(fake: FakeAzureFace) -> None:
+    provider = direct(fake)
+    upright = fixture_image("obama.jpg")
+    (expected,) = (face.box for face in LocalDlibEngine().index_photo(jpeg(upright)))
+    webp = io.BytesIO()
+    upright.save(webp, "WEBP", quality=90)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: viewers turn it 90 degrees clockwise
+    rotated = jpeg(upright.transpose(Image.Transpose.ROTATE_90), exif=exif.tobytes())
+    for data in (webp.getvalue(), rotated):
+        prepared, width, height = prepare_image(data)
+        assert prepared.data[:3] == b"\xff\xd8\xff" and (width, height) == upright.size
+        box = provider.analyze_selfie(data, strict=True).face.box
+        assert max(abs(box.left - expected.left), abs(box.top - expected.top)) <= 6
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+def test_start_up_refuses_an_incomplete_azure_configuration() -> None:
+    with pytest.raises(ValidationError, match="AZURE_FACE_KEY"):
+        Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            face_provider="azure",
+            azure_face_endpoint="https://example.cognitiveservices.azure.com/",
+            azure_face_key="",
+        )
+    with pytest.raises(ValidationError, match="AZURE_FACE_ENDPOINT and AZURE_FACE_KEY"):
+        Settings(_env_file=None, face_provider="azure")  # type: ignore[call-arg]
+
+
+def test_the_local_provider_never_imports_the_azure_sdk() -> None:
+    code = (
+        "import sys\n"
+        "from app.core.config import Settings\n"
+        "from app.faces.provider import build_provider\n"
+        "provider = build_provider(Settings(_env_file=None, face_provider='local'))\n"
+        "loaded = sorted(m for m in sys.modules\n"
+        "                if m.split('.')[0] in ('azure', 'msrest') or m == 'app.faces.azure')\n"
+        "print(provider.name, loaded)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_FACE_")}
+    env["FACE_PROVIDER"] = "local"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert out.stdout.strip() == "local []"
+
+
+def test_a_replaced_selfie_face_is_deleted_from_azure(
+    fake: FakeAzureFace, azure: AzureProvider, client: TestClient
+) -> None:
+    party = Party(client)
+    party.upload({"a2.jpg": fixture_bytes("obama2.jpg")})
+    drain_jobs()
+    guest = party.guest()
+    party.selfie(guest, fixture_bytes("obama.jpg"))
+    first = set(fake.lists[azure.selfie_list].faces)
+    party.selfie(guest, fixture_bytes("obama3.jpg"))
+    remaining = set(fake.lists[azure.selfie_list].faces)
+    assert len(first) == 1 and len(remaining) == 1 and first.isdisjoint(remaining)
+    assert fake.calls["delete_face"] == 1
+    assert party.my_photos(guest) == {"a2.jpg"}
