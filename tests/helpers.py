@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import itertools
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +102,51 @@ def upload_photos(
 
 def bearer(token_response: Any) -> dict[str, str]:
     return {"Authorization": f"Bearer {token_response.json()['access_token']}"}
+
+
+class ThreadWorker:
+    """The real face-worker loop in a thread of the test process, while a request waits."""
+
+    def __init__(self, worker_id: str = "thread-worker") -> None:
+        from app.jobs.runner import work_once
+
+        self._stop = threading.Event()
+
+        def loop() -> None:
+            while not self._stop.is_set():
+                if not work_once(worker_id=worker_id):
+                    time.sleep(0.02)
+
+        self._thread = threading.Thread(target=loop, daemon=True)
+
+    def __enter__(self) -> ThreadWorker:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def create_organizer_cli(env: dict[str, str], username: str = "boss") -> None:
+    """``python -m app create-organizer`` as an operator runs it."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "app",
+            "create-organizer",
+            "--username",
+            username,
+            "--email",
+            f"{username}@example.com",
+            "--password",
+            PASSWORD,
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr

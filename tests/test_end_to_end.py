@@ -3,14 +3,12 @@ face-worker pool, driven over HTTP through the whole guest journey."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import httpx
 
-from benchmarks._server import ROOT, running_server
-from tests.helpers import PASSWORD, fixture_bytes
+from benchmarks._server import running_server
+from tests.helpers import PASSWORD, create_organizer_cli, fixture_bytes
 
 
 def _wait(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -22,26 +20,7 @@ def _wait(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-
 
 def test_guest_journey_against_gunicorn_with_the_embedded_face_workers(clean_db: None) -> None:
     with running_server(workers=2, env={"FACE_WORKERS": "1"}) as (base, env):
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "app",
-                "create-organizer",
-                "--username",
-                "boss",
-                "--email",
-                "boss@example.com",
-                "--password",
-                PASSWORD,
-            ],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
+        create_organizer_cli(env)
         with httpx.Client(base_url=base, timeout=30) as c:
             org = {
                 "Authorization": "Bearer "

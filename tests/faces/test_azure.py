@@ -12,7 +12,6 @@ import io
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +33,7 @@ from app.selfies.models import Selfie
 from tests.fakes.azure_face import FakeAzureFace, FakeList
 from tests.helpers import (
     FIXTURES,
+    ThreadWorker,
     bearer,
     drain_jobs,
     fixture_bytes,
@@ -96,30 +96,6 @@ def jpeg(img: Image.Image, **options: Any) -> bytes:
 def fixture_image(name: str) -> Image.Image:
     with Image.open(FIXTURES / name) as img:
         return ImageOps.exif_transpose(img).convert("RGB")
-
-
-class ThreadWorker:
-    """The real worker loop in a thread of the test process, while a request waits."""
-
-    def __init__(self) -> None:
-        from app.jobs.runner import work_once
-
-        self._stop = threading.Event()
-
-        def loop() -> None:
-            while not self._stop.is_set():
-                if not work_once(worker_id="azure-thread-worker"):
-                    time.sleep(0.02)
-
-        self._thread = threading.Thread(target=loop, daemon=True)
-
-    def __enter__(self) -> ThreadWorker:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
 
 
 class Party:

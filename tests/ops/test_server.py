@@ -18,7 +18,7 @@ import pytest
 from app.ops import server as checks
 from benchmarks._server import ROOT, free_port, running_server
 from tests.conftest import IS_POSTGRES
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, create_organizer_cli
 
 
 @pytest.fixture(scope="module")
@@ -67,26 +67,7 @@ def test_stats_count_the_requests_served_by_every_worker(gunicorn: tuple[str, di
 
 def test_several_workers_on_one_database_never_answer_500(gunicorn: tuple[str, dict[str, str]]) -> None:
     base, env = gunicorn
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "app",
-            "create-organizer",
-            "--username",
-            "boss",
-            "--email",
-            "boss@example.com",
-            "--password",
-            PASSWORD,
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
+    create_organizer_cli(env)
     with httpx.Client(base_url=base, timeout=30) as c:
         token = c.post("/api/login", json={"login": "boss", "password": PASSWORD}).json()["access_token"]
         code = c.post(

@@ -8,7 +8,6 @@ composites (A next to B, C next to the group).
 from __future__ import annotations
 
 import io
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -22,6 +21,7 @@ from tests.conftest import truncate_all
 from tests.helpers import (
     FIXTURES,
     PASSWORD,
+    ThreadWorker,
     bearer,
     drain_jobs,
     fixture_bytes,
@@ -86,30 +86,6 @@ class World:
 
     def names(self, my_photos: dict[str, Any]) -> set[str]:
         return {self.by_id.get(p["id"], str(p["id"])) for p in my_photos["photos"]}
-
-
-class ThreadWorker:
-    """The real worker loop in a thread of the test process, while a request waits."""
-
-    def __init__(self) -> None:
-        from app.jobs.runner import work_once
-
-        self._stop = threading.Event()
-
-        def loop() -> None:
-            while not self._stop.is_set():
-                if not work_once(worker_id="thread-worker"):
-                    time.sleep(0.02)
-
-        self._thread = threading.Thread(target=loop, daemon=True)
-
-    def __enter__(self) -> ThreadWorker:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
 
 
 @pytest.fixture(scope="module")
