@@ -60,6 +60,9 @@ face_workers = settings.face_workers if _flag("EMBEDDED_FACE_WORKERS", settings.
 # prometheus-client multiprocess mode: set before any worker imports prometheus_client.
 _prometheus_dir = settings.data_dir / "prometheus"
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_prometheus_dir)
+# Imported now, not in child_exit: that hook runs while the master reaps workers, and a first
+# import there, interrupted by the next worker's exit, fails half-initialised.
+from prometheus_client import multiprocess  # noqa: E402
 
 _face_pool: subprocess.Popen[bytes] | None = None
 _summary: list[str] = []
@@ -136,8 +139,6 @@ def post_fork(server: Any, worker: Any) -> None:
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    from prometheus_client import multiprocess
-
     multiprocess.mark_process_dead(worker.pid)
 
 
