@@ -320,15 +320,6 @@ def prepare_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple
         side = int(side * 0.75)
 
 
-def _iou(a: FaceBox, b: FaceBox) -> float:
-    w = min(a.right, b.right) - max(a.left, b.left)
-    h = min(a.bottom, b.bottom) - max(a.top, b.top)
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    return inter / (a.width * a.height + b.width * b.height - inter)
-
-
 def _status(exc: Exception) -> int | None:
     response = getattr(exc, "response", None)
     return getattr(response, "status_code", None)
@@ -854,7 +845,7 @@ class AzureProvider:
         prepared, width, height = prepare_image(image(), max_pixels=self.max_pixels)
         detected = [(f, f.box(prepared.factor, width, height)) for f in self._detect(prepared)]
         for stored in missing:
-            scored = [(_iou(stored.box, box), f) for f, box in detected]
+            scored = [(stored.box.iou(box), f) for f, box in detected]
             if not scored:
                 break
             overlap, face = max(scored, key=lambda item: item[0])

@@ -45,6 +45,15 @@ class FaceBox:
     def height(self) -> int:
         return self.bottom - self.top
 
+    def iou(self, other: FaceBox) -> float:
+        """Intersection over union: how much two boxes are the same face (0 to 1)."""
+        w = min(self.right, other.right) - max(self.left, other.left)
+        h = min(self.bottom, other.bottom) - max(self.top, other.top)
+        if w <= 0 or h <= 0:
+            return 0.0
+        inter = w * h
+        return inter / (self.width * self.height + other.width * other.height - inter)
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class DetectedFace:

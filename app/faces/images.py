@@ -31,6 +31,8 @@ _FORMAT_ALIASES = {"MPO": "JPEG"}
 # Only these parsers ever see untrusted bytes (Pillow would otherwise try every plugin it has).
 _PARSERS = ("JPEG", "PNG", "WEBP", "HEIF")  # the JPEG parser also yields MPO
 
+#: File extension under which an accepted upload of each format is stored.
+FILE_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
 _SERVED_MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 _PNG_MODES = frozenset({"1", "L", "LA", "I;16", "I;16B", "P", "RGB", "RGBA"})
 # Colour spaces whose ICC profile still describes the pixels after conversion to RGB.

@@ -17,7 +17,7 @@ from app.core.database import session_scope, utcnow
 from app.core.errors import AppError, Conflict, NotFound, PayloadTooLarge
 from app.events.models import Event, EventMembership
 from app.faces import service as faces_service
-from app.faces.images import load_rgb, make_thumbnail, probe_image, sanitized_original
+from app.faces.images import FILE_EXTENSIONS, load_rgb, make_thumbnail, probe_image, sanitized_original
 from app.faces.models import FaceMatch
 from app.faces.provider import FaceProvider, ProviderUnavailable, StoredFace
 from app.jobs import queue
@@ -25,8 +25,6 @@ from app.photos.models import Photo, PhotoStatus
 from app.photos.schemas import PhotoCounts
 
 log = logging.getLogger("app.photos")
-
-_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
 
 
 def clean_filename(name: str | None) -> str:
@@ -44,7 +42,7 @@ def accept_photo(*, session: Session, event: Event, uploader: User, filename: st
             code="file_too_large",
         )
     info = probe_image(data, max_pixels=settings.max_image_pixels)
-    key = storage.new_key(f"photos/{event.id}", _EXTENSIONS.get(info.format, "bin"))
+    key = storage.new_key(f"photos/{event.id}", FILE_EXTENSIONS[info.format])
     storage.save(key, data)
     photo = Photo(
         event_id=event.id,

@@ -14,7 +14,7 @@ from app.core.database import session_scope, utcnow
 from app.core.errors import AppError, PayloadTooLarge, ServiceUnavailable
 from app.events.models import EventMembership
 from app.faces import service as faces_service
-from app.faces.images import probe_image
+from app.faces.images import FILE_EXTENSIONS, probe_image
 from app.faces.models import FaceMatch
 from app.faces.provider import FaceProvider, ProviderUnavailable
 from app.jobs import queue
@@ -30,7 +30,6 @@ PUBLIC_STATUS: dict[str, PublicStatus] = {
     SelfieStatus.rejected: "failed",
     SelfieStatus.failed: "failed",
 }
-_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
 
 
 def check_upload(data: bytes, settings: Settings) -> str:
@@ -57,7 +56,7 @@ def create_selfie(
             code="face_workers_busy",
             retry_after=2,
         )
-    key = storage.new_key(f"selfies/{user_id}", _EXTENSIONS.get(image_format, "bin"))
+    key = storage.new_key(f"selfies/{user_id}", FILE_EXTENSIONS[image_format])
     storage.save(key, data)
     selfie = Selfie(
         user_id=user_id,

@@ -391,7 +391,7 @@ class FakeAzureFace:
             except ValueError:
                 return _error(400, "BadArgument", "Invalid argument targetFace.")
             box = FaceBox(left, top, left + width, top + height)
-            scored = sorted(((_iou(box, s.box), s) for s in seen), key=lambda item: -item[0])
+            scored = sorted(((box.iou(s.box), s) for s in seen), key=lambda item: -item[0])
             if not scored or scored[0][0] < 0.3:
                 return _error(
                     400, "InvalidImage", "No face detected in the image or in the specified targetFace area."
@@ -492,15 +492,6 @@ class FakeAzureFace:
         if mode == "matchPerson":
             ranked = [(pid, c) for pid, c in ranked if c >= 0.5]
         return JSONResponse([{"persistedFaceId": pid, "confidence": round(c, 5)} for pid, c in ranked[:top]])
-
-
-def _iou(a: FaceBox, b: FaceBox) -> float:
-    w = min(a.right, b.right) - max(a.left, b.left)
-    h = min(a.bottom, b.bottom) - max(a.top, b.top)
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    return inter / (a.width * a.height + b.width * b.height - inter)
 
 
 def jpeg(img: Any, quality: int = 92) -> bytes:
