@@ -35,7 +35,8 @@ port = _int("PORT", 8000)
 
 bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
 workers = _int("WEB_CONCURRENCY", 8)  # the original plan's 8; see docs/PERFORMANCE.md
-worker_class = "uvicorn_worker.UvicornWorker"
+# Uvicorn workers with a time limit on slow request headers (app/ops/protocol.py).
+worker_class = "app.ops.worker.Worker"
 timeout = _int("GUNICORN_TIMEOUT", 60)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
@@ -111,6 +112,11 @@ def when_ready(server: Any) -> None:
             f"DB_POOL_TIMEOUT {settings.db_pool_timeout}s",
         ),
         ("in flight", f"at most {settings.max_in_flight} requests per worker, then 503"),
+        (
+            "slow clients",
+            f"headers and body within {settings.request_read_timeout:g}s (+1s per "
+            f"{settings.request_min_rate} bytes received), then 408; keep-alive {keepalive}s",
+        ),
         ("face workers", f"{face_workers} embedded" if face_workers else "external (python -m app.worker)"),
         ("logs", f"access {accesslog or 'off'}, errors {errorlog}"),
         (

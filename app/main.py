@@ -13,7 +13,7 @@ from app.accounts.routes import router as accounts_router
 from app.core.config import get_settings
 from app.core.database import dispose_engine
 from app.core.errors import install_error_handlers
-from app.core.limits import BodySizeLimitMiddleware
+from app.core.limits import RequestBoundsMiddleware
 from app.events.routes import router as events_router
 from app.ops.middleware import ObservabilityMiddleware
 from app.ops.routes import protected as ops_protected_router
@@ -59,7 +59,12 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, limit_for=body_limit_for)
+    app.add_middleware(
+        RequestBoundsMiddleware,
+        limit_for=body_limit_for,
+        read_timeout=settings.request_read_timeout,
+        min_rate=settings.request_min_rate,
+    )
     app.add_middleware(ObservabilityMiddleware, max_in_flight=settings.max_in_flight)
     app.include_router(ops_router)
     app.include_router(ops_protected_router)

@@ -1,8 +1,64 @@
-"""Entry point of the face workers: ``python -m app.worker [--processes N]``."""
+"""Face workers: ``python -m app.worker [--processes N] [--nice N]``.
 
+The composition root of the background side: importing the domains' ``jobs`` modules
+registers their job kinds (selfies first, then photos); ``app.jobs.runner`` does the rest.
+Processes are spawned, not forked, so each loads the face models itself; they run at a
+lower CPU priority so that the web workers answer first on a busy machine. The supervisor
+restarts a process that dies, stops them on SIGTERM/SIGINT and exits with its parent (the
+Gunicorn master, in the embedded mode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
 import sys
 
-from app.jobs.runner import main
+from app.core.config import get_settings
+from app.jobs import runner, wakeup
+
+
+def load_job_kinds() -> None:
+    """Register every job kind (each module registers its own on import)."""
+    import app.photos.jobs
+    import app.selfies.jobs  # noqa: F401
+
+
+def worker_main(index: int, nice: int) -> None:
+    """One face worker process."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s [face-worker %(process)d] %(levelname)s %(message)s"
+    )
+    if nice:
+        os.nice(nice)
+    from app.core.database import configure_engine
+    from app.faces.provider import get_face_provider
+
+    # One connection for the job, one for its heartbeat (plus the LISTEN one on PostgreSQL).
+    configure_engine(pool_size=2, max_overflow=0)
+    load_job_kinds()
+    provider = get_face_provider()
+    load = getattr(provider, "load_models", None)
+    if load:
+        load()
+    runner.serve(index)
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = get_settings()
+    parser = argparse.ArgumentParser(prog="python -m app.worker", description=__doc__)
+    parser.add_argument("--processes", type=int, default=settings.face_workers)
+    parser.add_argument(
+        "--nice", type=int, default=settings.face_worker_nice, help="CPU priority offset of the workers"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s [face-pool %(process)d] %(levelname)s %(message)s"
+    )
+    wakeup.remove_stale_sockets(settings)
+    return runner.supervise(worker_main, max(1, args.processes), nice=args.nice)
+
 
 if __name__ == "__main__":
     sys.exit(main())

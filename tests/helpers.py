@@ -84,7 +84,9 @@ def side_by_side(*names: str, height: int = 600) -> bytes:
 def drain_jobs(worker_id: str = "test-worker") -> int:
     """Run the real face jobs in this process until none is left; how many ran."""
     from app.jobs.runner import work_once
+    from app.worker import load_job_kinds
 
+    load_job_kinds()
     n = 0
     while work_once(worker_id=worker_id):
         n += 1
@@ -109,7 +111,9 @@ class ThreadWorker:
 
     def __init__(self, worker_id: str = "thread-worker") -> None:
         from app.jobs.runner import work_once
+        from app.worker import load_job_kinds
 
+        load_job_kinds()
         self._stop = threading.Event()
 
         def loop() -> None:

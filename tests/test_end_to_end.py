@@ -3,6 +3,7 @@ face-worker pool, driven over HTTP through the whole guest journey."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -69,4 +70,26 @@ def test_guest_journey_against_gunicorn_with_the_embedded_face_workers(clean_db:
             r = c.post(
                 "/api/upload-selfie", files={"file": ("g.jpg", fixture_bytes("t1.jpg"))}, headers=guest
             )
-            assert (r.status_code, r.json()["error"]["code"]) == (422, "multiple_faces")
+            assert (r.status_code, r.json()["status"]) == (202, "checking")
+            state = c.get("/api/selfie", params={"wait": 30}, headers=guest).json()
+            assert (state["status"], state["error"]["code"]) == ("rejected", "multiple_faces")
+            # The refused selfie keeps the previous one's photos.
+            assert [p["id"] for p in c.get("/api/my-photos", headers=guest).json()["photos"]] == [
+                accepted[0]["id"]
+            ]
+            # A new selfie, followed live on the event stream until its photos are ready.
+            seen = []
+            with c.stream("GET", "/api/selfie/events", headers=guest) as stream:
+                r = c.post(
+                    "/api/upload-selfie",
+                    files={"file": ("me.jpg", fixture_bytes("obama.jpg"))},
+                    headers=guest,
+                )
+                assert r.status_code == 202
+                for line in stream.iter_lines():
+                    if line.startswith("data: "):
+                        state = json.loads(line[len("data: ") :])
+                        seen.append((state["selfie_id"], state["status"]))
+                        if seen[-1] == (r.json()["selfie_id"], "ready"):
+                            break
+            assert seen[0][1] == "rejected" and seen[-1] == (r.json()["selfie_id"], "ready")

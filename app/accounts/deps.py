@@ -1,4 +1,8 @@
-"""Authentication dependencies: ``CurrentUser`` and ``CurrentOrganizer``."""
+"""Authentication dependencies: ``CurrentUser`` and ``CurrentOrganizer``.
+
+The user is read in a short unit of work of its own, so a route that then waits (a
+long-poll, an event stream) or hashes holds no pooled connection meanwhile; the route's
+``SessionDep`` takes one only when it first queries."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.accounts import service
 from app.accounts.models import User
-from app.core.database import SessionDep
+from app.core.database import session_scope
 from app.core.errors import Unauthorized
 from app.core.security import decode_access_token
 from app.events.service import require_organizer
@@ -18,14 +22,16 @@ bearer = HTTPBearer(auto_error=False, description="The access token from /api/lo
 
 
 def get_current_user(
-    session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> User:
     if credentials is None:
         raise Unauthorized("Send 'Authorization: Bearer <token>'.")
     payload = decode_access_token(credentials.credentials)
     sub = payload.get("sub") if payload else None
-    user = service.get_user(session=session, user_id=int(sub)) if sub and sub.isdigit() else None
+    user = None
+    if sub and sub.isdigit():
+        with session_scope() as session:  # detached afterwards: plain attributes only
+            user = service.get_user(session=session, user_id=int(sub))
     if user is None:
         raise Unauthorized("The access token is invalid or expired; log in again.", code="invalid_token")
     return user

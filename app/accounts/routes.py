@@ -17,7 +17,7 @@ from app.accounts.schemas import (
     TokenResponse,
     UserPublic,
 )
-from app.core.database import SessionDep
+from app.core.database import SessionDep, release_connection
 from app.core.errors import Unprocessable
 from app.core.security import create_access_token
 from app.events.schemas import EventPublic
@@ -54,7 +54,11 @@ def register_with_event_code(body: RegisterIn, session: SessionDep) -> TokenResp
     Errors: 404 ``event_not_found``, 410 ``event_closed``, 409 ``username_taken`` /
     ``email_taken``, 422 ``invalid_username`` / ``invalid_email`` / ``weak_password``.
     """
-    user = service.register_with_event_code(session=session, data=body)
+    # The password is hashed before the first query: no pooled connection waits on argon2.
+    new_user = service.prepare_user(
+        username=body.username, email=body.email, password=body.password, display_name=body.display_name
+    )
+    user = service.register_with_event_code(session=session, user=new_user, event_code=body.event_code)
     return _token_for(user)
 
 
@@ -64,7 +68,9 @@ def login(body: LoginIn, session: SessionDep) -> TokenResponse:
 
     Unknown account and wrong password give the same 401 ``invalid_credentials``.
     """
-    user = service.authenticate(session=session, login=body.login, password=body.password)
+    user = service.get_user_by_login(session=session, login=body.login)
+    release_connection(session)  # argon2 runs next: its connection goes back to the pool meanwhile
+    user = service.authenticate(session=session, user=user, password=body.password)
     return _token_for(user)
 
 

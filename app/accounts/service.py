@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.accounts.models import Role, User
-from app.accounts.schemas import Availability, RegisterIn
+from app.accounts.schemas import Availability
 from app.core import security
 from app.core.database import utcnow
 from app.core.errors import Conflict, Unauthorized, Unprocessable
@@ -176,6 +176,33 @@ def _insert_user(*, session: Session, user: User) -> None:
         raise
 
 
+def prepare_user(
+    *,
+    username: str,
+    email: str,
+    password: str,
+    role: Role = Role.guest,
+    display_name: str | None = None,
+) -> User:
+    """A new, unsaved user with validated identity and hashed password. No database work:
+    the slow hash happens before any connection is taken."""
+    username, email = _validated_identity(username, email, password)
+    return User(
+        username=username,
+        email=email,
+        password_hash=security.hash_password(password),
+        display_name=(display_name or "").strip() or None,
+        role=role.value,
+    )
+
+
+def add_user(*, session: Session, user: User) -> User:
+    """Insert a prepared user; 409 if the username or email is taken (even by a racing request)."""
+    _raise_if_taken(session=session, username=user.username, email=user.email)
+    _insert_user(session=session, user=user)
+    return user
+
+
 def create_user(
     *,
     session: Session,
@@ -185,40 +212,28 @@ def create_user(
     role: Role = Role.guest,
     display_name: str | None = None,
 ) -> User:
-    username, email = _validated_identity(username, email, password)
-    _raise_if_taken(session=session, username=username, email=email)
-    user = User(
-        username=username,
-        email=email,
-        password_hash=security.hash_password(password),
-        display_name=(display_name or "").strip() or None,
-        role=role.value,
+    user = prepare_user(
+        username=username, email=email, password=password, role=role, display_name=display_name
     )
-    _insert_user(session=session, user=user)
-    return user
+    return add_user(session=session, user=user)
 
 
-def register_with_event_code(*, session: Session, data: RegisterIn) -> User:
-    """Create a guest account and its membership of the event, in one transaction."""
-    event = require_open_event(session=session, code=data.event_code)
-    user = create_user(
-        session=session,
-        username=data.username,
-        email=data.email,
-        password=data.password,
-        display_name=data.display_name,
-    )
+def register_with_event_code(*, session: Session, user: User, event_code: str) -> User:
+    """Save a prepared guest and its membership of the event, in one transaction."""
+    event = require_open_event(session=session, code=event_code)
+    add_user(session=session, user=user)
     session.add(EventMembership(user_id=user.id, event_id=event.id))
     session.flush()
     return user
 
 
-def authenticate(*, session: Session, login: str, password: str) -> User:
-    """The user with these credentials; one generic error whatever was wrong."""
-    user = get_user_by_login(session=session, login=login)
+def authenticate(*, session: Session, user: User | None, password: str) -> User:
+    """``user`` (found by its login) if the password is right; one generic error whatever
+    was wrong. Verifying takes no database connection; recording the login does."""
     if not security.verify_password(user.password_hash if user else None, password):
         raise InvalidCredentials()
     assert user is not None
+    user = session.merge(user, load=False) if user not in session else user
     if security.needs_rehash(user.password_hash):
         user.password_hash = security.hash_password(password)
     user.last_login_at = utcnow()

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     max_json_body_bytes: int = Field(default=64 * 1024, ge=1024)
     # Requests served at once by one web worker; beyond it an immediate 503.
     max_in_flight: int = Field(default=100, ge=1)
+    # Slow clients: the headers must arrive within this many seconds, and the body within it
+    # plus one second per REQUEST_MIN_RATE bytes received (Apache mod_reqtimeout's rule); then 408.
+    request_read_timeout: float = Field(default=15.0, gt=0, le=600)
+    request_min_rate: int = Field(default=500, ge=1)
     ops_token: str = ""  # when set, /api/stats, /api/db-raw-test and /metrics require it
 
     # Faces
@@ -70,14 +74,11 @@ class Settings(BaseSettings):
     photo_upload_max_files: int = Field(default=500, ge=1)
     max_image_pixels: int = Field(default=50_000_000, ge=10_000)
     thumbnail_size: int = Field(default=480, ge=64, le=2048)
-    # How long an upload waits for the face check before answering 202 "processing".
-    selfie_check_timeout: float = Field(default=10.0, gt=0)
-    # "check": answer once the face is checked (matching goes on in the background);
-    # "matches": hold the upload until matching is done too, as the original synchronous
-    # endpoint did (kept to measure what answering early buys; see docs/PERFORMANCE.md).
-    selfie_respond_after: Literal["check", "matches"] = "check"
-    # Selfies waiting for a face process beyond which uploads get 503 + Retry-After.
-    selfie_max_pending: int = Field(default=0, ge=0)  # 0: 4 x FACE_WORKERS
+    # How long one Server-Sent Events response lasts (GET /api/selfie/events); browsers reconnect.
+    selfie_events_max_seconds: float = Field(default=300.0, gt=0, le=3600)
+    # How often one web worker reads the state of the selfies its clients wait on (one query
+    # for all of them).
+    selfie_watch_interval: float = Field(default=0.1, gt=0, le=5)
 
     # Background face workers
     face_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
@@ -86,7 +87,9 @@ class Settings(BaseSettings):
     face_worker_nice: int = Field(default=5, ge=0, le=19)
     job_lease_seconds: float = Field(default=60.0, gt=0)
     job_max_attempts: int = Field(default=3, ge=1)
-    job_poll_interval: float = Field(default=0.05, gt=0)
+    # An idle face worker sleeps until woken (PostgreSQL LISTEN/NOTIFY, or a local socket on
+    # SQLite) or this many seconds pass (delayed retries, expired leases, other machines).
+    job_idle_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     worker_chaos_pause_seconds: float = Field(default=0.0, ge=0)  # fault-injection tests only
 
     @model_validator(mode="after")
@@ -138,8 +141,9 @@ class Settings(BaseSettings):
         return self.data_dir / "media"
 
     @property
-    def selfie_pending_limit(self) -> int:
-        return self.selfie_max_pending or 4 * self.face_workers
+    def run_dir(self) -> Path:
+        """This server's own runtime files (wake-up sockets); never shared between machines."""
+        return self.data_dir / "run"
 
     @property
     def is_sqlite(self) -> bool:

@@ -141,12 +141,20 @@ def _sqlite_on_connect(settings: Settings) -> Any:
 
 _engine: Engine | None = None
 _sessionmaker: sessionmaker[Session] | None = None
+_engine_overrides: dict[str, Any] = {}
+
+
+def configure_engine(**overrides: Any) -> None:
+    """Engine options of this process that differ from the web's (a face worker's small pool)."""
+    dispose_engine()
+    _engine_overrides.clear()
+    _engine_overrides.update(overrides)
 
 
 def get_engine() -> Engine:
     global _engine
     if _engine is None:
-        _engine = build_engine(get_settings())
+        _engine = build_engine(get_settings(), **_engine_overrides)
     return _engine
 
 
@@ -194,9 +202,30 @@ def session_scope() -> Iterator[Session]:
 
 
 def get_session() -> Iterator[Session]:
-    """One session per request; the one place that commits or rolls back."""
+    """One session per request; the one place that commits or rolls back. It takes a pooled
+    connection only at its first query."""
     with session_scope() as session:
         yield session
+
+
+def release_connection(session: Session) -> None:
+    """End a read-only phase of a request: the pooled connection goes back to the pool while
+    the request does slow work that needs none (hashing a password); the session takes one
+    again at its next query. Refuses to run with changes pending, so it never commits writes."""
+    if session.new or session.dirty or session.deleted or session.info.get("flushed"):
+        raise RuntimeError("release_connection() with changes pending: it would commit them")
+    session.commit()
+
+
+@event.listens_for(Session, "after_flush")
+def _remember_flush(session: Session, _context: Any) -> None:
+    session.info["flushed"] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_flush(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop("flushed", None)
 
 
 # scope="function": commit before the response is sent, so a failed commit is an error

@@ -1,17 +1,63 @@
-"""Request body bounds, enforced before any route reads the body.
+"""Request bounds, enforced before any route reads the body: size, read time, idle waits.
 
-A pure ASGI middleware: a declared Content-Length over the limit is refused at once
-(413), and a chunked body is counted as it streams, so no request can make a worker
-buffer more than its route allows.
+``RequestBoundsMiddleware`` is a pure ASGI middleware: a declared Content-Length over the
+limit is refused at once (413), a chunked body is counted as it streams, so no request can
+make a worker buffer more than its route allows, and a body that arrives too slowly is cut
+off with a 408 and the connection closed (``REQUEST_READ_TIMEOUT``, extended by one second
+per ``REQUEST_MIN_RATE`` bytes received, as Apache's mod_reqtimeout does). Slow *headers*
+are bounded by the server protocol (``app.ops.protocol``).
+
+``idle()`` marks the part of a request that only waits (a long-poll, an event stream): the
+in-flight bound counts requests being processed, not requests waiting for a client or for
+news.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from typing import Protocol
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class Slot(Protocol):
+    """A request's place in the in-flight count (kept by the outermost middleware)."""
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+
+current_slot: ContextVar[Slot | None] = ContextVar("current_slot", default=None)
+
+
+@asynccontextmanager
+async def idle() -> AsyncIterator[None]:
+    """Within this block the request does not count as in flight (it only waits)."""
+    slot = current_slot.get()
+    if slot is not None:
+        slot.pause()
+    try:
+        yield
+    finally:
+        if slot is not None:
+            slot.resume()
+
+
+class RequestReadTimeout(HTTPException):
+    """Raised from ``receive`` when the body is late; rendered as 408 with the connection
+    closed (whatever the client sends next belongs to the abandoned body)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            408, "The request body arrived too slowly; send it again.", headers={"Connection": "close"}
+        )
 
 
 class BodyTooLarge(HTTPException):
@@ -22,10 +68,19 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, _too_large_message(limit))
 
 
-class BodySizeLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, limit_for: Callable[[str], int]) -> None:
+class RequestBoundsMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limit_for: Callable[[str], int],
+        read_timeout: float,
+        min_rate: int,
+    ) -> None:
         self.app = app
         self.limit_for = limit_for
+        self.read_timeout = read_timeout
+        self.min_rate = min_rate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -43,13 +98,22 @@ class BodySizeLimitMiddleware:
                     await _reject_too_large(send, limit)
                     return
         received = 0
+        body_complete = False
         response_started = False
+        started = time.monotonic()
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_complete
+            if body_complete:  # only a disconnect can come now: no deadline
+                return await receive()
+            deadline = started + self.read_timeout + received / self.min_rate
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                raise RequestReadTimeout() from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_complete = not message.get("more_body", False)
                 if received > limit:
                     raise BodyTooLarge(limit)
             return message
@@ -65,6 +129,9 @@ class BodySizeLimitMiddleware:
         except BodyTooLarge:
             if not response_started:
                 await _reject_too_large(send, limit)
+        except RequestReadTimeout as exc:
+            if not response_started:
+                await _reject(send, 408, "request_timeout", str(exc.detail))
 
 
 async def _reject_too_large(send: Send, limit: int) -> None:

@@ -2,15 +2,25 @@
 
 Keys are relative paths; writes are atomic (temporary file + rename) so a reader never
 sees half a file. Workers on other machines need the same ``DATA_DIR`` mounted.
+
+Files follow the transaction of the rows that name them: ``delete_after_commit`` removes
+files once the rows that used them are gone for good, ``delete_if_rolled_back`` removes a
+file written for rows that were never saved.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from pathlib import Path
 
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
 from app.core.config import get_settings
+
+log = logging.getLogger("app.storage")
 
 
 def new_key(prefix: str, extension: str) -> str:
@@ -44,3 +54,33 @@ def load(key: str) -> bytes:
 def delete(key: str | None) -> None:
     if key:
         path_for(key).unlink(missing_ok=True)
+
+
+def delete_after_commit(session: Session, keys: list[str]) -> None:
+    """Delete these files once ``session`` commits (nothing happens if it rolls back)."""
+    session.info.setdefault("storage_after_commit", []).extend(k for k in keys if k)
+
+
+def delete_if_rolled_back(session: Session, keys: list[str]) -> None:
+    """Delete these files if ``session`` rolls back (they belong to rows never saved)."""
+    session.info.setdefault("storage_if_rolled_back", []).extend(k for k in keys if k)
+
+
+def _delete_quietly(keys: list[str]) -> None:
+    for key in keys:
+        try:
+            delete(key)
+        except OSError:
+            log.warning("could not delete %s", key, exc_info=True)
+
+
+@event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    session.info.pop("storage_if_rolled_back", None)
+    _delete_quietly(session.info.pop("storage_after_commit", []))
+
+
+@event.listens_for(Session, "after_rollback")
+def _rolled_back(session: Session) -> None:
+    session.info.pop("storage_after_commit", None)
+    _delete_quietly(session.info.pop("storage_if_rolled_back", []))

@@ -23,16 +23,20 @@ from sqlalchemy.orm import Session
 from app.core.config import Settings, get_settings
 from app.faces.engine import DetectedFace, FaceBox, SelfieAnalysis
 from app.faces.matching import from_blob, match_many, to_blob
+from app.jobs.kinds import Postpone
 
 
-class ProviderUnavailable(Exception):
+class ProviderUnavailable(Postpone):
     """The provider cannot answer now (down, throttling, circuit open). The job is kept and
     retried later, without using up its attempts: nothing accepted is lost."""
 
     def __init__(self, message: str, *, retry_after: float = 30.0) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retry_after = retry_after
+        super().__init__(
+            f"The face service is unavailable; this will be processed automatically. ({message})",
+            code="provider_unavailable",
+            retry_after=retry_after,
+        )
+        self.reason = message
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,15 @@
-"""Face worker processes: each claims jobs from the database and runs the face engine.
+"""The one owner of a job's life: claim, heartbeat, handler, outcome, retry, commit.
 
-``python -m app.worker`` starts a supervisor with ``FACE_WORKERS`` processes (spawned,
-not forked, so each loads the dlib models itself). The supervisor restarts a process
-that dies, stops them gracefully on SIGTERM/SIGINT and exits when its parent (the
-Gunicorn master, in the embedded mode) disappears. Workers run at a lower CPU priority
-so that the web workers always answer first on a busy machine.
+``run_one(kind)`` claims the next job of a registered kind, renews its lease from a
+heartbeat thread while the handler runs, and then, in the handler's own transaction, writes
+the outcome fenced on the lease and commits. A handler that raises ``Postpone`` gives the
+job back for later without using an attempt; any other exception is retried with
+exponential backoff until ``JOB_MAX_ATTEMPTS``, then the job fails with the reason. A job
+whose workers kept dying (its attempts used up by claims alone) fails the same way.
+
+``serve()`` is one worker process's loop: the kinds in priority order, and when there is
+nothing to do, sleep on the wake-up listener (``app.jobs.wakeup``). ``supervise()`` keeps a
+pool of such processes alive (``python -m app.worker``).
 """
 
 from __future__ import annotations
@@ -13,17 +18,150 @@ import logging
 import multiprocessing
 import os
 import signal
-import socket
-import sys
+import threading
 import time
+from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from types import FrameType
+from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from app.core.config import get_settings
+from app.core.config import Settings, get_settings
+from app.core.database import session_scope
+from app.jobs import queue
+from app.jobs.kinds import JobKind, Outcome, Postpone, registered
+from app.jobs.wakeup import WakeListener, listener_name
 
-log = logging.getLogger("app.worker")
+log = logging.getLogger("app.jobs")
+
+
+class Heartbeat:
+    """Renews a job's lease every third of its length until stopped, on its own connection."""
+
+    def __init__(self, kind: JobKind, job_id: int, worker_id: str, settings: Settings) -> None:
+        self.kind, self.job_id, self.worker_id = kind, job_id, worker_id
+        self.lease = settings.job_lease_seconds
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.lease / 3):
+            try:
+                with session_scope() as session:
+                    ok = queue.renew(session, self.kind.model, self.job_id, self.worker_id, self.lease)
+            except Exception:  # a database hiccup: try again at the next beat
+                log.warning("could not renew the lease of %s %s", self.kind.name, self.job_id, exc_info=True)
+                continue
+            if not ok:
+                self.lost = True
+                log.warning("%s %s: lease lost while running", self.kind.name, self.job_id)
+                return
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _gave_up(job: Any, settings: Settings) -> dict[str, Any] | None:
+    """Failure columns when the job already used all its attempts (its workers kept dying)."""
+    if job.attempts <= settings.job_max_attempts:
+        return None
+    last = f" Last error: {job.error_message}" if job.error_message else ""
+    return {
+        "error_code": job.error_code or "gave_up",
+        "error_message": f"Gave up after {settings.job_max_attempts} attempts.{last}",
+    }
+
+
+def _step(kind: JobKind, job_id: int, worker_id: str, settings: Settings) -> bool:
+    """One handler call and its outcome, committed; True when the job wants another step."""
+    with session_scope() as session:
+        job: Any = session.get(kind.model, job_id)
+        if job is None or job.lease_owner != worker_id:
+            return False  # deleted (cancelled) or taken over meanwhile
+        retry_status, attempts = kind.retry_status or job.status, job.attempts
+        if failure := _gave_up(job, settings):
+            values = queue.released(status=kind.failed_status, **failure)
+            outcome = Outcome(values)
+        else:
+            try:
+                outcome = kind.handle(session, job)
+            except Postpone as exc:
+                session.rollback()
+                log.warning("%s %s postponed: %s", kind.name, job_id, exc.message)
+                values = queue.later(
+                    exc.retry_after,
+                    status=retry_status,
+                    attempts=kind.model.attempts - 1,  # type: ignore[attr-defined]
+                    error_code=exc.code,
+                    error_message=exc.message[:2000],
+                )
+                outcome = Outcome(values)
+            except Exception as exc:
+                session.rollback()
+                log.exception("%s %s failed (attempt %d)", kind.name, job_id, attempts)
+                message = f"{type(exc).__name__}: {exc}"[:2000]
+                if attempts >= settings.job_max_attempts:
+                    values = queue.released(
+                        status=kind.failed_status, error_code="processing_error", error_message=message
+                    )
+                else:
+                    values = queue.later(
+                        min(300.0, 2.0**attempts),
+                        status=retry_status,
+                        error_code="processing_error",
+                        error_message=message,
+                    )
+                outcome = Outcome(values)
+            else:
+                values = outcome.values if not outcome.done else queue.released(**outcome.values)
+        if not queue.fenced_update(session, kind.model, job_id, worker_id, **values):
+            session.rollback()
+            log.info("%s %s: lease lost, outcome dropped", kind.name, job_id)
+            return False
+        session.commit()
+    if outcome.after_commit is not None:
+        try:
+            outcome.after_commit()
+        except Exception:
+            log.exception("%s %s: clean-up after commit failed", kind.name, job_id)
+    status = values.get("status", "")
+    log.info("%s %s: %s%s", kind.name, job_id, status or "step", "" if outcome.done else " (next step)")
+    return not outcome.done
+
+
+def run_one(kind: JobKind, *, worker_id: str, settings: Settings | None = None) -> bool:
+    """Claim and run one job of ``kind``; False when there was none."""
+    settings = settings or get_settings()
+    with session_scope() as session:
+        job_id = queue.claim(
+            session,
+            kind.model,
+            todo=kind.todo,
+            worker_id=worker_id,
+            lease_seconds=settings.job_lease_seconds,
+            set_status=kind.claim_status,
+        )
+    if job_id is None:
+        return False
+    if settings.worker_chaos_pause_seconds:  # fault injection: be killable mid-job
+        time.sleep(settings.worker_chaos_pause_seconds)
+    with Heartbeat(kind, job_id, worker_id, settings):
+        while _step(kind, job_id, worker_id, settings):
+            pass
+    return True
+
+
+def work_once(*, worker_id: str, kinds: list[JobKind] | None = None) -> bool:
+    """Run one job of the first kind that has one (kinds in priority order)."""
+    return any(run_one(kind, worker_id=worker_id) for kind in (kinds if kinds is not None else registered()))
+
 
 _stopping = False
 
@@ -33,54 +171,35 @@ def _request_stop(_signum: int, _frame: FrameType | None) -> None:
     _stopping = True
 
 
-def work_once(*, worker_id: str) -> bool:
-    """Run one job, selfies first (a guest is waiting); False when there was none."""
-    from app.faces.provider import get_face_provider
-    from app.photos.service import index_next_photo
-    from app.selfies.service import process_next_selfie
-
-    provider = get_face_provider()
-    return process_next_selfie(worker_id=worker_id, provider=provider) or index_next_photo(
-        worker_id=worker_id, provider=provider
-    )
-
-
-def worker_main(index: int, nice: int) -> None:
-    """One face worker process."""
+def serve(index: int) -> None:
+    """One worker process's loop, until SIGTERM."""
     signal.signal(signal.SIGTERM, _request_stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s [face-worker %(process)d] %(levelname)s %(message)s"
-    )
-    if nice:
-        os.nice(nice)
-    from app.faces.provider import get_face_provider
-
-    provider = get_face_provider()
-    load = getattr(provider, "load_models", None)
-    if load:
-        load()
     settings = get_settings()
-    worker_id = f"{socket.gethostname()}:{os.getpid()}:{index}"
-    log.info("face worker %s ready (%r)", worker_id, provider)
-    idle = settings.job_poll_interval
-    while not _stopping:
-        try:
-            did = work_once(worker_id=worker_id)
-        except OperationalError as exc:  # database down or not migrated: say it in one line
-            log.error("face worker cannot reach the database: %s", str(exc.orig).strip().splitlines()[0])
-            did = False
-            time.sleep(2)
-        except Exception:
-            log.exception("face worker loop error")
-            did = False
-            time.sleep(1)
-        if not did:
-            time.sleep(idle)
+    worker_id = listener_name(index).replace("-", ":")
+    listener = WakeListener(settings, listener_name(index))
+    kinds = registered()
+    log.info("worker %s ready for %s", worker_id, ", ".join(k.name for k in kinds))
+    try:
+        while not _stopping:
+            try:
+                did = work_once(worker_id=worker_id, kinds=kinds)
+            except OperationalError as exc:  # database down or not migrated: say it in one line
+                log.error("worker cannot reach the database: %s", str(exc.orig).strip().splitlines()[0])
+                did = False
+                time.sleep(2)
+            except Exception:
+                log.exception("worker loop error")
+                did = False
+                time.sleep(1)
+            if not did:
+                listener.wait(settings.job_idle_poll_seconds)
+    finally:
+        listener.close()
 
 
-def run_supervisor(processes: int, *, nice: int) -> int:
-    """Keep ``processes`` face workers alive until asked to stop."""
+def supervise(target: Callable[[int, int], None], processes: int, *, nice: int) -> int:
+    """Keep ``processes`` workers (``target(index, nice)``, spawned) alive until asked to stop."""
     signal.signal(signal.SIGTERM, _request_stop)
     signal.signal(signal.SIGINT, _request_stop)
     ctx = multiprocessing.get_context("spawn")
@@ -88,7 +207,7 @@ def run_supervisor(processes: int, *, nice: int) -> int:
     children: dict[int, BaseProcess] = {}
 
     def start(i: int) -> None:
-        p = ctx.Process(target=worker_main, args=(i, nice), name=f"face-worker-{i}", daemon=True)
+        p = ctx.Process(target=target, args=(i, nice), name=f"face-worker-{i}", daemon=True)
         p.start()
         children[i] = p
 
@@ -112,23 +231,3 @@ def run_supervisor(processes: int, *, nice: int) -> int:
         if p.is_alive():
             p.kill()
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    settings = get_settings()
-    parser = argparse.ArgumentParser(prog="python -m app.worker", description=__doc__)
-    parser.add_argument("--processes", type=int, default=settings.face_workers)
-    parser.add_argument(
-        "--nice", type=int, default=settings.face_worker_nice, help="CPU priority offset of the workers"
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s [face-pool %(process)d] %(levelname)s %(message)s"
-    )
-    return run_supervisor(max(1, args.processes), nice=args.nice)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

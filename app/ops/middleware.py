@@ -1,9 +1,11 @@
 """Per-request bookkeeping: the in-flight bound, timing, statistics, metrics, access log.
 
 A pure ASGI middleware, outermost, so it also sees requests refused by inner layers.
-Beyond ``MAX_IN_FLIGHT`` concurrent requests in this worker, a request gets an
+Beyond ``MAX_IN_FLIGHT`` requests being processed in this worker, a request gets an
 immediate 503 with ``Retry-After`` instead of waiting behind the others; the health,
 stats and metrics endpoints are exempt so operators can still see what is going on.
+A request does not count while it waits for its client (its body trickling in) or only
+waits for news (``app.core.limits.idle``): slow clients cannot take the slots of others.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.limits import current_slot
 from app.ops.metrics import IN_FLIGHT, LATENCY, OVERLOAD_REJECTED, REQUESTS
 from app.ops.stats import worker_stats
 
@@ -22,6 +25,34 @@ EXEMPT = frozenset({"/api/health-check", "/api/stats", "/api/db-raw-test", "/met
 _OVERLOADED = json.dumps(
     {"error": {"code": "overloaded", "message": "The server is busy; retry in a moment."}}
 ).encode()
+
+
+OVERLOAD_MEMORY_SECONDS = 5.0
+
+
+class _Slot:
+    """This request's share of the in-flight count; paused while it only waits."""
+
+    def __init__(self) -> None:
+        self.counted = False
+
+    def pause(self) -> None:
+        if self.counted:
+            self.counted = False
+            worker_stats.in_flight -= 1
+            IN_FLIGHT.dec()
+
+    def resume(self) -> None:
+        if not self.counted:
+            self.counted = True
+            worker_stats.in_flight += 1
+            IN_FLIGHT.inc()
+
+
+def overloaded(max_in_flight: int) -> bool:
+    """Whether this worker refuses work now, or did within the last few seconds."""
+    recent = time.monotonic() - worker_stats.last_overload < OVERLOAD_MEMORY_SECONDS
+    return worker_stats.in_flight >= max_in_flight or (worker_stats.rejected_overload > 0 and recent)
 
 
 def endpoint_of(scope: Scope) -> str:
@@ -41,6 +72,7 @@ class ObservabilityMiddleware:
             return
         if worker_stats.in_flight >= self.max_in_flight and scope["path"] not in EXEMPT:
             worker_stats.rejected_overload += 1
+            worker_stats.last_overload = time.monotonic()
             OVERLOAD_REJECTED.inc()
             await _send_overloaded(send)
             self._finish(scope, 503, 0.0, "overloaded")
@@ -54,13 +86,25 @@ class ObservabilityMiddleware:
                 status = message["status"]
             await send(message)
 
-        worker_stats.in_flight += 1
-        IN_FLIGHT.inc()
+        slot = _Slot()
+
+        async def receive_uncounted() -> Message:
+            # Waiting for the client's bytes is not processing.
+            was_counted = slot.counted
+            slot.pause()
+            try:
+                return await receive()
+            finally:
+                if was_counted:
+                    slot.resume()
+
+        slot.resume()
+        token = current_slot.set(slot)
         try:
-            await self.app(scope, receive, send_with_status)
+            await self.app(scope, receive_uncounted, send_with_status)
         finally:
-            worker_stats.in_flight -= 1
-            IN_FLIGHT.dec()
+            current_slot.reset(token)
+            slot.pause()
             self._finish(scope, status, (time.perf_counter() - start) * 1000, endpoint_of(scope))
 
     @staticmethod

@@ -9,14 +9,16 @@ from __future__ import annotations
 import hmac
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from app.core.config import get_settings
 from app.core.errors import Unauthorized
 from app.ops import metrics
+from app.ops.middleware import overloaded
 from app.ops.service import check_database, db_raw_test, server_stats
+from app.ops.stats import worker_stats
 
 
 def require_ops_token(
@@ -35,21 +37,34 @@ router = APIRouter(tags=["ops"])
 protected = APIRouter(tags=["ops"], dependencies=[Depends(require_ops_token)])
 
 
-@router.get("/api/health-check", responses={503: {"description": "The database is not reachable."}})
-def health_check() -> Any:
-    """Liveness and database readiness: 200, or 503 with the reason."""
+@router.get(
+    "/api/health-check",
+    responses={503: {"description": "The database is not reachable; with `ready=1`, also `overloaded`."}},
+)
+def health_check(
+    ready: Annotated[
+        bool,
+        Query(description="Readiness: also 503 `overloaded` while this worker refuses requests."),
+    ] = False,
+) -> Any:
+    """Liveness and database readiness: 200, or 503 with the reason. A load balancer that
+    should stop sending traffic to a worker that is refusing work asks with ``ready=1``."""
     db = check_database()
+    settings = get_settings()
+    busy = ready and overloaded(settings.max_in_flight)
     body = {
-        "status": "ok" if db.ok else "degraded",
+        "status": "ok" if db.ok and not busy else ("overloaded" if db.ok else "degraded"),
         "database": {"ok": db.ok, "latency_ms": round(db.latency_ms, 2), "reason": db.reason},
+        "in_flight": {"now": worker_stats.in_flight, "max": settings.max_in_flight},
     }
-    if db.ok:
+    if db.ok and not busy:
         return body
-    return JSONResponse(
-        {"error": {"code": "database_unavailable", "message": db.reason}, **body},
-        status_code=503,
-        headers={"Retry-After": "2"},
+    error = (
+        {"code": "database_unavailable", "message": db.reason}
+        if not db.ok
+        else {"code": "overloaded", "message": "This worker is refusing requests right now."}
     )
+    return JSONResponse({"error": error, **body}, status_code=503, headers={"Retry-After": "2"})
 
 
 @protected.get("/api/db-raw-test")

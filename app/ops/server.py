@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+FACE_WORKER_CONNECTIONS = 3
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -27,12 +29,13 @@ class Budget:
 
     @property
     def total(self) -> int:
-        # Each face worker process runs one job at a time on one connection.
-        return self.workers * self.per_worker + self.face_workers
+        # Each face worker process: its job, the job's lease heartbeat, and (PostgreSQL) the
+        # LISTEN connection that wakes it.
+        return self.workers * self.per_worker + FACE_WORKER_CONNECTIONS * self.face_workers
 
     def suggestion(self, available: int) -> tuple[int, int]:
         """(pool size, max overflow) per web worker that fit in ``available`` connections."""
-        per_worker = max(2, (available - self.face_workers) // max(1, self.workers))
+        per_worker = max(2, (available - FACE_WORKER_CONNECTIONS * self.face_workers) // max(1, self.workers))
         pool = max(1, per_worker // 2)
         return pool, max(0, per_worker - pool)
 
@@ -64,6 +67,7 @@ def budget_report(budget: Budget, capacity: tuple[int, int, int] | None) -> tupl
     lines = [
         f"database connections: {budget.workers} web workers x (DB_POOL_SIZE {budget.pool_size} + "
         f"DB_MAX_OVERFLOW {budget.max_overflow}) + {budget.face_workers} face workers"
+        f" x {FACE_WORKER_CONNECTIONS}"
         f" = {budget.total} at most"
     ]
     if capacity is None:

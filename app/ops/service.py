@@ -127,6 +127,6 @@ def warm_up() -> None:
         accounts.get_user(session=session, user_id=0)
         events.user_events(session=session, user_id=0)
         selfies.my_photos(session=session, user_id=0, event_id=None)
-        selfies.current_selfie(session=session, user_id=0)
+        selfies.latest_selfie(session=session, user_id=0)
     security.verify_password(None, "warm-up")
     security.decode_access_token(security.create_access_token(subject="0"))

@@ -103,6 +103,7 @@ class WorkerStats:
         self.seconds: dict[int, dict[str, Series]] = {}
         self.in_flight = 0
         self.rejected_overload = 0
+        self.last_overload = 0.0  # time.monotonic() of the last 503 "overloaded"
 
     def record(self, endpoint: str, ms: float, status: int) -> None:
         now = int(time.time())

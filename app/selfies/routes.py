@@ -1,84 +1,140 @@
-"""Guest selfie endpoints: upload (with the synchronous face check), status, my photos."""
+"""Guest selfie endpoints: upload (accepted at once, checked in the background), its state
+(with long-poll and Server-Sent Events), and the guest's matched photos."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, File, Query, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import StreamingResponse
 
 from app.accounts.deps import CurrentUser
 from app.core.config import get_settings
 from app.core.database import SessionDep, session_scope
-from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.errors import NotFound
 from app.events.service import is_member
 from app.selfies import service
-from app.selfies.models import SelfieStatus
 from app.selfies.schemas import MyPhotos, SelfieAccepted, SelfieState
-from app.selfies.waiter import selfie_waiter
+from app.selfies.service import IN_PROGRESS, Snapshot
+from app.selfies.waiter import selfie_watcher
 
 router = APIRouter(prefix="/api", tags=["selfies"])
 
-_ERRORS = {
+MAX_WAIT_SECONDS = 30
+KEEP_ALIVE_SECONDS = 15
+
+_UPLOAD_ERRORS = {
     413: {"description": "`image_too_large` (bytes or pixels)."},
     415: {"description": "`unsupported_format`: not a JPEG, PNG, WebP or HEIC image."},
-    422: {
-        "description": "`no_face`, `multiple_faces`, `face_too_small`, `too_blurry`, `too_dark`;"
-        " with Azure Face: `low_quality`."
-    },
-    503: {"description": "`face_workers_busy`: retry after `Retry-After` seconds."},
+    503: {"description": "`storage_full` or `database_unavailable`: retry after `Retry-After` seconds."},
 }
 
 
-def _store(user_id: int, data: bytes) -> int:
-    settings = get_settings()
-    image_format = service.check_upload(data, settings)
-    with session_scope() as session:
-        return service.create_selfie(
-            session=session, user_id=user_id, data=data, image_format=image_format, settings=settings
-        ).id
-
-
-def _discard(selfie_id: int) -> None:
-    with session_scope() as session:
-        service.discard_selfie(session=session, selfie_id=selfie_id)
-
-
-@router.post("/upload-selfie", status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
-async def upload_selfie(file: Annotated[UploadFile, File()], user: CurrentUser) -> JSONResponse:
+@router.post("/upload-selfie", status_code=status.HTTP_202_ACCEPTED, responses=_UPLOAD_ERRORS)
+def upload_selfie(
+    file: Annotated[UploadFile, File()], user: CurrentUser, session: SessionDep
+) -> SelfieAccepted:
     """Upload the selfie used to find your photos (multipart field ``file``).
 
-    The face is checked before answering: a selfie that cannot be used is refused with a
-    reason to act on. A good one answers 202 ``processing``; matching then runs in the
-    background (poll ``GET /api/selfie``). It replaces your previous selfie.
+    It is accepted at once (202, ``checking``) after the quick checks of size and format,
+    and queued for the face check; however many guests upload at once, none is refused.
+    Follow it with ``GET /api/selfie?wait=30`` or ``GET /api/selfie/events``: it becomes
+    ``matching`` then ``ready``, or ``rejected`` with a reason to act on (``no_face``,
+    ``multiple_faces``, ``face_too_small``, ``too_blurry``, ``too_dark``...). A selfie
+    still waiting for its check is cancelled by a new upload; an accepted one replaces
+    your previous selfie, a rejected one keeps it.
     """
     settings = get_settings()
-    data = await file.read(settings.selfie_max_bytes + 1)
-    selfie_id = await run_in_threadpool(_store, user.id, data)
-    outcome = await selfie_waiter().wait(selfie_id, settings.selfie_check_timeout)
-    if outcome is not None:
-        if outcome.status is None:
-            raise Conflict("A newer selfie replaced this one.", code="selfie_superseded")
-        if outcome.status == SelfieStatus.rejected:
-            # The guest gets the reason now; the refused selfie is not kept.
-            await run_in_threadpool(_discard, selfie_id)
-            raise Unprocessable(outcome.error_message, code=outcome.error_code or "selfie_rejected")
-        if outcome.status == SelfieStatus.failed:
-            raise Unprocessable(outcome.error_message, code=outcome.error_code or "selfie_failed")
-    # Checked (matching runs on), or still queued: the client polls GET /api/selfie.
-    body = SelfieAccepted(selfie_id=selfie_id, status="processing")
-    return JSONResponse(body.model_dump(), status_code=202)
+    data = file.file.read(settings.selfie_max_bytes + 1)
+    image_format = service.check_upload(data, settings)
+    selfie = service.create_selfie(
+        session=session, user_id=user.id, data=data, image_format=image_format, settings=settings
+    )
+    state = service.selfie_state(session=session, selfie=selfie)
+    return SelfieAccepted(selfie_id=selfie.id, status=state.status, queue_position=state.queue_position)
 
 
-@router.get("/selfie")
-def get_selfie(user: CurrentUser, session: SessionDep) -> SelfieState:
-    """Your latest selfie: ``processing``, ``ready`` (with the number of matched photos) or
-    ``failed`` with the reason."""
-    selfie = service.current_selfie(session=session, user_id=user.id)
-    if selfie is None:
+def _state(user_id: int) -> SelfieState | None:
+    with session_scope() as session:
+        selfie = service.latest_selfie(session=session, user_id=user_id)
+        return None if selfie is None else service.selfie_state(session=session, selfie=selfie)
+
+
+def _snapshot(state: SelfieState | None) -> Snapshot:
+    if state is None:
+        return Snapshot(None, None, 0)
+    return Snapshot(state.selfie_id, state.status, state.matches)
+
+
+@router.get("/selfie", responses={404: {"description": "`no_selfie`: nothing uploaded yet."}})
+async def get_selfie(
+    user: CurrentUser,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_WAIT_SECONDS,
+            description="Seconds to hold the answer while the selfie is "
+            "checking or matching, until its status changes (long-poll).",
+        ),
+    ] = 0,
+) -> SelfieState:
+    """Your latest selfie: ``checking`` (with ``queue_position``), ``matching``, ``ready``
+    (with the number of matched photos), or ``rejected`` with ``error.code`` and
+    ``error.message``."""
+    state = await run_in_threadpool(_state, user.id)
+    if state is not None and wait and state.status in IN_PROGRESS:
+        known = _snapshot(state)
+
+        def moved(s: Snapshot) -> bool:
+            return (s.selfie_id, s.status) != (known.selfie_id, known.status)
+
+        if await selfie_watcher().wait(user.id, moved, wait) is not None:
+            state = await run_in_threadpool(_state, user.id)
+    if state is None:
         raise NotFound("You have not uploaded a selfie yet.", code="no_selfie")
-    return service.selfie_state(session=session, selfie=selfie)
+    return state
+
+
+@router.get(
+    "/selfie/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "A stream of `selfie` events."}},
+)
+async def selfie_events(user: CurrentUser) -> StreamingResponse:
+    """Server-Sent Events: an ``event: selfie`` with the state of ``GET /api/selfie`` (``data:
+    null`` before any upload) now and at every change: status, or new matched photos.
+    A comment line every 15 s keeps the connection open; the stream ends after
+    ``SELFIE_EVENTS_MAX_SECONDS`` and the browser's EventSource reconnects."""
+    lifetime = get_settings().selfie_events_max_seconds
+    watcher = selfie_watcher()
+
+    async def stream() -> AsyncIterator[str]:
+        deadline = time.monotonic() + lifetime
+        yield "retry: 2000\n\n"
+        state = await run_in_threadpool(_state, user.id)
+        while True:
+            known = _snapshot(state)
+            body = state.model_dump_json() if state is not None else "null"
+            yield f"event: selfie\ndata: {body}\n\n"
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                got = await watcher.wait(user.id, known.__ne__, min(KEEP_ALIVE_SECONDS, remaining))
+                if got is not None:
+                    break
+                yield ": keep-alive\n\n"
+            state = await run_in_threadpool(_state, user.id)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.get("/my-photos")

@@ -5,24 +5,34 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app.core.schemas import ErrorBody
 
-PublicStatus = Literal["processing", "ready", "failed"]
+# checking: queued or being checked; rejected: refused, with the reason in ``error``;
+# matching: the face passed, photos are being matched; ready: matches are up to date.
+PublicStatus = Literal["checking", "rejected", "matching", "ready"]
 
 
 class SelfieAccepted(BaseModel):
     selfie_id: int
     status: PublicStatus
+    queue_position: int | None = Field(
+        description="While checking: 1 when this selfie is next (or being checked), 2 when one is ahead..."
+    )
 
 
 class SelfieState(BaseModel):
     selfie_id: int
     status: PublicStatus
-    reason: ErrorBody | None
-    matches: int
+    error: ErrorBody | None = Field(
+        description="Why the selfie was rejected (what to do about it); while checking or matching, "
+        "why it takes longer than usual."
+    )
+    queue_position: int | None
+    matches: int = Field(description="How many event photos you are matched in.")
     uploaded_at: datetime
+    checked_at: datetime | None
     matched_at: datetime | None
 
 

@@ -1,89 +1,83 @@
-"""Waiting for face checks without a query per upload: one poller per event loop.
+"""Waiting for news of guests' selfies without a query per waiting client.
 
-Every upload waiting for its face check registers here; a single task reads the
-outcome of all of them in one query every ``interval`` seconds. However many guests
-upload at once, a web worker makes at most ~20 such queries a second.
+Long-polls (``GET /api/selfie?wait=``) and event streams (``GET /api/selfie/events``)
+register here the guest they watch and what they already know; one task per event loop
+reads the snapshots of every watched guest in one pair of queries every
+``SELFIE_WATCH_INTERVAL`` seconds and wakes the waiters whose guest changed. Waiting holds
+no database connection and does not count as a request in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select
 
 from app.core.config import get_settings
 from app.core.database import session_scope
-from app.selfies.models import Selfie, SelfieStatus
+from app.core.limits import idle
+from app.selfies.service import Snapshot, snapshots
+
+Until = Callable[[Snapshot], bool]
+log = logging.getLogger("app.selfies")
 
 
-@dataclass(frozen=True)
-class Outcome:
-    status: str | None  # None: the selfie is gone (a newer one replaced it)
-    error_code: str | None = None
-    error_message: str | None = None
-
-
-def _outcomes(ids: list[int], waiting: tuple[str, ...]) -> dict[int, Outcome]:
+def _read(user_ids: list[int]) -> dict[int, Snapshot]:
     with session_scope() as session:
-        rows = session.execute(
-            select(Selfie.id, Selfie.status, Selfie.error_code, Selfie.error_message).where(
-                Selfie.id.in_(ids)
-            )
-        ).all()
-    found = {r.id: Outcome(r.status, r.error_code, r.error_message) for r in rows}
-    return {
-        i: found.get(i, Outcome(None))
-        for i in ids
-        if found.get(i, Outcome(None)).status != SelfieStatus.pending
-    }
+        return snapshots(session=session, user_ids=user_ids)
 
 
-class SelfieWaiter:
-    def __init__(self, interval: float = 0.05) -> None:
+class SelfieWatcher:
+    def __init__(self, interval: float) -> None:
         self.interval = interval
-
-        self._waiting: dict[int, asyncio.Future[Outcome]] = {}
+        self._waiting: dict[int, list[tuple[Until, asyncio.Future[Snapshot]]]] = {}
         self._task: asyncio.Task[None] | None = None
 
-    async def wait(self, selfie_id: int, timeout: float) -> Outcome | None:
-        """The selfie's outcome once it leaves ``pending`` (and ``matching`` too with
-        SELFIE_RESPOND_AFTER=matches), or None after ``timeout``."""
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._waiting[selfie_id] = future
+    async def wait(self, user_id: int, until: Until, timeout: float) -> Snapshot | None:
+        """The guest's snapshot once ``until(snapshot)`` holds, or None after ``timeout``."""
+        future: asyncio.Future[Snapshot] = asyncio.get_running_loop().create_future()
+        entry = (until, future)
+        self._waiting.setdefault(user_id, []).append(entry)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._poll())
         try:
-            return await asyncio.wait_for(future, timeout)
+            async with idle():
+                return await asyncio.wait_for(future, timeout)
         except TimeoutError:
             return None
         finally:
-            self._waiting.pop(selfie_id, None)
+            entries = self._waiting.get(user_id, [])
+            if entry in entries:
+                entries.remove(entry)
+            if not entries:
+                self._waiting.pop(user_id, None)
 
     async def _poll(self) -> None:
         while self._waiting:
             await asyncio.sleep(self.interval)
-            ids = list(self._waiting)
-            if not ids:
+            user_ids = list(self._waiting)
+            if not user_ids:
                 break
-            waiting = (SelfieStatus.pending,)
-            if get_settings().selfie_respond_after == "matches":
-                waiting = (SelfieStatus.pending, SelfieStatus.matching)
-            outcomes = await run_in_threadpool(_outcomes, ids, waiting)
-            for selfie_id, outcome in outcomes.items():
-                future = self._waiting.get(selfie_id)
-                if future is not None and not future.done():
-                    future.set_result(outcome)
+            try:
+                found = await run_in_threadpool(_read, user_ids)
+            except Exception:  # the database is away for a moment: waiters time out or retry
+                log.warning("cannot read the state of watched selfies", exc_info=True)
+                continue
+            for user_id, snap in found.items():
+                for until, future in list(self._waiting.get(user_id, [])):
+                    if not future.done() and until(snap):
+                        future.set_result(snap)
 
 
-_waiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SelfieWaiter] = weakref.WeakKeyDictionary()
+_watchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SelfieWatcher] = weakref.WeakKeyDictionary()
 
 
-def selfie_waiter() -> SelfieWaiter:
+def selfie_watcher() -> SelfieWatcher:
     loop = asyncio.get_running_loop()
-    waiter = _waiters.get(loop)
-    if waiter is None:
-        waiter = _waiters[loop] = SelfieWaiter()
-    return waiter
+    watcher = _watchers.get(loop)
+    if watcher is None:
+        watcher = _watchers[loop] = SelfieWatcher(get_settings().selfie_watch_interval)
+    return watcher

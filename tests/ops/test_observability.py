@@ -7,6 +7,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -94,37 +95,72 @@ def test_metrics_use_the_prometheus_text_format(client: TestClient) -> None:
     assert 'face_jobs{kind="photos",status="pending"}' in r.text
 
 
-def test_beyond_the_in_flight_bound_requests_get_an_immediate_503(
-    client: TestClient, session: Session, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _app_with_a_slow_route(seconds: float) -> Any:
+    """The real app plus one route that works for ``seconds`` (a request being processed)."""
     from app.main import create_app
 
-    monkeypatch.setattr(get_settings(), "max_in_flight", 2)
-    monkeypatch.setattr(get_settings(), "selfie_check_timeout", 1.5)  # no face worker: uploads wait
-    event = make_event(client, login(client, make_organizer(session)["username"]))
-    guests = [bearer(register(client, event["code"], f"guest{i}")) for i in range(5)]
     app = create_app()
 
-    async def scenario() -> tuple[list[tuple[int, float]], int]:
+    @app.get("/slow")
+    async def slow() -> dict[str, bool]:
+        await asyncio.sleep(seconds)
+        return {"ok": True}
+
+    return app
+
+
+def test_beyond_the_in_flight_bound_requests_get_an_immediate_503(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(get_settings(), "max_in_flight", 2)
+    app = _app_with_a_slow_route(1.5)
+
+    async def scenario() -> tuple[list[tuple[int, float]], int, int]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=30) as ac:
 
-            async def upload(headers: dict[str, str]) -> tuple[int, float]:
+            async def call() -> tuple[int, float]:
                 start = time.monotonic()
-                r = await ac.post(
-                    "/api/upload-selfie",
-                    files={"file": ("s.jpg", fixture_bytes("obama.jpg"))},
-                    headers=headers,
-                )
+                r = await ac.get("/slow")
                 return r.status_code, time.monotonic() - start
 
-            tasks = [asyncio.create_task(upload(h)) for h in guests]
+            tasks = [asyncio.create_task(call()) for _ in range(5)]
             await asyncio.sleep(0.5)
             health = (await ac.get("/api/health-check")).status_code
-            return list(await asyncio.gather(*tasks)), health
+            ready = (await ac.get("/api/health-check", params={"ready": 1})).status_code
+            return list(await asyncio.gather(*tasks)), health, ready
 
-    results, health = asyncio.run(scenario())
+    results, health, ready = asyncio.run(scenario())
     statuses = sorted(s for s, _ in results)
-    assert statuses == [202, 202, 503, 503, 503]
+    assert statuses == [200, 200, 503, 503, 503]
     assert all(elapsed < 1.0 for s, elapsed in results if s == 503)
-    assert health == 200
+    # Liveness stays 200; readiness says the worker is refusing work.
+    assert (health, ready) == (200, 503)
+
+
+def test_requests_that_only_wait_do_not_count_as_in_flight(
+    client: TestClient, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(get_settings(), "max_in_flight", 2)
+    monkeypatch.setattr(stats.worker_stats, "last_overload", 0.0)  # no 503 in this test yet
+    event = make_event(client, login(client, make_organizer(session)["username"]))
+    guests = [bearer(register(client, event["code"], f"waiter{i}")) for i in range(4)]
+    for headers in guests:
+        r = client.post(
+            "/api/upload-selfie", files={"file": ("s.jpg", fixture_bytes("obama.jpg"))}, headers=headers
+        )
+        assert r.status_code == 202
+    app = _app_with_a_slow_route(0.0)
+
+    async def scenario() -> tuple[list[int], int, int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=30) as ac:
+            # No face worker runs: each long-poll waits its full time, one more every 0.2 s.
+            polls = []
+            for h in guests:
+                polls.append(asyncio.create_task(ac.get("/api/selfie", params={"wait": 2}, headers=h)))
+                await asyncio.sleep(0.2)
+            other = (await ac.get("/slow")).status_code
+            ready = (await ac.get("/api/health-check", params={"ready": 1})).status_code
+            return [r.status_code for r in await asyncio.gather(*polls)], other, ready
+
+    polls, other, ready = asyncio.run(scenario())
+    assert polls == [200] * 4 and other == 200 and ready == 200

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageOps
 
 from app.core.config import get_settings
+from app.core.database import session_scope
 from tests.conftest import truncate_all
 from tests.helpers import (
     FIXTURES,
@@ -99,14 +100,18 @@ def world() -> Iterator[World]:
 
 
 def upload_selfie(world: World, headers: dict[str, str], data: bytes, name: str = "selfie.jpg") -> Any:
+    """Upload, let a real face worker check and match it, and return the verdict the guest
+    sees through the long-poll."""
     with ThreadWorker():
         r = world.client.post("/api/upload-selfie", files={"file": (name, data)}, headers=headers)
-        if r.status_code == 202:
-            deadline = time.monotonic() + 30
-            while world.client.get("/api/selfie", headers=headers).json()["status"] == "processing":
-                assert time.monotonic() < deadline, "matching did not finish"
-                time.sleep(0.05)
-    return r
+        assert (r.status_code, r.json()["status"]) == (202, "checking"), r.text
+        deadline = time.monotonic() + 30
+        state = r.json()
+        while state["status"] in ("checking", "matching"):
+            assert time.monotonic() < deadline, "the selfie got no verdict"
+            state = world.client.get("/api/selfie", params={"wait": 10}, headers=headers).json()
+        assert state["selfie_id"] == r.json()["selfie_id"]
+    return state
 
 
 def test_event_photos_are_indexed_with_one_descriptor_per_face(world: World) -> None:
@@ -122,10 +127,8 @@ def test_event_photos_are_indexed_with_one_descriptor_per_face(world: World) -> 
 
 def test_person_a_selfie_finds_exactly_a_photos_best_first(world: World) -> None:
     guest = world.guest()
-    r = upload_selfie(world, guest, fixture_bytes("obama.jpg"))
-    assert r.status_code == 202 and r.json()["status"] == "processing"
-    state = world.client.get("/api/selfie", headers=guest).json()
-    assert state["status"] == "ready" and state["matches"] == len(A_PHOTOS)
+    state = upload_selfie(world, guest, fixture_bytes("obama.jpg"))
+    assert state["status"] == "ready" and state["matches"] == len(A_PHOTOS) and state["error"] is None
     mine = world.client.get("/api/my-photos", headers=guest).json()
     assert world.names(mine) == A_PHOTOS
     distances = [p["distance"] for p in mine["photos"]]
@@ -134,13 +137,13 @@ def test_person_a_selfie_finds_exactly_a_photos_best_first(world: World) -> None
 
 def test_person_b_selfie_finds_only_b_photos(world: World) -> None:
     guest = world.guest()
-    assert upload_selfie(world, guest, mirrored("biden.jpg", (0.0, 0.0, 1.0, 0.6))).status_code == 202
+    assert upload_selfie(world, guest, mirrored("biden.jpg", (0.0, 0.0, 1.0, 0.6)))["status"] == "ready"
     assert world.names(world.client.get("/api/my-photos", headers=guest).json()) == B_PHOTOS
 
 
 def test_person_c_selfie_finds_only_c_photos(world: World) -> None:
     guest = world.guest()
-    assert upload_selfie(world, guest, mirrored("Tom_Hanks_54745.png", scale=2.0)).status_code == 202
+    assert upload_selfie(world, guest, mirrored("Tom_Hanks_54745.png", scale=2.0))["status"] == "ready"
     assert world.names(world.client.get("/api/my-photos", headers=guest).json()) == C_PHOTOS
 
 
@@ -150,19 +153,25 @@ def test_person_c_selfie_finds_only_c_photos(world: World) -> None:
 )
 def test_unusable_selfies_are_refused_with_the_reason(world: World, fixture: str, code: str) -> None:
     guest = world.guest()
-    r = upload_selfie(world, guest, fixture_bytes(fixture))
-    assert r.status_code == 422
-    assert r.json()["error"]["code"] == code
-    assert r.json()["error"]["message"]
-    # Nothing is left behind: the guest has no selfie.
-    assert world.client.get("/api/selfie", headers=guest).status_code == 404
+    state = upload_selfie(world, guest, fixture_bytes(fixture))
+    assert state["status"] == "rejected"
+    assert state["error"]["code"] == code
+    assert state["error"]["message"]
+    assert state["matches"] == 0
+    # The refused image is not kept.
+    from app.core.storage import path_for
+    from app.selfies.models import Selfie
+
+    with session_scope() as session:
+        key = session.get(Selfie, state["selfie_id"]).image_key
+    assert not path_for(key).exists()
 
 
 def test_a_refused_selfie_keeps_the_previous_one_and_its_matches(world: World) -> None:
     guest = world.guest()
     upload_selfie(world, guest, fixture_bytes("obama.jpg"))
-    assert upload_selfie(world, guest, fixture_bytes("mask_blue.jpg")).status_code == 422
-    assert world.client.get("/api/selfie", headers=guest).json()["status"] == "ready"
+    state = upload_selfie(world, guest, fixture_bytes("mask_blue.jpg"))
+    assert state["status"] == "rejected" and state["matches"] == len(A_PHOTOS)
     assert world.names(world.client.get("/api/my-photos", headers=guest).json()) == A_PHOTOS
 
 
@@ -186,10 +195,9 @@ def test_relaxed_validation_takes_the_largest_face(world: World, monkeypatch: py
     im.save(out, "JPEG", quality=92)
     with_two_faces = out.getvalue()
     monkeypatch.setattr(get_settings(), "selfie_validation_strict", True)
-    assert upload_selfie(world, world.guest(), with_two_faces).json()["error"]["code"] == "multiple_faces"
+    assert upload_selfie(world, world.guest(), with_two_faces)["error"]["code"] == "multiple_faces"
     monkeypatch.setattr(get_settings(), "selfie_validation_strict", False)
-    r = upload_selfie(world, guest, with_two_faces)
-    assert r.status_code == 202
+    assert upload_selfie(world, guest, with_two_faces)["status"] == "ready"
     assert world.names(world.client.get("/api/my-photos", headers=guest).json()) == A_PHOTOS
 
 

@@ -1,17 +1,32 @@
-"""The synchronous checks of POST /api/upload-selfie done before any face work."""
+"""POST /api/upload-selfie: the quick checks done before accepting, then the verdict the
+guest follows (state, long-poll, event stream)."""
 
 from __future__ import annotations
 
+import errno
 import io
+import json
 import struct
+import threading
+import time
 import zlib
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
-from tests.helpers import bearer, drain_jobs, fixture_bytes, login, make_event, make_organizer, register
+from tests.helpers import (
+    ThreadWorker,
+    bearer,
+    drain_jobs,
+    fixture_bytes,
+    login,
+    make_event,
+    make_organizer,
+    register,
+)
 
 
 @pytest.fixture
@@ -78,51 +93,113 @@ def test_a_missing_file_field_is_422(client: TestClient, guest: dict) -> None:
     assert r.status_code == 422
 
 
-def test_without_a_free_face_worker_the_upload_answers_processing_and_is_not_lost(
-    client: TestClient, guest: dict, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(get_settings(), "selfie_check_timeout", 0.3)
-    r = client.post(
-        "/api/upload-selfie", files={"file": ("s.jpg", fixture_bytes("obama.jpg"))}, headers=guest
-    )
-    assert r.status_code == 202 and r.json()["status"] == "processing"
-    assert client.get("/api/selfie", headers=guest).json()["status"] == "processing"
+def _upload(client: TestClient, headers: dict[str, str], name: str = "obama.jpg") -> Any:
+    return client.post("/api/upload-selfie", files={"file": ("s.jpg", fixture_bytes(name))}, headers=headers)
+
+
+def test_a_selfie_is_accepted_at_once_as_checking_and_is_not_lost(client: TestClient, guest: dict) -> None:
+    r = _upload(client, guest)
+    assert r.status_code == 202
+    assert r.json() == {"selfie_id": r.json()["selfie_id"], "status": "checking", "queue_position": 1}
+    state = client.get("/api/selfie", headers=guest).json()
+    assert (state["status"], state["queue_position"], state["error"]) == ("checking", 1, None)
     drain_jobs()
     state = client.get("/api/selfie", headers=guest).json()
     assert state["status"] == "ready" and state["selfie_id"] == r.json()["selfie_id"]
+    assert state["queue_position"] is None and state["checked_at"] and state["matched_at"]
 
 
-def test_a_selfie_refused_after_the_wait_shows_failed_with_the_reason(
-    client: TestClient, guest: dict, monkeypatch: pytest.MonkeyPatch
+def test_a_crowd_of_selfies_is_never_refused_and_each_guest_sees_its_place_in_the_queue(
+    client: TestClient, session: Session
 ) -> None:
-    monkeypatch.setattr(get_settings(), "selfie_check_timeout", 0.2)
-    client.post(
-        "/api/upload-selfie", files={"file": ("s.jpg", fixture_bytes("mask_blue.jpg"))}, headers=guest
-    )
+    event = make_event(client, login(client, make_organizer(session)["username"]))
+    guests = [bearer(register(client, event["code"], f"crowd{i}")) for i in range(12)]
+    answers = [_upload(client, headers) for headers in guests]
+    assert [r.status_code for r in answers] == [202] * 12
+    assert [r.json()["queue_position"] for r in answers] == list(range(1, 13))
+    assert drain_jobs() >= 12
+    assert {client.get("/api/selfie", headers=h).json()["status"] for h in guests} == {"ready"}
+
+
+def test_a_new_upload_cancels_the_selfie_still_waiting_for_its_check(
+    client: TestClient, guest: dict, session: Session
+) -> None:
+    from app.core.storage import path_for
+    from app.selfies.models import Selfie
+
+    first = _upload(client, guest, "mask_blue.jpg").json()["selfie_id"]
+    first_file = path_for(session.get(Selfie, first).image_key)
+    assert first_file.exists()
+    second = _upload(client, guest).json()["selfie_id"]
+    session.expire_all()
+    assert session.get(Selfie, first) is None and not first_file.exists()
     drain_jobs()
     state = client.get("/api/selfie", headers=guest).json()
-    assert state["status"] == "failed" and state["reason"]["code"] == "no_face"
+    assert (state["selfie_id"], state["status"]) == (second, "ready")
 
 
-def test_when_face_workers_are_saturated_the_upload_is_503_with_retry_after(
-    client: TestClient, session: Session, guest: dict, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(get_settings(), "selfie_check_timeout", 0.2)
-    monkeypatch.setattr(get_settings(), "selfie_max_pending", 2)
-    event = make_event(client, login(client, make_organizer(session)["username"]))
-    others = [bearer(register(client, event["code"], f"other{i}")) for i in range(2)]
-    for headers in others:
-        r = client.post(
-            "/api/upload-selfie", files={"file": ("s.jpg", fixture_bytes("obama.jpg"))}, headers=headers
-        )
-        assert r.status_code == 202
-    r = client.post(
-        "/api/upload-selfie", files={"file": ("s.jpg", fixture_bytes("obama.jpg"))}, headers=guest
-    )
-    assert (r.status_code, r.json()["error"]["code"]) == (503, "face_workers_busy")
-    assert int(r.headers["retry-after"]) >= 1
+def test_a_refused_selfie_shows_rejected_with_the_reason_to_act_on(client: TestClient, guest: dict) -> None:
+    _upload(client, guest, "mask_blue.jpg")
     drain_jobs()
-    r = client.post(
-        "/api/upload-selfie", files={"file": ("s.jpg", fixture_bytes("obama.jpg"))}, headers=guest
-    )
-    assert r.status_code == 202
+    state = client.get("/api/selfie", headers=guest).json()
+    assert state["status"] == "rejected" and state["error"]["code"] == "no_face"
+    assert "face" in state["error"]["message"].lower()
+
+
+def test_a_full_disk_is_the_one_reason_to_refuse_a_selfie_503_with_retry_after(
+    client: TestClient, guest: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.core import storage
+
+    def disk_full(key: str, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(storage, "save", disk_full)
+    r = _upload(client, guest)
+    assert (r.status_code, r.json()["error"]["code"]) == (503, "storage_full")
+    assert int(r.headers["retry-after"]) >= 1
+    assert client.get("/api/selfie", headers=guest).status_code == 404
+
+
+def test_the_long_poll_answers_as_soon_as_the_verdict_is_known(client: TestClient, guest: dict) -> None:
+    _upload(client, guest)
+    with ThreadWorker():
+        state = client.get("/api/selfie", params={"wait": 30}, headers=guest).json()
+        assert state["status"] in ("matching", "ready")
+        while state["status"] == "matching":
+            state = client.get("/api/selfie", params={"wait": 30}, headers=guest).json()
+    assert state["status"] == "ready"
+
+
+def test_the_long_poll_gives_up_after_wait_seconds_with_the_current_state(
+    client: TestClient, guest: dict
+) -> None:
+    _upload(client, guest)
+    started = time.monotonic()
+    state = client.get("/api/selfie", params={"wait": 0.5}, headers=guest).json()
+    assert state["status"] == "checking" and time.monotonic() - started >= 0.5
+
+
+def test_wait_is_bounded_to_30_seconds(client: TestClient, guest: dict) -> None:
+    r = client.get("/api/selfie", params={"wait": 31}, headers=guest)
+    assert r.status_code == 422
+
+
+def test_the_event_stream_sends_the_state_now_and_at_every_change(
+    client: TestClient, guest: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The test client hands over a streamed body once it ends: a short-lived stream here
+    # (the live stream through a real server is in tests/test_end_to_end.py).
+    monkeypatch.setattr(get_settings(), "selfie_events_max_seconds", 4.0)
+    _upload(client, guest)
+    worker = threading.Timer(1.0, drain_jobs)
+    worker.start()
+    with client.stream("GET", "/api/selfie/events", headers=guest) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        lines = list(r.iter_lines())
+    worker.join()
+    events = [json.loads(line[len("data: ") :]) for line in lines if line.startswith("data: ")]
+    statuses = [e["status"] for e in events]
+    assert statuses[0] == "checking" and statuses[-1] == "ready"
+    assert statuses == sorted(set(statuses), key=statuses.index)  # each state once, in order
+    assert "event: selfie" in lines and lines[0] == "retry: 2000"

@@ -1,0 +1,14 @@
+"""The Gunicorn worker class of ``gunicorn_config.py``: Uvicorn's, serving HTTP through
+``app.ops.protocol.HeaderTimeoutProtocol`` (a time limit on slow request headers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from uvicorn_worker import UvicornWorker
+
+from app.ops.protocol import HeaderTimeoutProtocol
+
+
+class Worker(UvicornWorker):
+    CONFIG_KWARGS: dict[str, Any] = {"loop": "auto", "http": HeaderTimeoutProtocol}

@@ -1,0 +1,100 @@
+"""The photo job: index an uploaded photo, then match its faces with the guests' selfies.
+
+Two committed steps under one lease: the faces (and the served copy and thumbnail), then
+the matches. Committing the faces first closes the race with a selfie accepted meanwhile:
+that selfie either sees these faces when it matches, or is seen by the matching step. A
+retry after the first step only redoes the matching. The runner (``app.jobs.runner``)
+claims, renews, retries and commits; this module only decides.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.core import storage
+from app.core.config import Settings, get_settings
+from app.core.database import utcnow
+from app.core.errors import AppError
+from app.faces import service as faces_service
+from app.faces.images import load_rgb, make_thumbnail, sanitized_original
+from app.faces.provider import FaceProvider, get_face_provider
+from app.jobs.kinds import JobKind, Outcome, register
+from app.photos.models import Photo, PhotoStatus
+
+
+def _failed(code: str, message: str) -> Outcome:
+    return Outcome({"status": PhotoStatus.failed, "error_code": code, "error_message": message})
+
+
+def _derived_files(photo: Photo, data: bytes, settings: Settings) -> dict[str, str]:
+    img = load_rgb(data, max_pixels=settings.max_image_pixels)
+    thumb_key = f"thumbs/{photo.event_id}/{photo.id}.jpg"
+    storage.save(thumb_key, make_thumbnail(img, max_side=settings.thumbnail_size))
+    served, media_type = sanitized_original(data, photo.original_format, max_pixels=settings.max_image_pixels)
+    served_key = f"served/{photo.event_id}/{photo.id}.{media_type.rsplit('/', 1)[-1]}"
+    storage.save(served_key, served)
+    return {"thumbnail_key": thumb_key, "served_key": served_key, "served_media_type": media_type}
+
+
+def _find_faces(session: Session, photo: Photo, provider: FaceProvider) -> Outcome:
+    """Step one: the photo's faces and served files."""
+    data = storage.load(photo.original_key)
+    faces = provider.index_photo(data, event_id=photo.event_id)
+    files = _derived_files(photo, data, get_settings())
+    faces_service.store_faces(
+        session=session, photo_id=photo.id, event_id=photo.event_id, faces=faces, provider=provider
+    )
+    return Outcome({"faces_count": len(faces), **files}, done=False)
+
+
+def _match(session: Session, photo: Photo, provider: FaceProvider) -> Outcome:
+    """Step two: matches with the selfies of the event's guests."""
+    faces = faces_service.photo_faces(session=session, photo_id=photo.id)
+    key = photo.original_key
+    for attempt in range(3):
+        try:
+            with session.begin_nested():
+                faces_service.match_photo_faces(
+                    session=session,
+                    photo_id=photo.id,
+                    event_id=photo.event_id,
+                    faces=faces,
+                    image=lambda: storage.load(key),
+                    provider=provider,
+                )
+            break
+        except IntegrityError:
+            # A guest replaced their selfie meanwhile (its row is gone): read the
+            # selfies again and redo the few matches.
+            if attempt == 2:
+                raise
+    return Outcome(
+        {"status": PhotoStatus.indexed, "indexed_at": utcnow(), "error_code": None, "error_message": None}
+    )
+
+
+def handle(session: Session, photo: Photo) -> Outcome:
+    provider = get_face_provider()
+    try:
+        if photo.thumbnail_key is None:
+            return _find_faces(session, photo, provider)
+        return _match(session, photo, provider)
+    except FileNotFoundError:
+        return _failed("original_missing", "The uploaded file is missing from storage.")
+    except AppError as exc:  # the image itself is unusable: retrying cannot help
+        return _failed(exc.code, exc.message)
+
+
+PHOTO_JOB = register(
+    JobKind(
+        name="photo",
+        model=Photo,
+        todo=(PhotoStatus.pending, PhotoStatus.processing),
+        failed_status=PhotoStatus.failed,
+        handle=handle,
+        retry_status=PhotoStatus.pending,
+        claim_status=PhotoStatus.processing,
+        priority=20,
+    )
+)
