@@ -38,14 +38,18 @@ def notify_on_commit(session: Session) -> None:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
         return
-    if not session.info.get("wake_workers"):
-        session.info["wake_workers"] = True
-        event.listen(session, "after_commit", _after_commit)
+    session.info["wake_workers"] = True
 
 
+@event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
     if session.info.pop("wake_workers", False):
         wake_local_workers()
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop("wake_workers", None)
 
 
 def wake_local_workers(settings: Settings | None = None) -> int:

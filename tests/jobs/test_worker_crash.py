@@ -1,22 +1,35 @@
-"""Really kill -9 a face worker in the middle of a job: the job still finishes, once."""
+"""Really kill -9 a face worker in the middle of a job: the job still finishes, once; and in the
+middle of a burst of selfies: each still gets exactly one verdict."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.faces.models import Face
+from app.faces.models import Face, FaceMatch
 from app.photos.models import Photo, PhotoStatus
-from tests.helpers import fixture_bytes, login, make_event, make_organizer, upload_photos
+from app.selfies.models import Selfie
+from tests.helpers import (
+    bearer,
+    drain_jobs,
+    fixture_bytes,
+    login,
+    make_event,
+    make_organizer,
+    register,
+    upload_photos,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,16 +38,16 @@ def start_worker(**env: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "app.worker", "--processes", "1"],
         cwd=ROOT,
-        env={**os.environ, "JOB_POLL_INTERVAL": "0.05", **env},
+        env={**os.environ, **env},
         start_new_session=True,  # its own process group: kill the pool and its child together
     )
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+        time.sleep(interval)
 
 
 def test_a_killed_worker_job_is_finished_exactly_once_after_its_lease_expires(
@@ -72,3 +85,81 @@ def test_a_killed_worker_job_is_finished_exactly_once_after_its_lease_expires(
     assert done.faces_count == 1
     assert session.scalar(select(func.count()).select_from(Face).where(Face.photo_id == photo_id)) == 1
     assert first_owner is not None
+
+
+def _selfie_lines(log: str) -> dict[int, list[str]]:
+    """The outcomes the runner committed, per selfie, from the workers' log."""
+    found: dict[int, list[str]] = {}
+    for m in re.finditer(r"selfie (\d+): (\w+)", log):
+        found.setdefault(int(m.group(1)), []).append(m.group(2))
+    return found
+
+
+def test_a_kill_9_during_a_burst_of_30_selfies_leaves_each_with_exactly_one_verdict(
+    client: TestClient, session: Session, tmp_path: Path
+) -> None:
+    org = login(client, make_organizer(session)["username"])
+    event = make_event(client, org)
+    upload_photos(client, org, event["id"], {"a.jpg": fixture_bytes("obama2.jpg")})
+    drain_jobs()
+    guests = [bearer(register(client, event["code"], f"burst{i}")) for i in range(30)]
+    log_path = tmp_path / "workers.log"
+    with log_path.open("wb") as log:
+        pool = subprocess.Popen(
+            [sys.executable, "-m", "app.worker", "--processes", "2", "--nice", "0"],
+            cwd=ROOT,
+            env={**os.environ, "JOB_LEASE_SECONDS": "3"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            # The burst: every guest uploads at once (one in six a photo with no face).
+            def upload(i: int) -> int:
+                name = "mask_blue.jpg" if i % 6 == 0 else "obama.jpg"
+                r = client.post(
+                    "/api/upload-selfie", files={"file": ("s.jpg", fixture_bytes(name))}, headers=guests[i]
+                )
+                assert r.status_code == 202, r.text
+                return int(r.json()["selfie_id"])
+
+            with ThreadPoolExecutor(max_workers=30) as pool_of_guests:
+                selfie_ids = list(pool_of_guests.map(upload, range(30)))
+            wait_for(lambda: "selfie " in log_path.read_text(), 120, "the first verdict")
+            victim = _face_workers(pool.pid)[0]
+            held: list[int] = []
+
+            def victim_holds_a_selfie() -> bool:
+                session.expire_all()
+                owner = f"%:{victim}:%"
+                held[:] = session.scalars(select(Selfie.id).where(Selfie.lease_owner.like(owner))).all()
+                return bool(held)
+
+            wait_for(victim_holds_a_selfie, 60, "the victim to hold a selfie", interval=0.005)
+            os.kill(victim, signal.SIGKILL)
+
+            def all_done() -> bool:
+                session.expire_all()
+                states = session.scalars(select(Selfie.status).where(Selfie.id.in_(selfie_ids))).all()
+                return len(states) == 30 and set(states) <= {"ready", "rejected"}
+
+            wait_for(all_done, 180, "a verdict for every selfie")
+        finally:
+            os.killpg(pool.pid, signal.SIGTERM)
+            pool.wait(timeout=60)
+    outcomes = _selfie_lines(log_path.read_text())
+    for i, selfie_id in enumerate(selfie_ids):
+        expected = ["rejected"] if i % 6 == 0 else ["matching", "ready"]
+        assert outcomes.get(selfie_id) == expected, (selfie_id, outcomes.get(selfie_id))
+    # The selfie the victim held was finished by the other worker, after its lease expired.
+    assert session.get(Selfie, held[0]).attempts == 2  # type: ignore[union-attr]
+    matched = session.scalar(select(func.count()).select_from(FaceMatch))
+    assert matched == 25  # each accepted selfie matched the one photo of A, once
+    assert f"face worker {victim} exited" in log_path.read_text()  # and it was restarted
+
+
+def _face_workers(pid: int) -> list[int]:
+    """The face-worker processes of the pool ``pid`` (not multiprocessing's resource tracker)."""
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout
+    children = [int(p) for p in out.split()]
+    return [c for c in children if b"resource_tracker" not in Path(f"/proc/{c}/cmdline").read_bytes()]
