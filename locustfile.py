@@ -3,22 +3,28 @@
 Run it through ``./test_performance_progressive.sh`` (stages, verdicts, reports), or by hand:
 ``locust -f locustfile.py --host http://127.0.0.1:8000``.
 
-At test start (not by hand) it logs in as the load-test organizer (created with
-``python -m app create-organizer`` when it does not exist yet and the database is local),
-creates an event, uploads the fixture photos in which the selfies' people appear, and waits
-until they are indexed. Every guest then: checks the event code, checks a username, registers,
-logs in, uploads a selfie of person A, B or C, polls its status until the matches are ready,
-checks that ``my-photos`` lists exactly that person's photos, then keeps browsing. The time
-from selfie upload to matches ready is reported as its own line, ``selfie -> matches ready``.
+The event comes from ``LOAD_EVENT_FILE`` when it is set (the harness prepares it once, before
+its stages, with ``python locustfile.py prepare --host URL --out FILE``); otherwise it is
+prepared at test start: log in as the load-test organizer (created with ``python -m app
+create-organizer`` when it does not exist yet and the database is local), create an event,
+upload the fixture photos in which the selfies' people appear, and wait until they are indexed.
+
+Every guest then: checks the event code, checks a username, registers, logs in, uploads a
+selfie of person A, B or C (202 ``checking``), follows it with the long-poll ``GET
+/api/selfie?wait=`` until the matches are ready, checks that ``my-photos`` lists exactly that
+person's photos, then keeps browsing. Two lines of their own time the selfie from the upload:
+``selfie -> verdict`` (the face check's answer) and ``selfie -> matches ready``.
 
 Environment: ``LOAD_ORGANIZER`` / ``LOAD_ORGANIZER_PASSWORD`` (default ``loadtest-organizer``
-and a fixed password), ``SELFIE_READY_TIMEOUT`` (seconds, default 60).
+and a fixed password), ``SELFIE_READY_TIMEOUT`` (seconds, default 60), ``LOAD_EVENT_FILE``.
 """
 
 from __future__ import annotations
 
+import argparse
 import io
 import itertools
+import json
 import os
 import random
 import subprocess
@@ -94,6 +100,16 @@ class Shared:
     expected: dict[str, set[int]] = {}
     organizer_token: str = ""
 
+    @classmethod
+    def set(cls, prepared: dict[str, Any]) -> None:
+        cls.event = prepared["event"]
+        cls.organizer_token = prepared["organizer_token"]
+        cls.expected = {person: set(ids) for person, ids in prepared["expected"].items()}
+
+    @classmethod
+    def load(cls, path: Path) -> None:
+        cls.set(json.loads(path.read_text()))
+
 
 def multipart(fields: list[tuple[str, tuple[str, bytes, str]]]) -> tuple[bytes, dict[str, str]]:
     """Body and headers of a multipart upload (FastHttpUser has no ``files=``)."""
@@ -144,14 +160,17 @@ def prepare_event(environment: Any, **_kwargs: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
         return
     try:
-        _prepare(environment.host)
+        if os.environ.get("LOAD_EVENT_FILE"):
+            Shared.load(Path(os.environ["LOAD_EVENT_FILE"]))
+        else:
+            Shared.set(_prepare(environment.host))
     except Exception as exc:
         print(f"load test set-up failed: {exc}", file=sys.stderr, flush=True)
         environment.process_exit_code = 3
         environment.runner.quit()
 
 
-def _prepare(host: str) -> None:
+def _prepare(host: str) -> dict[str, Any]:
     import httpx
 
     with httpx.Client(base_url=host, timeout=120) as client:
@@ -173,13 +192,15 @@ def _prepare(host: str) -> None:
             time.sleep(0.5)
         if counts["failed"]:
             raise RuntimeError(f"{counts['failed']} event photos failed to index")
-    Shared.event = event
-    Shared.organizer_token = token
-    Shared.expected = {
-        person: {ids[name] for name, (_, people) in EVENT_PHOTOS.items() if person in people}
-        for person in SELFIES
-    }
     print(f"load test event {event['code']}: {len(ids)} photos indexed", flush=True)
+    return {
+        "event": event,
+        "organizer_token": token,
+        "expected": {
+            person: sorted(ids[name] for name, (_, people) in EVENT_PHOTOS.items() if person in people)
+            for person in SELFIES
+        },
+    }
 
 
 class Guest(FastHttpUser):
@@ -237,28 +258,37 @@ class Guest(FastHttpUser):
         with self.client.post(
             "/api/upload-selfie", files=files, headers=self.headers, catch_response=True
         ) as r:
-            if r.status_code != 202 or _json(r).get("status") != "processing":
+            if r.status_code != 202 or _json(r).get("status") != "checking":
                 r.failure(f"{r.status_code}: {r.text[:200]}")
                 return False
-        status = "processing"
-        while status == "processing":
+        status, verdict = "checking", False
+        while status != "ready":
             if time.perf_counter() - start > SELFIE_READY_TIMEOUT:
-                self._flow(start, RuntimeError("matches not ready in time"))
+                error = RuntimeError(f"still {status} after {SELFIE_READY_TIMEOUT:.0f} s")
+                self._flow("selfie -> matches ready" if verdict else "selfie -> verdict", start, error)
                 return False
-            time.sleep(0.25)
-            with self.client.get("/api/selfie", headers=self.headers, catch_response=True) as r:
+            with self.client.get(
+                "/api/selfie",
+                params={"wait": 20},
+                headers=self.headers,
+                name="/api/selfie?wait",
+                catch_response=True,
+            ) as r:
                 status = _json(r).get("status", "?")
-                if r.status_code != 200 or status not in ("processing", "ready"):
+                if r.status_code != 200 or status not in ("checking", "matching", "ready"):
                     r.failure(f"{r.status_code}: {r.text[:200]}")
-                    self._flow(start, RuntimeError(f"selfie {status}"))
+                    self._flow("selfie -> verdict", start, RuntimeError(f"selfie {status}"))
                     return False
-        self._flow(start, None)
+            if status in ("matching", "ready") and not verdict:
+                verdict = True
+                self._flow("selfie -> verdict", start, None)
+        self._flow("selfie -> matches ready", start, None)
         return self.check_my_photos()
 
-    def _flow(self, start: float, error: Exception | None) -> None:
+    def _flow(self, name: str, start: float, error: Exception | None) -> None:
         self.environment.events.request.fire(
             request_type="FLOW",
-            name="selfie -> matches ready",
+            name=name,
             response_time=(time.perf_counter() - start) * 1000,
             response_length=0,
             exception=error,
@@ -318,3 +348,18 @@ class Organizer(FastHttpUser):
         ) as r:
             if r.status_code != 202 or len(_json(r).get("accepted", [])) != count:
                 r.failure(f"{r.status_code}: {r.text[:200]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python locustfile.py prepare --host URL --out FILE``: the event, once, for every stage."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("command", choices=["prepare"])
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args(argv)
+    args.out.write_text(json.dumps(_prepare(args.host)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

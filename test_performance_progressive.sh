@@ -10,6 +10,8 @@
 #   HOST           server to test (default http://127.0.0.1:8000)
 #   STAGES         "users:seconds ..." (default "5:60 10:120 20:180 30:300"; QUICK: "5:20 10:20 30:50")
 #   SPAWN_RATE     users started per second (default 5)
+#   BURST=1        every user of a stage starts within one second (the spawn rate is the stage's
+#                  size): the crowd that scans the QR code when the host says so
 #   TARGET_USERS   the stage whose verdict decides the exit code (default: the largest stage)
 #   RESULTS_DIR    where reports go (default results/<date-time>)
 #   START_SERVER=1 start Gunicorn with gunicorn_config.py (SQLite under RESULTS_DIR/data, or
@@ -29,6 +31,7 @@ PY=${PYTHON:-.venv/bin/python}
 LOCUST=${LOCUST:-$(dirname "$PY")/locust}
 HOST=${HOST:-http://127.0.0.1:8000}
 SPAWN_RATE=${SPAWN_RATE:-5}
+BURST=${BURST:-0}
 CAPACITY=${CAPACITY:-0}
 [ "${1:-}" = "--find-capacity" ] && CAPACITY=1
 if [ "${QUICK:-0}" = 1 ]; then
@@ -71,18 +74,27 @@ for _ in $(seq 1 120); do
 done
 curl -sf "$HOST/api/health-check" >/dev/null || { log "no server answers at $HOST/api/health-check"; exit 2; }
 
+# The event and its indexed photos, once for every stage (not inside a stage's time).
+log "preparing the load-test event"
+if ! "$PY" locustfile.py prepare --host "$HOST" --out "$RESULTS_DIR/event.json" >"$RESULTS_DIR/prepare.log" 2>&1; then
+  log "preparing the event failed:"; tail -20 "$RESULTS_DIR/prepare.log"; exit 2
+fi
+export LOAD_EVENT_FILE="$RESULTS_DIR/event.json"
+
 {
   echo "# Load test $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo
-  echo "Host: $HOST; spawn rate: $SPAWN_RATE users/s; machine: $(nproc) cores, $(uname -sr)."
+  spawn="$SPAWN_RATE users/s"; [ "$BURST" = 1 ] && spawn="burst (every user of a stage within 1 s)"
+  echo "Host: $HOST; spawn: $spawn; machine: $(nproc) cores, $(uname -sr)."
   echo
 } >"$SUMMARY"
 
 # run_stage USERS SECONDS -> the verdict's exit code (0 pass, 1 fail, 2 critical)
 run_stage() {
-  local users=$1 seconds=$2 prefix="$RESULTS_DIR/results_${1}users"
-  log "== stage: $users users for ${seconds}s (spawn rate $SPAWN_RATE/s)"
-  "$LOCUST" -f locustfile.py --headless --only-summary -u "$users" -r "$SPAWN_RATE" -t "${seconds}s" \
+  local users=$1 seconds=$2 prefix="$RESULTS_DIR/results_${1}users" rate=$SPAWN_RATE
+  [ "$BURST" = 1 ] && rate=$users
+  log "== stage: $users users for ${seconds}s (spawn rate $rate/s)"
+  "$LOCUST" -f locustfile.py --headless --only-summary -u "$users" -r "$rate" -t "${seconds}s" \
     --host "$HOST" --csv "$prefix" --html "$prefix.html" >"$prefix.log" 2>&1 &
   local pid=$! start=$SECONDS
   while kill -0 "$pid" 2>/dev/null; do

@@ -9,9 +9,11 @@ Exit code: 0 when the stage meets our targets, 1 when it misses them, 2 when it 
 
 Two sets of criteria are applied to every endpoint:
 - the original plan's: mean < 5 s, p95 < 10 s, p99 < 15 s, failures < 1 %, and > 10 req/s overall;
-- ours: JSON endpoints p95 < 300 ms, uploads p95 < 1 s, selfie -> matches ready p95 < 5 s,
-  no failure at all. ``TARGET_JSON_P95_MS``, ``TARGET_UPLOAD_P95_MS``, ``TARGET_FLOW_P95_MS`` and
-  ``TARGET_MAX_FAILURES`` override them.
+- ours: JSON endpoints p95 < 300 ms, register and login (an argon2 hash each) < 1 s,
+  upload-selfie (accepted at once, checked later) < 300 ms, photo uploads < 1 s, ``selfie -> verdict`` < 5 s, ``selfie -> matches ready`` < 8 s, no failure at all. The
+  long-poll ``GET /api/selfie?wait`` waits on purpose: only its failures count.
+  ``TARGET_JSON_P95_MS``, ``TARGET_AUTH_P95_MS``, ``TARGET_SELFIE_P95_MS``, ``TARGET_UPLOAD_P95_MS``,
+  ``TARGET_VERDICT_P95_MS``, ``TARGET_FLOW_P95_MS`` and ``TARGET_MAX_FAILURES`` override them.
 """
 
 from __future__ import annotations
@@ -23,7 +25,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-UPLOADS = ("/api/upload-selfie", "/api/events/[id]/photos")
+SELFIE_UPLOAD = "/api/upload-selfie"
+UPLOADS = ("/api/events/[id]/photos",)
+AUTH = ("/api/register-with-event-code", "/api/login")
+WAITS = ("/api/selfie?wait",)
+VERDICT = "selfie -> verdict"
 FLOW = "selfie -> matches ready"
 
 
@@ -46,14 +52,25 @@ class Row:
     def kind(self) -> str:
         if self.name == FLOW:
             return "flow"
+        if self.name == VERDICT:
+            return "verdict"
+        if self.name in WAITS:
+            return "wait"
+        if self.name in AUTH:
+            return "auth"
+        if self.name == SELFIE_UPLOAD:
+            return "selfie"
         return "upload" if self.name in UPLOADS else "json"
 
 
 @dataclass(frozen=True)
 class Targets:
     json_p95_ms: float = 300
+    auth_p95_ms: float = 1000
+    selfie_p95_ms: float = 300
     upload_p95_ms: float = 1000
-    flow_p95_ms: float = 5000
+    verdict_p95_ms: float = 5000
+    flow_p95_ms: float = 8000
     max_failures: int = 0
 
     @classmethod
@@ -61,13 +78,24 @@ class Targets:
         d = cls()
         return cls(
             json_p95_ms=float(os.environ.get("TARGET_JSON_P95_MS", d.json_p95_ms)),
+            auth_p95_ms=float(os.environ.get("TARGET_AUTH_P95_MS", d.auth_p95_ms)),
+            selfie_p95_ms=float(os.environ.get("TARGET_SELFIE_P95_MS", d.selfie_p95_ms)),
             upload_p95_ms=float(os.environ.get("TARGET_UPLOAD_P95_MS", d.upload_p95_ms)),
+            verdict_p95_ms=float(os.environ.get("TARGET_VERDICT_P95_MS", d.verdict_p95_ms)),
             flow_p95_ms=float(os.environ.get("TARGET_FLOW_P95_MS", d.flow_p95_ms)),
             max_failures=int(os.environ.get("TARGET_MAX_FAILURES", d.max_failures)),
         )
 
     def p95_limit(self, row: Row) -> float:
-        return {"json": self.json_p95_ms, "upload": self.upload_p95_ms, "flow": self.flow_p95_ms}[row.kind]
+        return {
+            "json": self.json_p95_ms,
+            "auth": self.auth_p95_ms,
+            "selfie": self.selfie_p95_ms,
+            "upload": self.upload_p95_ms,
+            "verdict": self.verdict_p95_ms,
+            "flow": self.flow_p95_ms,
+            "wait": float("inf"),
+        }[row.kind]
 
 
 @dataclass
@@ -129,10 +157,11 @@ def evaluate(rows: list[Row], total: Row, users: int, targets: Targets) -> Verdi
         v.critical.append("no request was made")
     for row in rows:
         where = f"{row.type} {row.name}"
+        waits = row.kind == "wait"  # a long-poll is slow on purpose: only its failures count
         for ok, what in (
-            (row.mean_ms < 5000, f"mean {row.mean_ms:.0f} ms >= 5 s"),
-            (row.p95_ms < 10000, f"p95 {row.p95_ms:.0f} ms >= 10 s"),
-            (row.p99_ms < 15000, f"p99 {row.p99_ms:.0f} ms >= 15 s"),
+            (waits or row.mean_ms < 5000, f"mean {row.mean_ms:.0f} ms >= 5 s"),
+            (waits or row.p95_ms < 10000, f"p95 {row.p95_ms:.0f} ms >= 10 s"),
+            (waits or row.p99_ms < 15000, f"p99 {row.p99_ms:.0f} ms >= 15 s"),
             (row.failure_pct < 1, f"failures {row.failure_pct:.2f} % >= 1 %"),
         ):
             if not ok:
@@ -140,7 +169,7 @@ def evaluate(rows: list[Row], total: Row, users: int, targets: Targets) -> Verdi
         limit = targets.p95_limit(row)
         if row.p95_ms >= limit:
             v.target_failures.append(f"{where}: p95 {row.p95_ms:.0f} ms >= {limit:.0f} ms")
-        if row.p95_ms > 30000:
+        if row.p95_ms > 30000 and row.kind != "wait":
             v.critical.append(f"{where}: p95 {row.p95_ms:.0f} ms > 30 s")
     if total.rps <= 10:
         v.original_failures.append(f"overall {total.rps:.1f} req/s <= 10 req/s")
@@ -162,7 +191,8 @@ def table(v: Verdict, targets: Targets) -> str:
     )
     lines = [head, "-" * len(head)]
     for row in [*sorted(v.rows, key=lambda r: r.name), v.total]:
-        original = row.mean_ms < 5000 and row.p95_ms < 10000 and row.p99_ms < 15000 and row.failure_pct < 1
+        fast = row.kind == "wait" or (row.mean_ms < 5000 and row.p95_ms < 10000 and row.p99_ms < 15000)
+        original = fast and row.failure_pct < 1
         if row is v.total:
             original = original and row.rps > 10
             target = row.failures <= targets.max_failures

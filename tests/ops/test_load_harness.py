@@ -29,19 +29,44 @@ def total(rows: list[Row], rps: float = 20.0) -> Row:
 
 def test_a_stage_within_every_target_passes() -> None:
     rows = [
-        row("/api/login", 250),
-        row("/api/upload-selfie", 900),
-        row("selfie -> matches ready", 4000, kind="FLOW"),
+        row("/api/me", 250, kind="GET"),
+        row("/api/login", 900),
+        row("/api/upload-selfie", 250),
+        row("/api/events/[id]/photos", 900),
+        row("/api/selfie?wait", 12_000, kind="GET"),
+        row("selfie -> verdict", 4000, kind="FLOW"),
+        row("selfie -> matches ready", 7000, kind="FLOW"),
     ]
     v = evaluate(rows, total(rows), 30, Targets())
     assert v.target_pass and v.original_pass and v.exit_code == 0
 
 
 def test_a_json_endpoint_over_300_ms_fails_our_target_but_not_the_original_plan() -> None:
-    rows = [row("/api/login", 350), row("/api/upload-selfie", 900)]
+    rows = [row("/api/me", 350, kind="GET"), row("/api/upload-selfie", 250)]
     v = evaluate(rows, total(rows), 30, Targets())
     assert v.original_pass and not v.target_pass and v.exit_code == 1
-    assert v.target_failures == ["POST /api/login: p95 350 ms >= 300 ms"]
+    assert v.target_failures == ["GET /api/me: p95 350 ms >= 300 ms"]
+
+
+def test_register_and_login_have_their_own_target_and_so_do_the_selfie_lines() -> None:
+    rows = [
+        row("/api/register-with-event-code", 1100),
+        row("selfie -> verdict", 5200, kind="FLOW"),
+        row("selfie -> matches ready", 7900, kind="FLOW"),
+    ]
+    v = evaluate(rows, total(rows), 30, Targets())
+    assert v.target_failures == [
+        "POST /api/register-with-event-code: p95 1100 ms >= 1000 ms",
+        "FLOW selfie -> verdict: p95 5200 ms >= 5000 ms",
+    ]
+
+
+def test_the_long_poll_is_judged_on_its_failures_only() -> None:
+    rows = [row("/api/selfie?wait", 25_000, kind="GET")]
+    v = evaluate(rows, total(rows), 30, Targets())
+    assert v.target_pass and v.original_pass
+    rows = [row("/api/selfie?wait", 25_000, kind="GET", failures=1)]
+    assert not evaluate(rows, total(rows), 30, Targets()).target_pass
 
 
 def test_one_failed_request_fails_our_target() -> None:
@@ -101,8 +126,11 @@ def test_quick_mode_against_a_real_server_passes_and_writes_reports(clean: None,
     code, output, summary = run_harness(
         tmp_path,
         QUICK="1",
-        TARGET_JSON_P95_MS="5000",
+        TARGET_JSON_P95_MS="10000",
+        TARGET_AUTH_P95_MS="10000",
         TARGET_UPLOAD_P95_MS="10000",
+        TARGET_SELFIE_P95_MS="10000",
+        TARGET_VERDICT_P95_MS="30000",
         TARGET_FLOW_P95_MS="30000",
     )
     assert code == 0, output[-3000:]
@@ -112,11 +140,15 @@ def test_quick_mode_against_a_real_server_passes_and_writes_reports(clean: None,
         assert f"## {users} users" in summary
     assert "**Target stage (30 users): PASS.**" in summary
     assert "POST /api/upload-selfie" in output and "FLOW selfie -> matches ready" in output
+    assert "FLOW selfie -> verdict" in output
     assert "t= 10s users=" in output  # progress while it runs
 
 
 def test_a_run_that_misses_the_targets_fails(clean: None, tmp_path: Path) -> None:
-    code, output, summary = run_harness(tmp_path, STAGES="3:10", TARGET_JSON_P95_MS="0.01")
+    # The event is prepared before the stage starts, so even a short burst stage makes
+    # requests; a target no request can meet makes it fail.
+    code, output, summary = run_harness(tmp_path, STAGES="3:15", BURST="1", TARGET_JSON_P95_MS="0.01")
     assert code == 1, output[-3000:]
+    assert "burst (every user of a stage within 1 s)" in summary
     assert "our targets FAIL" in output and "target missed" in output
     assert "**Target stage (3 users): FAIL.**" in summary
