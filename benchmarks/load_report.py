@@ -10,10 +10,12 @@ Exit code: 0 when the stage meets our targets, 1 when it misses them, 2 when it 
 Two sets of criteria are applied to every endpoint:
 - the original plan's: mean < 5 s, p95 < 10 s, p99 < 15 s, failures < 1 %, and > 10 req/s overall;
 - ours: JSON endpoints p95 < 300 ms, register and login (an argon2 hash each) < 1 s,
-  upload-selfie (accepted at once, checked later) < 300 ms, photo uploads < 1 s, ``selfie -> verdict`` < 5 s, ``selfie -> matches ready`` < 8 s, no failure at all. The
+  upload-selfie (accepted at once, checked later) < 300 ms, photo uploads < 1 s,
+  ``selfie -> verdict`` < 5 s, ``selfie -> matches ready`` < 8 s, no failure at all. The
   long-poll ``GET /api/selfie?wait`` waits on purpose: only its failures count.
-  ``TARGET_JSON_P95_MS``, ``TARGET_AUTH_P95_MS``, ``TARGET_SELFIE_P95_MS``, ``TARGET_UPLOAD_P95_MS``,
-  ``TARGET_VERDICT_P95_MS``, ``TARGET_FLOW_P95_MS`` and ``TARGET_MAX_FAILURES`` override them.
+  ``TARGET_JSON_P95_MS``, ``TARGET_AUTH_P95_MS``, ``TARGET_SELFIE_P95_MS``,
+  ``TARGET_UPLOAD_P95_MS``, ``TARGET_VERDICT_P95_MS``, ``TARGET_FLOW_P95_MS`` and
+  ``TARGET_MAX_FAILURES`` override them.
 """
 
 from __future__ import annotations

@@ -117,10 +117,11 @@ def match_selfie(
     image: Callable[[], bytes],
     provider: FaceProvider,
 ) -> int:
-    """(Re)compute every match of a selfie in all the user's events; the number found."""
-    session.execute(delete(FaceMatch).where(FaceMatch.selfie_id == selfie_id))
+    """(Re)compute every match of a selfie in all the user's events; the number found.
+    Computed before anything is written, so no write lock is held while the provider works."""
     event_ids = member_event_ids(session=session, user_id=user_id)
     found = provider.find_photos(session=session, signature=signature, image=image, event_ids=event_ids)
+    session.execute(delete(FaceMatch).where(FaceMatch.selfie_id == selfie_id))
     _insert_matches(
         session,
         [

@@ -50,11 +50,10 @@ def upload_selfie(
     settings = get_settings()
     data = file.file.read(settings.selfie_max_bytes + 1)
     image_format = service.check_upload(data, settings)
-    selfie = service.create_selfie(
+    selfie, position = service.create_selfie(
         session=session, user_id=user.id, data=data, image_format=image_format, settings=settings
     )
-    state = service.selfie_state(session=session, selfie=selfie)
-    return SelfieAccepted(selfie_id=selfie.id, status=state.status, queue_position=state.queue_position)
+    return SelfieAccepted(selfie_id=selfie.id, status="checking", queue_position=position)
 
 
 def _state(user_id: int) -> SelfieState | None:

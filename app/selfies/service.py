@@ -47,9 +47,16 @@ def check_upload(data: bytes, settings: Settings) -> str:
 
 def create_selfie(
     *, session: Session, user_id: int, data: bytes, image_format: str, settings: Settings
-) -> Selfie:
+) -> tuple[Selfie, int]:
     """Store the selfie and queue its face check; the guest's selfie still waiting for its
-    check (if any) is cancelled. Only a full disk refuses it (503)."""
+    check (if any) is cancelled. Only a full disk refuses it (503). Returns the selfie and its
+    place in the queue (read before writing: on SQLite the write lock is held from the first
+    write to the commit, so nothing else runs in between)."""
+    ahead = session.scalar(
+        select(func.count())
+        .select_from(Selfie)
+        .where(Selfie.status == SelfieStatus.pending, Selfie.user_id != user_id)
+    )
     waiting = list(
         session.scalars(
             select(Selfie).where(Selfie.user_id == user_id, Selfie.status == SelfieStatus.pending)
@@ -79,7 +86,7 @@ def create_selfie(
     session.add(selfie)
     session.flush()
     wakeup.notify_on_commit(session)
-    return selfie
+    return selfie, int(ahead or 0) + 1
 
 
 def latest_selfie(*, session: Session, user_id: int) -> Selfie | None:
