@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_memory_cost: int = Field(default=19_456, ge=8)  # KiB
     argon2_parallelism: int = Field(default=1, ge=1)
+    # Password hashes run in threads this much nicer than the rest of the request work.
+    password_hash_nice: int = Field(default=10, ge=0, le=19)
 
     max_json_body_bytes: int = Field(default=64 * 1024, ge=1024)
     # Requests served at once by one web worker; beyond it an immediate 503.
@@ -84,7 +86,7 @@ class Settings(BaseSettings):
     face_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
     embedded_face_workers: bool = True
     # CPU priority offset of face workers: the web workers answer first on a busy machine.
-    face_worker_nice: int = Field(default=5, ge=0, le=19)
+    face_worker_nice: int = Field(default=15, ge=0, le=19)
     job_lease_seconds: float = Field(default=60.0, gt=0)
     job_max_attempts: int = Field(default=3, ge=1)
     # An idle face worker sleeps until woken (PostgreSQL LISTEN/NOTIFY, or a local socket on

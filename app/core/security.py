@@ -10,9 +10,14 @@ old ones) and handles the one case libsodium cannot: a parallelism other than 1.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import jwt
 import nacl.exceptions
@@ -22,6 +27,31 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from app.core.config import Settings, get_settings
 from app.core.database import utcnow
+
+T = TypeVar("T")
+_hash_pool: ThreadPoolExecutor | None = None
+_hash_pool_pid = 0
+
+
+def _lower_this_thread_priority() -> None:
+    # On Linux a thread is a task with its own nice value: only the hashing threads yield.
+    tid = threading.get_native_id()
+    niceness = get_settings().password_hash_nice
+    with contextlib.suppress(OSError):  # not Linux, or not allowed: hash at the normal priority
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + niceness)
+
+
+def run_in_hash_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn`` in this process's hashing threads, at a lower CPU priority than the rest of
+    the request work: in a crowd, the cheap requests (an upload, a code check) are answered
+    while the hashes share what CPU is left. Callers are threads already (sync routes)."""
+    global _hash_pool, _hash_pool_pid
+    if _hash_pool is None or _hash_pool_pid != os.getpid():  # a forked worker makes its own
+        _hash_pool = ThreadPoolExecutor(
+            max_workers=2, thread_name_prefix="argon2", initializer=_lower_this_thread_priority
+        )
+        _hash_pool_pid = os.getpid()
+    return _hash_pool.submit(fn, *args).result()
 
 
 @lru_cache
@@ -36,6 +66,10 @@ def password_hasher() -> PasswordHasher:
 
 
 def hash_password(password: str) -> str:
+    return run_in_hash_thread(_hash, password)
+
+
+def _hash(password: str) -> str:
     s = get_settings()
     if s.argon2_parallelism != 1:  # libsodium's argon2id has a single lane
         return password_hasher().hash(password)
@@ -46,6 +80,10 @@ def hash_password(password: str) -> str:
 
 def argon2_verify(password_hash: str, password: str) -> bool:
     """Whether ``password`` matches the argon2id ``password_hash``."""
+    return run_in_hash_thread(_verify, password_hash, password)
+
+
+def _verify(password_hash: str, password: str) -> bool:
     try:
         return bool(nacl.pwhash.argon2id.verify(password_hash.encode(), password.encode()))
     except nacl.exceptions.InvalidkeyError:
@@ -62,7 +100,7 @@ def argon2_verify(password_hash: str, password: str) -> bool:
 def _dummy_hash() -> str:
     # Hashed with the current parameters so verifying an unknown login costs exactly
     # what verifying a real one does: response time does not reveal which accounts exist.
-    return hash_password("dummy password for timing equalisation")
+    return _hash("dummy password for timing equalisation")
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import threading
+
 import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
@@ -10,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.accounts.models import User
 from app.core import security
+from app.core.config import get_settings
 from tests.helpers import PASSWORD, login, make_event, make_organizer, register
 
 
@@ -120,3 +124,10 @@ def test_a_token_signed_with_another_key_is_refused(client: TestClient, guest: d
     )
     r = client.get("/api/me", headers={"Authorization": f"Bearer {forged}"})
     assert r.status_code == 401
+
+
+def test_password_hashes_run_in_threads_nicer_than_the_requests_that_wait_for_them() -> None:
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    assert security.run_in_hash_thread(niceness) == min(19, niceness() + get_settings().password_hash_nice)

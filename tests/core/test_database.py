@@ -80,3 +80,59 @@ def test_an_exhausted_pool_answers_503_within_the_pool_timeout(client: TestClien
     assert r.json()["error"]["code"] == "db_pool_exhausted"
     assert r.headers["retry-after"] == "1"
     assert elapsed < 2.5
+
+
+@pytest.mark.skipif(IS_POSTGRES, reason="SQLite only")
+def test_a_sqlite_writer_holds_the_write_queue_from_its_first_write_to_its_commit(clean_db: None) -> None:
+    from filelock import FileLock
+    from filelock import Timeout as LockTimeout
+
+    from app.accounts.models import User
+
+    lock = FileLock(f"{database.get_engine().url.database}.write-lock", timeout=0, thread_local=False)
+    with database.get_sessionmaker()() as session:
+        session.scalar(text("SELECT count(*) FROM users"))  # reading takes no place in the queue
+        lock.acquire()
+        lock.release()
+        session.add(User(username="queued", email="queued@example.com", password_hash="x", role="guest"))
+        session.flush()
+        with pytest.raises(LockTimeout):
+            lock.acquire()
+        session.rollback()
+        lock.acquire()  # released by the rollback
+        lock.release()
+        session.add(User(username="queued", email="queued@example.com", password_hash="x", role="guest"))
+        session.commit()
+        lock.acquire()  # and by the commit
+        lock.release()
+
+
+@pytest.mark.skipif(IS_POSTGRES, reason="SQLite only")
+def test_concurrent_sqlite_writers_all_get_in_without_database_is_locked(clean_db: None) -> None:
+    from app.accounts.models import User
+
+    errors: list[BaseException] = []
+
+    def writer(i: int) -> None:
+        try:
+            for j in range(10):
+                with database.session_scope() as session:
+                    session.add(
+                        User(
+                            username=f"w{i}n{j}",
+                            email=f"w{i}n{j}@example.com",
+                            password_hash="x",
+                            role="guest",
+                        )
+                    )
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with database.get_engine().connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM users")).scalar() == 120
