@@ -18,6 +18,10 @@ os.environ["ENVIRONMENT"] = "test"
 os.environ["DATA_DIR"] = str(_TMP / "data")
 os.environ["DATABASE_URL"] = TEST_DATABASE_URL or f"sqlite:///{_TMP / 'test.db'}"
 os.environ.pop("SECRET_KEY", None)
+# Priorities are for production; the suite must pass on a busy machine, where face workers at
+# nice 15 and hashes at nice 10 would crawl behind any other process (their own test below).
+os.environ["FACE_WORKER_NICE"] = "0"
+os.environ["PASSWORD_HASH_NICE"] = "0"
 
 import pytest  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402

@@ -154,3 +154,18 @@ def create_organizer_cli(env: dict[str, str], username: str = "boss") -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
+
+
+def selfie_verdict(client: TestClient, headers: dict[str, str], data: bytes, name: str = "selfie.jpg") -> Any:
+    """Upload a selfie while a real face worker runs in a thread; the state the guest then
+    sees once it is no longer checking or matching (followed with the long-poll)."""
+    with ThreadWorker():
+        r = client.post("/api/upload-selfie", files={"file": (name, data)}, headers=headers)
+        assert (r.status_code, r.json()["status"]) == (202, "checking"), r.text
+        deadline = time.monotonic() + 30
+        state = r.json()
+        while state["status"] in ("checking", "matching"):
+            assert time.monotonic() < deadline, "the selfie got no verdict"
+            state = client.get("/api/selfie", params={"wait": 10}, headers=headers).json()
+        assert state["selfie_id"] == r.json()["selfie_id"]
+    return state

@@ -33,7 +33,6 @@ from app.selfies.models import Selfie
 from tests.fakes.azure_face import FakeAzureFace, FakeList
 from tests.helpers import (
     FIXTURES,
-    ThreadWorker,
     bearer,
     drain_jobs,
     fixture_bytes,
@@ -41,6 +40,7 @@ from tests.helpers import (
     make_event,
     make_organizer,
     register,
+    selfie_verdict,
     side_by_side,
     upload_photos,
 )
@@ -119,16 +119,7 @@ class Party:
         return bearer(register(self.client, self.event["code"], f"azguest{self.guests}"))
 
     def selfie(self, headers: dict[str, str], data: bytes) -> Any:
-        """Upload a selfie while a worker runs; the verdict the guest then sees."""
-        with ThreadWorker():
-            r = self.client.post("/api/upload-selfie", files={"file": ("selfie.jpg", data)}, headers=headers)
-            assert (r.status_code, r.json()["status"]) == (202, "checking"), r.text
-            deadline = time.monotonic() + 30
-            state = r.json()
-            while state["status"] in ("checking", "matching"):
-                assert time.monotonic() < deadline, "the selfie got no verdict"
-                state = self.client.get("/api/selfie", params={"wait": 10}, headers=headers).json()
-        return state
+        return selfie_verdict(self.client, headers, data)
 
     def my_photos(self, headers: dict[str, str]) -> set[str]:
         names = {v: k for k, v in self.photos.items()}

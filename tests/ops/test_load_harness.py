@@ -106,6 +106,9 @@ def run_harness(tmp_path: Path, **env: str) -> tuple[int, str, str]:
         "RESULTS_DIR": str(results),
         "DATA_DIR": str(tmp_path / "data"),
         "WEB_CONCURRENCY": "4",
+        # On a busy machine a selfie may take long: a flow the stage's end cuts off is not a
+        # failure, one that gives up early would be.
+        "SELFIE_READY_TIMEOUT": "600",
         **env,
     }
     done = subprocess.run(

@@ -8,7 +8,6 @@ composites (A next to B, C next to the group).
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,7 +21,6 @@ from tests.conftest import truncate_all
 from tests.helpers import (
     FIXTURES,
     PASSWORD,
-    ThreadWorker,
     bearer,
     drain_jobs,
     fixture_bytes,
@@ -30,6 +28,7 @@ from tests.helpers import (
     make_event,
     make_organizer,
     register,
+    selfie_verdict,
     side_by_side,
     upload_photos,
 )
@@ -100,18 +99,7 @@ def world() -> Iterator[World]:
 
 
 def upload_selfie(world: World, headers: dict[str, str], data: bytes, name: str = "selfie.jpg") -> Any:
-    """Upload, let a real face worker check and match it, and return the verdict the guest
-    sees through the long-poll."""
-    with ThreadWorker():
-        r = world.client.post("/api/upload-selfie", files={"file": (name, data)}, headers=headers)
-        assert (r.status_code, r.json()["status"]) == (202, "checking"), r.text
-        deadline = time.monotonic() + 30
-        state = r.json()
-        while state["status"] in ("checking", "matching"):
-            assert time.monotonic() < deadline, "the selfie got no verdict"
-            state = world.client.get("/api/selfie", params={"wait": 10}, headers=headers).json()
-        assert state["selfie_id"] == r.json()["selfie_id"]
-    return state
+    return selfie_verdict(world.client, headers, data, name)
 
 
 def test_event_photos_are_indexed_with_one_descriptor_per_face(world: World) -> None:
