@@ -135,7 +135,7 @@ def test_the_original_pool_settings_are_flagged_with_a_suggestion() -> None:
     fits, lines = checks.budget_report(budget, (100, 3, 5))
     text = "\n".join(lines)
     assert not fits
-    assert "= 802 at most" in text and "92 available" in text
+    assert "= 806 at most" in text and "92 available" in text
     pool, overflow = budget.suggestion(92)
     assert 8 * (pool + overflow) + 2 <= 92
     assert f"DB_POOL_SIZE={pool} DB_MAX_OVERFLOW={overflow}" in text
