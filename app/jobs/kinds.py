@@ -35,13 +35,15 @@ class Outcome:
     in the same transaction as everything the handler did in the session.
 
     ``done=False`` is a committed step: the runner commits, keeps the lease and calls the
-    handler again (a photo commits its faces before matching them). ``after_commit`` runs
-    once the transaction is durable (deleting files that the committed rows no longer use).
+    handler again (a photo commits its faces before matching them). ``retry_after`` gives
+    the job back, to be claimed again after that many seconds. ``after_commit`` runs once the
+    transaction is durable (deleting files that the committed rows no longer use).
     """
 
     values: dict[str, Any]
     done: bool = True
     after_commit: Callable[[], None] | None = None
+    retry_after: float | None = None
 
 
 Handler = Callable[[Session, Any], Outcome]

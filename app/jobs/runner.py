@@ -26,6 +26,7 @@ from types import FrameType
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from app.core.config import Settings, get_settings
 from app.core.database import session_scope
@@ -68,15 +69,35 @@ class Heartbeat:
         self._thread.join()
 
 
-def _gave_up(job: Any, settings: Settings) -> dict[str, Any] | None:
-    """Failure columns when the job already used all its attempts (its workers kept dying)."""
-    if job.attempts <= settings.job_max_attempts:
-        return None
-    last = f" Last error: {job.error_message}" if job.error_message else ""
-    return {
-        "error_code": job.error_code or "gave_up",
-        "error_message": f"Gave up after {settings.job_max_attempts} attempts.{last}",
-    }
+def _decide(kind: JobKind, session: Session, job: Any, settings: Settings) -> Outcome:
+    """The handler's outcome, or the runner's own when the job gave up, asked to be
+    postponed, or failed (then retried with exponential backoff while attempts remain)."""
+    retry_status, attempts = kind.retry_status or job.status, job.attempts
+    if attempts > settings.job_max_attempts:  # its workers kept dying before finishing it
+        last = f" Last error: {job.error_message}" if job.error_message else ""
+        message = f"Gave up after {settings.job_max_attempts} attempts.{last}"
+        return Outcome(
+            {
+                "status": kind.failed_status,
+                "error_code": job.error_code or "gave_up",
+                "error_message": message,
+            }
+        )
+    try:
+        return kind.handle(session, job)
+    except Postpone as exc:
+        session.rollback()
+        log.warning("%s %s postponed: %s", kind.name, job.id, exc.message)
+        attempt_back = kind.model.attempts - 1  # type: ignore[attr-defined]
+        values = {"status": retry_status, "attempts": attempt_back, "error_code": exc.code}
+        return Outcome({**values, "error_message": exc.message[:2000]}, retry_after=exc.retry_after)
+    except Exception as exc:
+        session.rollback()
+        log.exception("%s %s failed (attempt %d)", kind.name, job.id, attempts)
+        values = {"error_code": "processing_error", "error_message": f"{type(exc).__name__}: {exc}"[:2000]}
+        if attempts >= settings.job_max_attempts:
+            return Outcome({"status": kind.failed_status, **values})
+        return Outcome({"status": retry_status, **values}, retry_after=min(300.0, 2.0**attempts))
 
 
 def _step(kind: JobKind, job_id: int, worker_id: str, settings: Settings) -> bool:
@@ -85,42 +106,13 @@ def _step(kind: JobKind, job_id: int, worker_id: str, settings: Settings) -> boo
         job: Any = session.get(kind.model, job_id)
         if job is None or job.lease_owner != worker_id:
             return False  # deleted (cancelled) or taken over meanwhile
-        retry_status, attempts = kind.retry_status or job.status, job.attempts
-        if failure := _gave_up(job, settings):
-            values = queue.released(status=kind.failed_status, **failure)
-            outcome = Outcome(values)
+        outcome = _decide(kind, session, job, settings)
+        if outcome.retry_after is not None:
+            values = queue.later(outcome.retry_after, **outcome.values)
+        elif outcome.done:
+            values = queue.released(**outcome.values)
         else:
-            try:
-                outcome = kind.handle(session, job)
-            except Postpone as exc:
-                session.rollback()
-                log.warning("%s %s postponed: %s", kind.name, job_id, exc.message)
-                values = queue.later(
-                    exc.retry_after,
-                    status=retry_status,
-                    attempts=kind.model.attempts - 1,  # type: ignore[attr-defined]
-                    error_code=exc.code,
-                    error_message=exc.message[:2000],
-                )
-                outcome = Outcome(values)
-            except Exception as exc:
-                session.rollback()
-                log.exception("%s %s failed (attempt %d)", kind.name, job_id, attempts)
-                message = f"{type(exc).__name__}: {exc}"[:2000]
-                if attempts >= settings.job_max_attempts:
-                    values = queue.released(
-                        status=kind.failed_status, error_code="processing_error", error_message=message
-                    )
-                else:
-                    values = queue.later(
-                        min(300.0, 2.0**attempts),
-                        status=retry_status,
-                        error_code="processing_error",
-                        error_message=message,
-                    )
-                outcome = Outcome(values)
-            else:
-                values = outcome.values if not outcome.done else queue.released(**outcome.values)
+            values = outcome.values
         if not queue.fenced_update(session, kind.model, job_id, worker_id, **values):
             session.rollback()
             log.info("%s %s: lease lost, outcome dropped", kind.name, job_id)

@@ -1,5 +1,5 @@
-"""Event photos: accepting uploads, indexing them (worker side), progress and access.
-All photo queries live here."""
+"""Event photos: accepting uploads, progress and access. All photo queries live here;
+indexing is the photo job (``photos/jobs.py``)."""
 
 from __future__ import annotations
 
