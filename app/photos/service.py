@@ -3,7 +3,6 @@ indexing is the photo job (``photos/jobs.py``)."""
 
 from __future__ import annotations
 
-import logging
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -19,7 +18,6 @@ from app.jobs import wakeup
 from app.photos.models import Photo, PhotoStatus
 from app.photos.schemas import PhotoCounts
 
-log = logging.getLogger("app.photos")
 
 
 def clean_filename(name: str | None) -> str:
