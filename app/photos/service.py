@@ -3,7 +3,6 @@ indexing is the photo job (``photos/jobs.py``)."""
 
 from __future__ import annotations
 
-
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -17,7 +16,6 @@ from app.faces.models import FaceMatch
 from app.jobs import wakeup
 from app.photos.models import Photo, PhotoStatus
 from app.photos.schemas import PhotoCounts
-
 
 
 def clean_filename(name: str | None) -> str:
