@@ -1,4 +1,4 @@
-"""Command line: ``python -m app migrate`` and ``python -m app create-organizer``."""
+"""Command line: ``python -m app migrate``, ``create-organizer`` and ``indexes``."""
 
 from __future__ import annotations
 
@@ -39,6 +39,11 @@ def _migrate(_args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["indexes"]:  # its options are the DBA script's own
+        from app.ops.indexes import main as indexes_main
+
+        return indexes_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m app")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("create-organizer", help="Create an organizer account.")
@@ -50,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_create_organizer)
     m = sub.add_parser("migrate", help="Apply the database migrations (alembic upgrade head).")
     m.set_defaults(func=_migrate)
+    sub.add_parser(
+        "indexes",
+        help="Add the performance indexes to a live database (as add_performance_indexes.py).",
+        add_help=False,
+    )
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import multiprocessing
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,12 +21,11 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from app.faces.engine import LocalDlibEngine, SelfieRejected, _load_models
+from app.faces.images import downscale, load_rgb
+from app.faces.matching import Gallery
 
-from app.faces.engine import LocalDlibEngine, SelfieRejected, _load_models  # noqa: E402
-from app.faces.images import downscale, load_rgb  # noqa: E402
-from app.faces.matching import Gallery  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 FIXTURES = REPO / "tests" / "fixtures" / "faces"
 T = TypeVar("T")

@@ -25,18 +25,15 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-import add_performance_indexes as indexes_script
 from app.core.indexes import PERFORMANCE_INDEXES, IndexDef
 from app.core.migrations import upgrade
+from app.ops import indexes as indexes_script
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/idxbench"
 EVENTS = 20

@@ -17,6 +17,8 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
+# Largest image accepted (width x height): MAX_IMAGE_PIXELS, and the image functions' default.
+DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 _KNOWN_BAD_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development"}
 
 
@@ -74,7 +76,7 @@ class Settings(BaseSettings):
     photo_max_bytes: int = Field(default=40 * 1024 * 1024, ge=1024)
     photo_upload_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
     photo_upload_max_files: int = Field(default=500, ge=1)
-    max_image_pixels: int = Field(default=50_000_000, ge=10_000)
+    max_image_pixels: int = Field(default=DEFAULT_MAX_IMAGE_PIXELS, ge=10_000)
     thumbnail_size: int = Field(default=480, ge=64, le=2048)
     # How long one Server-Sent Events response lasts (GET /api/selfie/events); browsers reconnect.
     selfie_events_max_seconds: float = Field(default=300.0, gt=0, le=3600)

@@ -194,7 +194,7 @@ class LocalDlibEngine:
 
     Settings (keyword-only):
 
-    ``max_pixels`` (40_000_000)
+    ``max_pixels`` (``MAX_IMAGE_PIXELS``, 50 000 000)
         Largest accepted image (width x height); larger uploads get 413 ``image_too_large``.
     ``detect_max_side`` (2560) and ``upsample`` (0)
         Long side of the detection copy, and how many times dlib doubles it internally.

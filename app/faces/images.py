@@ -18,9 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
+from app.core.config import DEFAULT_MAX_IMAGE_PIXELS
 from app.core.errors import PayloadTooLarge, UnsupportedMediaType
 
-DEFAULT_MAX_PIXELS = 40_000_000
+DEFAULT_MAX_PIXELS = DEFAULT_MAX_IMAGE_PIXELS
 
 #: Formats as Pillow names them; pillow-heif reports HEIC and HEIF files as "HEIF".
 ALLOWED_FORMATS: frozenset[str] = frozenset({"JPEG", "PNG", "WEBP", "HEIF"})

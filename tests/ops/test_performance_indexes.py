@@ -22,11 +22,11 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
 
-import add_performance_indexes as script
 from app.core.database import get_engine
 from app.core.indexes import PERFORMANCE_INDEXES, QUERY_PARAMS, IndexDef, create_index_sql
 from app.core.migrations import alembic_config
 from app.core.models_registry import metadata
+from app.ops import indexes as script
 from tests.conftest import IS_POSTGRES, truncate_all
 
 ROOT = Path(__file__).resolve().parents[2]
