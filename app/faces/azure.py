@@ -1,76 +1,13 @@
 """Azure Face as the face provider (``FACE_PROVIDER=azure``).
 
-How our objects map to Azure's
-------------------------------
-* **Event photos**: every face found in a photo is added to the event's *large face list*
-  ``event-{event_id}`` (created on first use, with ``AZURE_FACE_RECOGNITION_MODEL``). A photo
-  face's signature (``faces.descriptor``) is its ``persistedFaceId`` as UTF-8 bytes.
-* **Selfies**: one deployment-wide large face list, ``selfies``. An accepted selfie's face is
-  added to it (``userData`` = our selfie id); its signature (``selfies.descriptor``) is its
-  ``persistedFaceId``.
-* **Matching** is Azure's find-similar (mode ``matchFace``, which ranks without Azure's own
-  same-person threshold; we keep candidates with ``confidence >= AZURE_FACE_MIN_CONFIDENCE``
-  and report ``distance = 1 - confidence``):
-
-  - a selfie's photos: the selfie image is detected again (find-similar needs a *faceId*,
-    a transient id that Azure forgets; they are never stored in the database) and compared
-    with each of the guest's ``event-{id}`` lists; persisted ids map back to our ``faces``
-    rows; the best face per photo is kept;
-  - a new photo's selfies: each face of the photo (its faceId from ``index_photo``, kept in
-    a small in-process cache for a few minutes, else from a fresh detection aligned on the
-    stored boxes) is compared with the ``selfies`` list, keeping only the selfies of the
-    event's guests.
-
-  Persisted faces Azure returns that are not in our tables (e.g. left behind by a retried
-  request or job, or of a deleted photo) are ignored.
-
-Training
---------
-Find-similar on a large face list only sees the faces present at its last completed
-training. Every change (one photo, one selfie) is therefore followed by ``train`` and a poll
-of the training status (bounded by ``TRAIN_TIMEOUT_SECONDS``) before the signature is
-returned, so that whatever the database records as matchable is matchable in Azure. This
-keeps the services' ordering guarantees (a photo's faces or a selfie's signature are
-committed only once Azure can find them) at the cost of one training per photo and per
-selfie. Training a list of a few thousand faces takes seconds; the deployment-wide
-``selfies`` list grows with the number of guests and Azure allows one training at a time per
-list (409, waited for here). A deployment with very large events or heavy selfie traffic
-would batch: add faces as they come and train every N seconds from one scheduler, marking
-rows matchable after the training that includes them.
-
-Image preparation
------------------
-Azure takes JPEG/PNG/GIF/BMP of at most 6 MB and 4096x4096 pixels, and our boxes are in
-upright (EXIF-rotated) pixels. Uploads that are another format, rotated, or too large are
-sent as an upright JPEG (downscaled when needed); rectangles are scaled back to the original.
-
-Reliability
------------
-Every request goes through :meth:`AzureProvider._call`:
-
-* a per-request timeout of ``AZURE_FACE_TIMEOUT`` seconds (connect and read), and msrest's
-  own urllib3 retries disabled, so that this module owns retries;
-* 429: ``Retry-After`` is honoured (sleeping at most ``MAX_RETRY_AFTER_SLEEP`` seconds; a
-  longer wait postpones the job instead);
-* timeouts, connection errors, 408 and 5xx: retried up to ``AZURE_FACE_MAX_RETRIES`` times with
-  exponential backoff and full jitter (``backoff_base * 2**attempt``, capped at
-  ``backoff_max``);
-* other 4xx are not retried: an undecodable image is a 415 ``unsupported_format``, a
-  rejected key (401/403) makes the provider unavailable (and is logged as a configuration
-  error), anything else is a bug and propagates;
-* a circuit breaker, one per provider (the provider is a process-wide singleton, see
-  ``get_face_provider``): after ``AZURE_FACE_CIRCUIT_FAILURES`` consecutive failed requests
-  it opens and every call fails fast for ``AZURE_FACE_CIRCUIT_RESET_SECONDS``; then a single
-  trial request is let through (half-open) and closes it on success or re-opens it.
-
-When retries are exhausted or the circuit is open, :class:`ProviderUnavailable` is raised
-with a ``retry_after``; the photo and selfie services then postpone the job without using up
-its attempts, so an outage never loses an upload.
-
-Known limits: find-similar returns at most 1000 candidates per list and query, so a person
-in more than 1000 faces of one event only gets their 1000 closest; persisted faces are never
-deleted from Azure (the provider interface has no deletion hook yet); a change of
-``AZURE_FACE_RECOGNITION_MODEL`` needs new lists (existing ones keep their model).
+Event photo faces go to a large face list per event (``event-{id}``), accepted selfies to one
+deployment-wide list (``selfies``); a face's signature is its ``persistedFaceId``. Matching
+is find-similar (``matchFace``), kept when ``confidence >= AZURE_FACE_MIN_CONFIDENCE``, with
+``distance = 1 - confidence``. Every change is followed by a training, so whatever the
+database records as matchable is matchable in Azure. Every request has a timeout, bounded
+retries (``Retry-After`` honoured for 429) and a circuit breaker; when Azure cannot answer,
+:class:`ProviderUnavailable` makes the job runner postpone the job without using an attempt.
+The design and its limits are in docs/FACES.md ("Azure Face").
 """
 
 from __future__ import annotations

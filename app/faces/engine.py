@@ -187,60 +187,17 @@ class LocalDlibEngine:
 
     Compare descriptors by euclidean distance; the same person is usually below 0.5 (dlib's
     own guidance is 0.6). Models ship in ``face_recognition_models`` and are loaded on first
-    use, once per process; nothing is downloaded.
+    use, once per process; nothing is downloaded. Detection runs on a copy downscaled to
+    ``detect_max_side``; landmarks and descriptors are computed on the full-resolution image.
 
-    Detection runs on a copy downscaled to ``detect_max_side``; landmarks and descriptors are
-    computed on the full-resolution image, which matters for small faces in large photos.
-
-    Settings (keyword-only):
-
-    ``max_pixels`` (``MAX_IMAGE_PIXELS``, 50 000 000)
-        Largest accepted image (width x height); larger uploads get 413 ``image_too_large``.
-    ``detect_max_side`` (2560) and ``upsample`` (0)
-        Long side of the detection copy, and how many times dlib doubles it internally.
-        Images whose long side is below ``detect_max_side / 2`` get one extra doubling, so
-        detection always runs at an effective long side of at least 1280. HOG needs a face
-        of ~65 px in the detection image: on a 4000x3000 photo that is ~100 px faces.
-        Measured by ``benchmarks/faces_bench.py`` (one core of a 2-core machine, CPU ms of the
-        detector alone) on t1.jpg (1280x886, 6 faces) and a 4000x3000 composite with 10
-        faces of 90-150 px::
-
-            side   t1 up0      t1 up1      composite up0   composite up1
-             640   3   21 ms   6   94 ms    0   23 ms       0   94 ms
-             800   5   35 ms   6  150 ms    0   34 ms       2  146 ms
-            1024   6   60 ms   6  244 ms    0   57 ms       7  236 ms
-            1280   6   87 ms   6  353 ms    0   88 ms       9  387 ms
-            1600   6   81 ms   6  360 ms    2  136 ms      10  592 ms
-            2048   6   81 ms   6  347 ms    7  219 ms      10  968 ms
-            2560   6   83 ms   6  348 ms   10  343 ms      10 1514 ms
-
-        Doubling the side instead of upsampling in dlib costs about the same (2560/up0 343 ms
-        vs 1280/up1 387 ms) and finds more (10 vs 9 faces), as it sees real pixels rather than
-        interpolated ones; so ``upsample`` stays 0 and the side is the first that finds all
-        ten faces.
-        A 12 MP phone selfie costs ~590 ms in total; index_photo of the composite ~1.2 s.
-        Landmarks and descriptors on full resolution rather than on the detection copy
-        brought small (~90 px) composite faces 0.12-0.25 closer to their reference photos.
-    ``selfie_detect_max_side`` (800)
-        Selfies are first searched on a copy this size, without upsampling (about 30 ms
-        instead of 300 ms for a 1 MP selfie); HOG still finds faces of 40 px there, i.e. 5 % of
-        the long side, far below what ``min_face_px`` accepts. If that finds nothing the full
-        photo pass runs, so a small face gets ``face_too_small`` rather than ``no_face``.
-    ``min_face_px`` (80)
-        Shortest side a selfie face box may have. Shrinking obama.jpg moves its descriptor
-        from the full-size one by 0.075 at a 90 px face, 0.10 at 74 px, 0.16 at 62 px and
-        0.30 at 36 px; same-person distances reach 0.44, so below ~80 px a match gets
-        unreliable. Tom_Hanks_54745.png, a 112x112 crop whose face box is 91x86 px, is
-        accepted: small, but a clear face a guest could plausibly upload.
-    ``min_sharpness`` (40.0)
-        Variance of the Laplacian of the face crop, greyscale, resized to 150x150 and
-        normalised to mean luma 128. Real fixture faces score 89 (the 112 px Tom Hanks crop)
-        to 301; Gaussian blur of radius 2 / 3 / 6 gives 12-41 / 6-17 / 1-4. Radius-3 blur moves
-        descriptors by 0.12-0.24, so such selfies are refused as ``too_blurry``.
-    ``min_brightness`` (40.0)
-        Mean luma (0-255) of that face crop. Real fixture faces are 108-148; darkened to 15 %
-        they are 16-22 and their descriptors move by 0.24-0.59; at 30 % they are 32-44. The
-        limit stays far below real faces so that darker skin in ordinary light is not refused.
+    Settings (keyword-only; docs/FACES.md has the measurements behind each default):
+    ``max_pixels`` (``MAX_IMAGE_PIXELS``): larger images get 413 ``image_too_large``.
+    ``detect_max_side`` (2560) and ``upsample`` (0): the detection copy; images whose long side
+    is below ``detect_max_side / 2`` get one extra doubling. ``selfie_detect_max_side`` (800):
+    selfies are searched on a copy this size first, then with the full photo pass if that
+    finds no face or several. ``min_face_px`` (80), ``min_sharpness`` (40.0),
+    ``min_brightness`` (40.0): a strict selfie's face box, Laplacian variance and mean luma of
+    its 150x150 greyscale crop.
 
     Selfie rules: no face -> ``no_face``; several faces -> ``multiple_faces`` when ``strict``,
     otherwise the largest face is used and the size, blur and darkness checks are skipped (the
