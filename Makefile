@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: run test test-sqlite test-postgres install migrate lint bench clean
+.PHONY: run test test-fast install migrate lint clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,9 +31,14 @@ test: install
 		$(PY) -m pytest -q; \
 	fi
 
+# The inner loop: everything but the tests that start servers, worker pools or load runs.
+test-fast: install
+	env -u TEST_DATABASE_URL $(PY) -m pytest -q -m "not slow"
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

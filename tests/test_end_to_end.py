@@ -7,9 +7,12 @@ import json
 import time
 
 import httpx
+import pytest
 
 from benchmarks._server import running_server
 from tests.helpers import PASSWORD, create_organizer_cli, fixture_bytes
+
+pytestmark = pytest.mark.slow  # real servers / worker processes
 
 
 def _wait(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]

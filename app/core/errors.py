@@ -8,7 +8,10 @@ validation errors, HTTP errors and anything unexpected in that same shape.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 class AppError(Exception):
@@ -140,7 +143,7 @@ def _field_errors(errors: Any) -> list[dict[str, Any]]:
     return out
 
 
-def install_error_handlers(app: Any) -> None:
+def install_error_handlers(app: FastAPI) -> None:
     import logging
 
     from fastapi import Request

@@ -361,7 +361,7 @@ class AzureProvider:
         from msrest.authentication import CognitiveServicesCredentials
 
         client = FaceClient(endpoint, CognitiveServicesCredentials(key))
-        client.config.connection.timeout = timeout
+        client.config.connection.timeout = timeout  # type: ignore[assignment]  # msrest accepts floats
         # msrest gives its sessions a urllib3 Retry (3 retries; every 5xx and 429 retried, then
         # raised as RetryError). Mutated in place, since the session msrest already created for
         # this thread holds that very object: no retries, every status returned as it is, so
@@ -387,7 +387,7 @@ class AzureProvider:
     # --- the one wrapper around every request ---------------------------------------------
 
     def _backoff(self, attempt: int) -> float:
-        return random.uniform(0.5, 1.0) * min(self.backoff_max, self.backoff_base * 2**attempt)
+        return float(random.uniform(0.5, 1.0) * min(self.backoff_max, self.backoff_base * 2**attempt))
 
     def _call(self, what: str, request: Callable[[], T]) -> T:
         """Run one SDK request with timeout, retries, Retry-After and the circuit breaker.

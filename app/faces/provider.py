@@ -129,21 +129,26 @@ class LocalProvider:
     def analyze_selfie(self, data: bytes, *, strict: bool) -> SelfieAnalysis:
         return self.engine.analyze_selfie(data, strict=strict)
 
-    def index_photo(self, data: bytes, *, event_id: int) -> list[DetectedFace]:
+    def index_photo(self, data: bytes, *, event_id: int) -> list[DetectedFace]:  # noqa: ARG002 - the FaceProvider protocol
         return self.engine.index_photo(data)
 
     def face_signature(self, face: DetectedFace) -> bytes:
         assert face.descriptor is not None
         return to_blob(face.descriptor)
 
-    def selfie_signature(self, analysis: SelfieAnalysis, *, selfie_id: int, image: bytes) -> bytes:
+    def selfie_signature(self, analysis: SelfieAnalysis, *, selfie_id: int, image: bytes) -> bytes:  # noqa: ARG002 - the FaceProvider protocol
         return self.face_signature(analysis.face)
 
     def forget_selfie(self, signature: bytes) -> None:
         """Nothing to do: the descriptor lives only in our database."""
 
     def find_photos(
-        self, *, session: Session, signature: bytes, image: Callable[[], bytes], event_ids: Sequence[int]
+        self,
+        *,
+        session: Session,
+        signature: bytes,
+        image: Callable[[], bytes],  # noqa: ARG002 - the FaceProvider protocol
+        event_ids: Sequence[int],
     ) -> list[PhotoMatch]:
         from app.faces.service import event_gallery
 
@@ -157,7 +162,11 @@ class LocalProvider:
         ]
 
     def find_selfies(
-        self, *, faces: Sequence[StoredFace], image: Callable[[], bytes], selfies: Sequence[GuestSelfie]
+        self,
+        *,
+        faces: Sequence[StoredFace],
+        image: Callable[[], bytes],  # noqa: ARG002 - the FaceProvider protocol
+        selfies: Sequence[GuestSelfie],
     ) -> list[SelfieMatch]:
         if not faces or not selfies:
             return []

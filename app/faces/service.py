@@ -92,15 +92,16 @@ def _insert_matches(session: Session, rows: list[dict[str, Any]]) -> None:
     """Insert matches, ignoring (selfie, photo) pairs another worker recorded first."""
     if not rows:
         return
+    from sqlalchemy.dialects import postgresql, sqlite
+
     dialect = session.get_bind().dialect.name
+    stmt: Any
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        stmt = postgresql.insert(FaceMatch).on_conflict_do_nothing(index_elements=["selfie_id", "photo_id"])
     elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        stmt = sqlite.insert(FaceMatch).on_conflict_do_nothing(index_elements=["selfie_id", "photo_id"])
     else:  # pragma: no cover - only the two supported databases
-        session.execute(insert(FaceMatch), rows)
-        return
-    stmt = dialect_insert(FaceMatch).on_conflict_do_nothing(index_elements=["selfie_id", "photo_id"])
+        stmt = insert(FaceMatch)
     session.execute(stmt, rows)
 
 

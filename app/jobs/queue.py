@@ -82,7 +82,8 @@ def fenced_update(session: Session, model: Any, job_id: int, worker_id: str, **v
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    return session.execute(stmt).rowcount == 1
+    result: Any = session.execute(stmt)
+    return bool(result.rowcount == 1)
 
 
 def renew(session: Session, model: Any, job_id: int, worker_id: str, lease_seconds: float) -> bool:

@@ -88,7 +88,7 @@ def _decide(kind: JobKind, session: Session, job: Any, settings: Settings) -> Ou
     except Postpone as exc:
         session.rollback()
         log.warning("%s %s postponed: %s", kind.name, job.id, exc.message)
-        attempt_back = kind.model.attempts - 1  # type: ignore[attr-defined]
+        attempt_back = kind.model.attempts - 1
         values = {"status": retry_status, "attempts": attempt_back, "error_code": exc.code}
         return Outcome({**values, "error_message": exc.message[:2000]}, retry_after=exc.retry_after)
     except Exception as exc:

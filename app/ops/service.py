@@ -69,8 +69,10 @@ def db_raw_test() -> dict[str, Any]:
 
 def database_figures() -> dict[str, Any]:
     with session_scope() as session:
-        photos = dict(session.execute(select(Photo.status, func.count()).group_by(Photo.status)).all())
-        selfies = dict(session.execute(select(Selfie.status, func.count()).group_by(Selfie.status)).all())
+        photo_rows = session.execute(select(Photo.status, func.count()).group_by(Photo.status)).tuples()
+        photos: dict[str, int] = dict(photo_rows.all())
+        selfie_rows = session.execute(select(Selfie.status, func.count()).group_by(Selfie.status)).tuples()
+        selfies: dict[str, int] = dict(selfie_rows.all())
         selfies_leased = session.scalar(
             select(func.count()).select_from(Selfie).where(Selfie.lease_owner.is_not(None))
         )

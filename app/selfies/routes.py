@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
@@ -26,7 +26,7 @@ router = APIRouter(prefix="/api", tags=["selfies"])
 MAX_WAIT_SECONDS = 30
 KEEP_ALIVE_SECONDS = 15
 
-_UPLOAD_ERRORS = {
+_UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"description": "`image_too_large` (bytes or pixels)."},
     415: {"description": "`unsupported_format`: not a JPEG, PNG, WebP or HEIC image."},
     503: {"description": "`storage_full` or `database_unavailable`: retry after `Retry-After` seconds."},

@@ -132,22 +132,20 @@ def snapshots(*, session: Session, user_ids: list[int]) -> dict[int, Snapshot]:
     latest = (
         select(func.max(Selfie.id)).where(Selfie.user_id.in_(user_ids)).group_by(Selfie.user_id)
     ).scalar_subquery()
-    selfies = {
+    selfies: dict[int, tuple[int | None, str | None]] = {
         r.user_id: (r.id, PUBLIC_STATUS[r.status])
         for r in session.execute(
             select(Selfie.user_id, Selfie.id, Selfie.status).where(Selfie.id.in_(latest))
         )
     }
-    counts = dict(
+    counts: dict[int, int] = dict(
         session.execute(  # type: ignore[arg-type]
             select(FaceMatch.user_id, func.count())
             .where(FaceMatch.user_id.in_(user_ids))
             .group_by(FaceMatch.user_id)
         ).all()
     )
-    return {
-        uid: Snapshot(*selfies.get(uid, (None, None)), matches=int(counts.get(uid, 0))) for uid in user_ids
-    }
+    return {uid: Snapshot(*selfies.get(uid, (None, None)), int(counts.get(uid, 0))) for uid in user_ids}
 
 
 def my_photos(*, session: Session, user_id: int, event_id: int | None) -> list[MatchedPhoto]:

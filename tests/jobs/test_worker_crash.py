@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -30,6 +31,8 @@ from tests.helpers import (
     register,
     upload_photos,
 )
+
+pytestmark = pytest.mark.slow  # real servers / worker processes
 
 ROOT = Path(__file__).resolve().parents[2]
 

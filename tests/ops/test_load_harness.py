@@ -123,6 +123,7 @@ def run_harness(tmp_path: Path, **env: str) -> tuple[int, str, str]:
     return done.returncode, done.stdout + done.stderr, summary
 
 
+@pytest.mark.slow
 def test_quick_mode_against_a_real_server_passes_and_writes_reports(clean: None, tmp_path: Path) -> None:
     # Generous targets: this checks the harness and its verdict on a run that must pass,
     # not this machine's speed while the rest of the suite runs (docs/PERFORMANCE.md does).
@@ -147,6 +148,7 @@ def test_quick_mode_against_a_real_server_passes_and_writes_reports(clean: None,
     assert "t= 10s users=" in output  # progress while it runs
 
 
+@pytest.mark.slow
 def test_a_run_that_misses_the_targets_fails(clean: None, tmp_path: Path) -> None:
     # The event is prepared before the stage starts, so even a short burst stage makes
     # requests; a target no request can meet makes it fail.

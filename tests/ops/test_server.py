@@ -20,6 +20,8 @@ from benchmarks._server import ROOT, free_port, running_server
 from tests.conftest import IS_POSTGRES
 from tests.helpers import PASSWORD, create_organizer_cli
 
+pytestmark = pytest.mark.slow  # real servers / worker processes
+
 
 @pytest.fixture(scope="module")
 def gunicorn() -> Iterator[tuple[str, dict[str, str]]]:

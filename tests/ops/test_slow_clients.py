@@ -14,6 +14,8 @@ import pytest
 from benchmarks._server import running_server
 from tests.helpers import PASSWORD, create_organizer_cli
 
+pytestmark = pytest.mark.slow  # real servers / worker processes
+
 READ_TIMEOUT = 6
 
 
