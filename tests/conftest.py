@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 from app.core.config import get_settings  # noqa: E402
 from app.core.database import get_engine, get_sessionmaker  # noqa: E402
 from app.core.migrations import upgrade  # noqa: E402
-from app.core.models_registry import metadata  # noqa: E402
+from app.models import metadata  # noqa: E402
 
 IS_POSTGRES = os.environ["DATABASE_URL"].startswith("postgresql")
 

@@ -16,7 +16,6 @@ from app.accounts.models import User
 from app.core.database import session_scope
 from app.core.errors import Unauthorized
 from app.core.security import decode_access_token
-from app.events.service import require_organizer
 
 bearer = HTTPBearer(auto_error=False, description="The access token from /api/login.")
 
@@ -41,7 +40,7 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
 def get_current_organizer(user: CurrentUser) -> User:
-    return require_organizer(user)
+    return service.require_organizer(user)
 
 
 CurrentOrganizer = Annotated[User, Depends(get_current_organizer)]

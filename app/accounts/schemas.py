@@ -8,7 +8,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from app.core.schemas import RequestModel
-from app.events.schemas import EventPublic
 
 
 class UserPublic(BaseModel):
@@ -51,7 +50,3 @@ class Availability(BaseModel):
 
 class AvailabilityResponse(RootModel[dict[Literal["username", "email"], Availability]]):
     """Only the fields asked for are present."""
-
-
-class MeResponse(UserPublic):
-    events: list[EventPublic]

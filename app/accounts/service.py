@@ -10,12 +10,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.accounts.models import Role, User
-from app.accounts.schemas import Availability
+from app.accounts.schemas import Availability, TokenResponse, UserPublic
 from app.core import security
 from app.core.database import utcnow
-from app.core.errors import Conflict, Unauthorized, Unprocessable
-from app.events.models import EventMembership
-from app.events.service import require_open_event
+from app.core.errors import Conflict, Forbidden, Unauthorized, Unprocessable
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{1,30})[A-Za-z0-9]$")
 PASSWORD_MIN_LENGTH = 8
@@ -218,15 +216,6 @@ def create_user(
     return add_user(session=session, user=user)
 
 
-def register_with_event_code(*, session: Session, user: User, event_code: str) -> User:
-    """Save a prepared guest and its membership of the event, in one transaction."""
-    event = require_open_event(session=session, code=event_code)
-    add_user(session=session, user=user)
-    session.add(EventMembership(user_id=user.id, event_id=event.id))
-    session.flush()
-    return user
-
-
 def authenticate(*, session: Session, user: User | None, password: str) -> User:
     """``user`` (found by its login) if the password is right; one generic error whatever
     was wrong. Verifying takes no database connection; recording the login does."""
@@ -243,3 +232,17 @@ def authenticate(*, session: Session, user: User | None, password: str) -> User:
 
 def get_user(*, session: Session, user_id: int) -> User | None:
     return session.get(User, user_id)
+
+
+def require_organizer(user: User) -> User:
+    if not user.is_organizer:
+        raise Forbidden("Only organizers can manage events.", code="organizer_required")
+    return user
+
+
+def token_for(user: User) -> TokenResponse:
+    """The login answer for ``user``: a fresh access token and the public profile."""
+    user_public = UserPublic.model_validate(user)
+    return TokenResponse(
+        access_token=security.create_access_token(subject=str(user_public.id)), user=user_public
+    )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
+from app.accounts import service as accounts_service
 from app.accounts.deps import CurrentOrganizer, CurrentUser
+from app.accounts.schemas import RegisterIn, TokenResponse, UserPublic
 from app.core.database import SessionDep
 from app.events import service
 from app.events.schemas import (
@@ -16,11 +18,34 @@ from app.events.schemas import (
     EventPublic,
     JoinEventIn,
     JoinEventResponse,
+    MeResponse,
 )
-from app.photos import service as photos_service
-from app.selfies import service as selfies_service
 
 router = APIRouter(prefix="/api", tags=["events"])
+# Account endpoints that involve events (documented with the accounts ones).
+accounts_router = APIRouter(prefix="/api", tags=["accounts"])
+
+
+@accounts_router.post("/register-with-event-code", status_code=status.HTTP_201_CREATED)
+def register_with_event_code(body: RegisterIn, session: SessionDep) -> TokenResponse:
+    """Create a guest account and join the event of ``event_code``, in one step.
+
+    Errors: 404 ``event_not_found``, 410 ``event_closed``, 409 ``username_taken`` /
+    ``email_taken``, 422 ``invalid_username`` / ``invalid_email`` / ``weak_password``.
+    """
+    # The password is hashed before the first query: no pooled connection waits on argon2.
+    new_user = accounts_service.prepare_user(
+        username=body.username, email=body.email, password=body.password, display_name=body.display_name
+    )
+    user = service.register_guest(session=session, user=new_user, event_code=body.event_code)
+    return accounts_service.token_for(user)
+
+
+@accounts_router.get("/me")
+def me(user: CurrentUser, session: SessionDep) -> MeResponse:
+    """The signed-in user and the events they are a guest of."""
+    events = [EventPublic.model_validate(e) for e in service.user_events(session=session, user_id=user.id)]
+    return MeResponse(**UserPublic.model_validate(user).model_dump(), events=events)
 
 
 @router.post("/check-event-code")
@@ -40,7 +65,7 @@ def join_event(body: JoinEventIn, user: CurrentUser, session: SessionDep) -> Joi
     Your current selfie is matched against the new event's photos in the background."""
     event, joined = service.join_event(session=session, user=user, code=body.code)
     if joined:
-        selfies_service.rematch(session=session, user_id=user.id)
+        service.guest_joined(session=session, user_id=user.id)
     return JoinEventResponse(joined=joined, event=EventPublic.model_validate(event))
 
 
@@ -67,12 +92,7 @@ def get_event(event_id: int, organizer: CurrentOrganizer, session: SessionDep) -
     """One of the organizer's events, with its photo indexing progress and face count."""
     event = service.get_managed_event(session=session, organizer=organizer, event_id=event_id)
     view = _organizer_view(event, service.count_guests(session=session, event_id=event.id))
-    return view.model_copy(
-        update={
-            "photos": photos_service.photo_counts(session=session, event_id=event.id),
-            "faces": photos_service.faces_count(session=session, event_id=event.id),
-        }
-    )
+    return view.model_copy(update=service.event_detail_fields(session=session, event_id=event.id))
 
 
 @router.post("/events/{event_id}/close")

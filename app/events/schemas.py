@@ -6,8 +6,8 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from app.accounts.schemas import UserPublic
 from app.core.schemas import RequestModel
-from app.photos.schemas import PhotoCounts
 
 
 class EventPublic(BaseModel):
@@ -20,6 +20,13 @@ class EventPublic(BaseModel):
     name: str
     starts_at: datetime | None
     ends_at: datetime | None
+
+
+class PhotoCounts(BaseModel):
+    pending: int = 0
+    processing: int = 0
+    indexed: int = 0
+    failed: int = 0
 
 
 class EventOrganizerView(EventPublic):
@@ -63,3 +70,7 @@ class EventCreate(RequestModel):
 
 class EventList(BaseModel):
     events: list[EventOrganizerView]
+
+
+class MeResponse(UserPublic):
+    events: list[EventPublic]

@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
+from collections.abc import Callable
 from datetime import UTC
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.accounts import service as accounts_service
 from app.accounts.models import Role, User
-from app.core.errors import Forbidden, Gone, NotFound
+from app.core.errors import Gone, NotFound
 from app.events.models import Event, EventMembership
 from app.events.schemas import EventCreate
 
@@ -148,7 +151,48 @@ def user_events(*, session: Session, user_id: int) -> list[Event]:
     return list(session.scalars(stmt))
 
 
-def require_organizer(user: User) -> User:
-    if not user.is_organizer:
-        raise Forbidden("Only organizers can manage events.", code="organizer_required")
+def register_guest(*, session: Session, user: User, event_code: str) -> User:
+    """Save a prepared guest (``accounts.service.prepare_user``) and their membership of the
+    open event of ``event_code``, in one transaction."""
+    event = require_open_event(session=session, code=event_code)
+    accounts_service.add_user(session=session, user=user)
+    session.add(EventMembership(user_id=user.id, event_id=event.id))
+    session.flush()
     return user
+
+
+# Other domains add to an event's detail and react to a guest joining without this package
+# importing them (they register here when imported; see ARCHITECTURE.md).
+EventDetailPart = Callable[[Session, int], dict[str, Any]]
+GuestJoinedHook = Callable[[Session, int], None]
+_detail_parts: list[EventDetailPart] = []
+_joined_hooks: list[GuestJoinedHook] = []
+
+
+def contribute_to_event_detail(part: EventDetailPart) -> EventDetailPart:
+    """Register ``part(session, event_id) -> fields`` for the organizer's event detail."""
+    _detail_parts.append(part)
+    return part
+
+
+def on_guest_joined(hook: GuestJoinedHook) -> GuestJoinedHook:
+    """Register ``hook(session, user_id)``, run when a guest joins another event."""
+    _joined_hooks.append(hook)
+    return hook
+
+
+def event_detail_fields(*, session: Session, event_id: int) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for part in _detail_parts:
+        fields.update(part(session, event_id))
+    return fields
+
+
+def guest_joined(*, session: Session, user_id: int) -> None:
+    for hook in _joined_hooks:
+        hook(session, user_id)
+
+
+def member_event_ids(*, session: Session, user_id: int) -> list[int]:
+    """The ids of the events ``user_id`` is a guest of."""
+    return list(session.scalars(select(EventMembership.event_id).where(EventMembership.user_id == user_id)))

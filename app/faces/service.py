@@ -15,12 +15,10 @@ import numpy as np
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from app.events.models import EventMembership
 from app.faces.engine import DetectedFace, FaceBox
 from app.faces.matching import Gallery, from_blob
 from app.faces.models import Face, FaceMatch
 from app.faces.provider import FaceProvider, GuestSelfie, StoredFace
-from app.selfies.models import Selfie, SelfieStatus
 
 _galleries: dict[int, tuple[Gallery, int]] = {}
 
@@ -105,22 +103,19 @@ def _insert_matches(session: Session, rows: list[dict[str, Any]]) -> None:
     session.execute(stmt, rows)
 
 
-def member_event_ids(*, session: Session, user_id: int) -> list[int]:
-    return list(session.scalars(select(EventMembership.event_id).where(EventMembership.user_id == user_id)))
-
-
 def match_selfie(
     *,
     session: Session,
     selfie_id: int,
     user_id: int,
+    event_ids: Sequence[int],
     signature: bytes,
     image: Callable[[], bytes],
     provider: FaceProvider,
 ) -> int:
-    """(Re)compute every match of a selfie in all the user's events; the number found.
-    Computed before anything is written, so no write lock is held while the provider works."""
-    event_ids = member_event_ids(session=session, user_id=user_id)
+    """(Re)compute every match of a selfie in ``event_ids`` (all the user's events); the
+    number found. Computed before anything is written, so no write lock is held while the
+    provider works."""
     found = provider.find_photos(session=session, signature=signature, image=image, event_ids=event_ids)
     session.execute(delete(FaceMatch).where(FaceMatch.selfie_id == selfie_id))
     _insert_matches(
@@ -155,23 +150,13 @@ def match_photo_faces(
     photo_id: int,
     event_id: int,
     faces: Sequence[StoredFace],
+    selfies: Sequence[GuestSelfie],
     image: Callable[[], bytes],
     provider: FaceProvider,
 ) -> int:
-    """Match a newly indexed photo's faces against the selfies of the event's guests."""
+    """Match a newly indexed photo's faces against ``selfies`` (those of the event's guests)."""
     if not faces:
         return 0
-    stmt = (
-        select(Selfie.id, Selfie.user_id, Selfie.descriptor)
-        .join(EventMembership, EventMembership.user_id == Selfie.user_id)
-        .where(
-            EventMembership.event_id == event_id,
-            Selfie.status.in_([SelfieStatus.matching, SelfieStatus.ready]),
-            Selfie.descriptor.is_not(None),
-            Selfie.provider == provider.name,
-        )
-    )
-    selfies = [GuestSelfie(r.id, r.user_id, r.descriptor) for r in session.execute(stmt)]
     found = provider.find_selfies(faces=faces, image=image, selfies=selfies) if selfies else []
     _insert_matches(
         session,

@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from app.core.config import get_settings
-from app.core.models_registry import metadata
+from app.models import metadata
 
 config = context.config
 url = config.attributes.get("database_url") or get_settings().sqlalchemy_url

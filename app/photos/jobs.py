@@ -21,6 +21,7 @@ from app.faces.images import load_rgb, make_thumbnail, sanitized_original
 from app.faces.provider import FaceProvider, get_face_provider
 from app.jobs.kinds import JobKind, Outcome, register
 from app.photos.models import Photo, PhotoStatus
+from app.selfies import service as selfies_service
 
 
 def _failed(code: str, message: str) -> Outcome:
@@ -55,11 +56,15 @@ def _match(session: Session, photo: Photo, provider: FaceProvider) -> Outcome:
     for attempt in range(3):
         try:
             with session.begin_nested():
+                selfies = selfies_service.event_guest_selfies(
+                    session=session, event_id=photo.event_id, provider=provider.name
+                )
                 faces_service.match_photo_faces(
                     session=session,
                     photo_id=photo.id,
                     event_id=photo.event_id,
                     faces=faces,
+                    selfies=selfies,
                     image=lambda: storage.load(key),
                     provider=provider,
                 )

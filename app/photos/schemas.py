@@ -24,13 +24,6 @@ class PhotoUploadResponse(BaseModel):
     rejected: list[RejectedPhoto]
 
 
-class PhotoCounts(BaseModel):
-    pending: int = 0
-    processing: int = 0
-    indexed: int = 0
-    failed: int = 0
-
-
 class PhotoOut(BaseModel):
     id: int
     event_id: int

@@ -3,6 +3,8 @@ indexing is the photo job (``photos/jobs.py``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -10,12 +12,13 @@ from app.accounts.models import Role, User
 from app.core import storage
 from app.core.config import get_settings
 from app.core.errors import Conflict, NotFound, PayloadTooLarge
+from app.events import service as events_service
 from app.events.models import Event, EventMembership
+from app.events.schemas import PhotoCounts
 from app.faces.images import FILE_EXTENSIONS, probe_image
 from app.faces.models import FaceMatch
 from app.jobs import wakeup
 from app.photos.models import Photo, PhotoStatus
-from app.photos.schemas import PhotoCounts
 
 
 def clean_filename(name: str | None) -> str:
@@ -109,3 +112,11 @@ def served_file(photo: Photo, *, thumbnail: bool) -> tuple[str, str]:
     if key is None:
         raise Conflict("This photo is still being processed.", code="photo_not_ready")
     return key, "image/jpeg" if thumbnail else (photo.served_media_type or "image/jpeg")
+
+
+@events_service.contribute_to_event_detail
+def _event_detail(session: Session, event_id: int) -> dict[str, Any]:
+    return {
+        "photos": photo_counts(session=session, event_id=event_id),
+        "faces": faces_count(session=session, event_id=event_id),
+    }

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.core import storage
 from app.core.database import utcnow
 from app.core.errors import AppError
+from app.events import service as events_service
 from app.faces import service as faces_service
 from app.faces.provider import FaceProvider, get_face_provider
 from app.jobs.kinds import JobKind, Outcome, register
@@ -82,6 +83,7 @@ def handle(session: Session, selfie: Selfie) -> Outcome:
         session=session,
         selfie_id=selfie.id,
         user_id=selfie.user_id,
+        event_ids=events_service.member_event_ids(session=session, user_id=selfie.user_id),
         signature=selfie.descriptor,
         image=lambda: storage.load(key),
         provider=provider,

@@ -18,9 +18,11 @@ from sqlalchemy.orm import Session
 from app.core import storage
 from app.core.config import Settings
 from app.core.errors import PayloadTooLarge, ServiceUnavailable
+from app.events import service as events_service
 from app.events.models import EventMembership
 from app.faces.images import FILE_EXTENSIONS, probe_image
 from app.faces.models import FaceMatch
+from app.faces.provider import GuestSelfie
 from app.jobs import queue, wakeup
 from app.selfies.models import Selfie, SelfieStatus
 from app.selfies.schemas import MatchedPhoto, PublicStatus, SelfieState
@@ -186,3 +188,23 @@ def rematch(*, session: Session, user_id: int) -> None:
         selfie.attempts = 0
         session.flush()
         wakeup.notify_on_commit(session)
+
+
+@events_service.on_guest_joined
+def _rematch_after_joining(session: Session, user_id: int) -> None:
+    rematch(session=session, user_id=user_id)
+
+
+def event_guest_selfies(*, session: Session, event_id: int, provider: str) -> list[GuestSelfie]:
+    """The accepted selfies of the event's guests, checked by ``provider``."""
+    stmt = (
+        select(Selfie.id, Selfie.user_id, Selfie.descriptor)
+        .join(EventMembership, EventMembership.user_id == Selfie.user_id)
+        .where(
+            EventMembership.event_id == event_id,
+            Selfie.status.in_([SelfieStatus.matching, SelfieStatus.ready]),
+            Selfie.descriptor.is_not(None),
+            Selfie.provider == provider,
+        )
+    )
+    return [GuestSelfie(r.id, r.user_id, r.descriptor) for r in session.execute(stmt)]

@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine, text
 from app.core.database import get_engine
 from app.core.indexes import PERFORMANCE_INDEXES, QUERY_PARAMS, IndexDef, create_index_sql
 from app.core.migrations import alembic_config
-from app.core.models_registry import metadata
+from app.models import metadata
 from app.ops import indexes as script
 from tests.conftest import IS_POSTGRES, truncate_all
 
