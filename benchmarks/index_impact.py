@@ -10,7 +10,7 @@ descriptors, as stored by the app), 100,000 selfies and 1,000,000 face matches, 
 in SQL with ``generate_series``. Then, like the original production schema, no
 performance index at all (the unique ones included); ``VACUUM ANALYZE``; each hot query
 timed (median of ``--runs`` executions, parameters cycling over existing rows); the
-indexes added with ``add_performance_indexes.apply_indexes`` (what a DBA runs); timed again.
+indexes added with ``app.ops.indexes.apply_indexes`` (what a DBA runs); timed again.
 """
 
 from __future__ import annotations
@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         before = time_queries(engine, samples, args.runs)
         plans_before = scans(engine, samples)
 
-    print("add_performance_indexes.apply_indexes:")
+    print("app.ops.indexes.apply_indexes (what add_performance_indexes.py runs):")
     results = indexes_script.apply_indexes(engine)
     print(indexes_script.format_table(results))
     print(indexes_script.summary(results, sum(r.seconds for r in results)))
