@@ -108,7 +108,10 @@ class RequestBoundsMiddleware:
                 return await receive()
             deadline = started + self.read_timeout + received / self.min_rate
             try:
-                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+                # asyncio.timeout, not wait_for: receive() must run in this task at once (the
+                # in-flight count is paused at its start, before any other request is admitted).
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    message = await receive()
             except TimeoutError:
                 raise RequestReadTimeout() from None
             if message["type"] == "http.request":
