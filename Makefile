@@ -6,14 +6,22 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: run test test-fast install migrate lint clean
+.PHONY: run test test-fast install migrate lint lock clean
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+# Installs the lock (exact versions and hashes: what CI tested), then the project itself.
+$(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
+
+# Re-pins requirements.lock from the ranges in requirements.txt (pip-tools, in its own venv).
+lock:
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet pip-tools
+	.lock-venv/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+		--no-emit-index-url --output-file requirements.lock requirements.txt
 
 install: $(VENV)/.installed
 
@@ -41,4 +49,4 @@ lint: install
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .lock-venv .pytest_cache .ruff_cache .mypy_cache

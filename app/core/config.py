@@ -22,6 +22,16 @@ DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 _KNOWN_BAD_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development"}
 
 
+def sqlalchemy_url(url: str) -> str:
+    """A database URL as SQLAlchemy needs it: Heroku-style ``postgres://`` and a plain
+    ``postgresql://`` both mean our driver, psycopg2 (SQLAlchemy 2.1 would otherwise pick
+    psycopg 3, which we do not ship)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
@@ -133,11 +143,7 @@ class Settings(BaseSettings):
     @property
     def sqlalchemy_url(self) -> str:
         if self.database_url:
-            url = self.database_url
-            # Heroku-style URLs; SQLAlchemy 2 only knows "postgresql".
-            if url.startswith("postgres://"):
-                url = "postgresql://" + url[len("postgres://") :]
-            return url
+            return sqlalchemy_url(self.database_url)
         return f"sqlite:///{self.data_dir / 'app.db'}"
 
     @property

@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
+from app.core.config import sqlalchemy_url
 from app.core.indexes import PERFORMANCE_INDEXES, IndexDef, create_index_sql
 
 CREATED = "created"
@@ -351,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    url = args.database_url or default_database_url()
+    url = sqlalchemy_url(args.database_url) if args.database_url else default_database_url()
     parsed = make_url(url)
     shown = parsed.render_as_string(hide_password=True)
     sqlite_file = parsed.database if parsed.get_backend_name() == "sqlite" else None

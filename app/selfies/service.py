@@ -22,7 +22,7 @@ from app.events import service as events_service
 from app.events.models import EventMembership
 from app.faces.images import FILE_EXTENSIONS, probe_image
 from app.faces.models import FaceMatch
-from app.faces.provider import GuestSelfie
+from app.faces.providers.base import GuestSelfie
 from app.jobs import queue, wakeup
 from app.selfies.models import Selfie, SelfieStatus
 from app.selfies.schemas import MatchedPhoto, PublicStatus, SelfieState
@@ -141,7 +141,7 @@ def snapshots(*, session: Session, user_ids: list[int]) -> dict[int, Snapshot]:
         )
     }
     counts: dict[int, int] = dict(
-        session.execute(  # type: ignore[arg-type]
+        session.execute(
             select(FaceMatch.user_id, func.count())
             .where(FaceMatch.user_id.in_(user_ids))
             .group_by(FaceMatch.user_id)

@@ -34,6 +34,6 @@ def test_workers_starting_at_once_all_get_the_same_secret(tmp_path: Path) -> Non
     assert not list(tmp_path.glob(".secret_key.*"))
 
 
-def test_heroku_style_postgres_urls_are_accepted() -> None:
-    settings = Settings(database_url="postgres://u@h/db")
-    assert settings.sqlalchemy_url == "postgresql://u@h/db"
+def test_postgres_urls_heroku_style_or_plain_use_psycopg2() -> None:
+    for url in ("postgres://u@h/db", "postgresql://u@h/db", "postgresql+psycopg2://u@h/db"):
+        assert Settings(database_url=url).sqlalchemy_url == "postgresql+psycopg2://u@h/db"
