@@ -33,15 +33,12 @@ def worker_main(index: int, nice: int) -> None:
     if nice:
         os.nice(nice)
     from app.core.database import configure_engine
-    from app.faces.provider import get_face_provider
+    from app.faces.providers import get_face_provider
 
     # One connection for the job, one for its heartbeat (plus the LISTEN one on PostgreSQL).
     configure_engine(pool_size=2, max_overflow=0)
     load_job_kinds()
-    provider = get_face_provider()
-    load = getattr(provider, "load_models", None)
-    if load:
-        load()
+    get_face_provider().load_models()
     runner.serve(index)
 
 

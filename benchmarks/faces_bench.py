@@ -21,9 +21,10 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image
 
-from app.faces.engine import LocalDlibEngine, SelfieRejected, _load_models
+from app.faces.engine import LocalDlibEngine, _load_models
 from app.faces.images import downscale, load_rgb
 from app.faces.matching import Gallery
+from app.faces.providers.base import SelfieRejected
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -35,6 +35,8 @@ from app.models import metadata  # noqa: E402
 
 IS_POSTGRES = os.environ["DATABASE_URL"].startswith("postgresql")
 
+pytest_plugins = ["tests.fixtures.people", "tests.fixtures.events"]
+
 
 def pytest_report_header() -> str:
     return f"database: {os.environ['DATABASE_URL']}"

@@ -1,5 +1,6 @@
 """The dependency rules of ARCHITECTURE.md, checked on the source: packages of ``app/`` import
-only the packages before them in the order, and no modules import each other in a circle."""
+only the packages before them in the order, no modules import each other in a circle, and no
+module grows past 400 lines."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ APP = Path(__file__).resolve().parents[1] / "app"
 ORDER = ["core", "jobs", "faces", "accounts", "events", "selfies", "photos", "ops"]
 # Composition roots wire everything together; nothing imports them.
 ROOTS = {"main", "worker", "__main__", "models", "migrations"}
-# Module cycles that exist today, to be removed with the providers package (see ARCHITECTURE.md).
-KNOWN_MODULE_CYCLES = {frozenset({"app.faces.azure", "app.faces.provider", "app.faces.service"})}
+#: A module longer than this does more than one job: split it.
+MAX_MODULE_LINES = 400
 
 
 def _module_name(path: Path) -> str:
@@ -84,4 +85,13 @@ def test_no_modules_import_each_other_in_a_circle() -> None:
     for node in graph:
         if node not in index:
             visit(node)
-    assert set(cycles) <= KNOWN_MODULE_CYCLES, [sorted(c) for c in cycles]
+    assert cycles == [], [sorted(c) for c in cycles]
+
+
+def test_no_module_is_longer_than_400_lines() -> None:
+    long = {
+        str(p.relative_to(APP.parent)): n
+        for p in APP.rglob("*.py")
+        if "versions" not in p.parts and (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}

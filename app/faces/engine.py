@@ -1,10 +1,11 @@
-"""Face engines: the provider-neutral interface and the local dlib implementation.
+"""The local face engine: dlib on this machine's CPU (HOG detector, 5-point landmarks,
+ResNet 128-d descriptors), offline, with the models of ``face_recognition_models``.
 
 This module owns face detection, the selfie acceptance rules (one usable face, large, sharp
-and bright enough) and face descriptors. Engines are plain synchronous objects meant to run
-inside worker processes; the caller owns the processes. Importing this module never imports
-dlib: :class:`LocalDlibEngine` loads its models on first use, once per process, so web
-processes can import the types freely.
+and bright enough) and face descriptors; :mod:`app.faces.providers.local` turns it into a
+provider. The engine is a plain synchronous object meant to run inside worker processes
+(dlib holds the GIL); the caller owns the processes. Importing this module never imports
+dlib: models load on first use, once per process.
 """
 
 from __future__ import annotations
@@ -13,116 +14,28 @@ import importlib.util
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from app.core.errors import Unprocessable
 from app.faces.images import DEFAULT_MAX_PIXELS, downscale, load_rgb
+from app.faces.providers.base import (
+    FACE_TOO_SMALL_MESSAGE,
+    MIN_SELFIE_FACE_PX,
+    MULTIPLE_FACES_MESSAGE,
+    NO_FACE_MESSAGE,
+    DetectedFace,
+    FaceBox,
+    SelfieAnalysis,
+    SelfieRejected,
+)
 
 #: Side of the square greyscale face crop the sharpness and brightness metrics are taken on.
 QUALITY_CROP_PX = 150
 
-
-@dataclass(frozen=True, slots=True)
-class FaceBox:
-    """A face rectangle in pixels of the upright (EXIF-rotated) original image.
-
-    Half-open like a Pillow crop box: ``right`` and ``bottom`` are one past the last pixel.
-    """
-
-    left: int
-    top: int
-    right: int
-    bottom: int
-
-    @property
-    def width(self) -> int:
-        return self.right - self.left
-
-    @property
-    def height(self) -> int:
-        return self.bottom - self.top
-
-    def iou(self, other: FaceBox) -> float:
-        """Intersection over union: how much two boxes are the same face (0 to 1)."""
-        w = min(self.right, other.right) - max(self.left, other.left)
-        h = min(self.bottom, other.bottom) - max(self.top, other.top)
-        if w <= 0 or h <= 0:
-            return 0.0
-        inter = w * h
-        return inter / (self.width * self.height + other.width * other.height - inter)
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class DetectedFace:
-    """One face: its box and, from a local engine, its descriptor (read-only float32 vector
-    of the engine's size); a remote provider gives its own reference for the face instead."""
-
-    box: FaceBox
-    descriptor: np.ndarray | None = None
-    ref: str | None = None
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class SelfieAnalysis:
-    """The face chosen from a selfie, how many faces were seen, and its quality metrics.
-
-    ``quality`` keys for the local engine: ``face_px`` (short side of the face box in original
-    pixels), ``sharpness`` and ``brightness`` (see :class:`LocalDlibEngine`).
-    """
-
-    face: DetectedFace
-    faces_found: int
-    quality: dict[str, float]
-
-
-class SelfieRejected(Unprocessable):
-    """A selfie that cannot be used; ``code`` says why and ``message`` what to do about it.
-
-    Codes: ``no_face``, ``multiple_faces``, ``face_too_small``, ``too_blurry``, ``too_dark``;
-    Azure Face adds ``low_quality`` (its ``qualityForRecognition``).
-    """
-
-    code = "selfie_rejected"
-    message = "This selfie cannot be used. Take another one facing the camera in good light."
-
-
-NO_FACE_MESSAGE = "We could not find a face. Face the camera in good light, with nothing covering your face."
-MULTIPLE_FACES_MESSAGE = (
-    "We found {count} faces. Take a selfie with only your face in the picture and try again."
-)
-FACE_TOO_SMALL_MESSAGE = (
-    "Your face is too small in the picture. Hold the phone closer so your face fills the frame."
-)
 _TOO_BLURRY = "The photo is too blurry. Hold the phone steady, wipe the camera lens and try again."
 _TOO_DARK = "The photo is too dark. Move somewhere brighter or face a window or a light, and try again."
-
-
-@runtime_checkable
-class FaceEngine(Protocol):
-    """What the service needs from a face provider.
-
-    ``name`` identifies the descriptor space: descriptors from engines with different names
-    are not comparable and must never be matched against each other.
-    """
-
-    name: str
-    descriptor_size: int
-
-    def analyze_selfie(self, data: bytes, *, strict: bool) -> SelfieAnalysis:
-        """Find the guest's face in an uploaded selfie, or raise ``SelfieRejected``.
-
-        Image errors are raised as in :mod:`app.faces.images` (415 / 413).
-        """
-        ...
-
-    def index_photo(self, data: bytes) -> list[DetectedFace]:
-        """Every face found in an event photo (possibly none), with descriptors."""
-        ...
-
-    # ``app.faces.provider.FaceProvider`` builds matching on top of an engine.
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +128,7 @@ class LocalDlibEngine:
         detect_max_side: int = 2560,
         upsample: int = 0,
         selfie_detect_max_side: int = 800,
-        min_face_px: int = 80,
+        min_face_px: int = MIN_SELFIE_FACE_PX,
         min_sharpness: float = 40.0,
         min_brightness: float = 40.0,
     ) -> None:

@@ -53,11 +53,13 @@ _heif_registered = False
 
 @dataclass(frozen=True, slots=True)
 class ImageInfo:
-    """What a cheap probe learns: format and upright size (after EXIF orientation)."""
+    """What a cheap probe learns: format, upright size (after EXIF orientation) and the EXIF
+    orientation itself (1: stored upright)."""
 
     format: str
     width: int
     height: int
+    orientation: int = 1
 
 
 def register_heif() -> None:
@@ -201,11 +203,12 @@ def _open(data: bytes, *, max_pixels: int) -> tuple[Image.Image, ImageInfo]:
     width, height = im.size
     if width <= 0 or height <= 0:
         raise UnsupportedMediaType(f"The image has no pixels. {_ACCEPTED_HINT}", code="unsupported_format")
-    if _orientation(im) >= 5:  # orientations 5-8 swap the axes
+    orientation = _orientation(im)
+    if orientation >= 5:  # orientations 5-8 swap the axes
         width, height = height, width
     if width * height > max_pixels:
         raise _too_large(width, height, max_pixels)
-    return im, ImageInfo(format=fmt, width=width, height=height)
+    return im, ImageInfo(format=fmt, width=width, height=height, orientation=orientation)
 
 
 def _too_large(width: int | None, height: int | None, max_pixels: int) -> PayloadTooLarge:

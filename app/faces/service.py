@@ -8,17 +8,23 @@ of id order is never missed).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from app.faces.engine import DetectedFace, FaceBox
 from app.faces.matching import Gallery, from_blob
 from app.faces.models import Face, FaceMatch
-from app.faces.provider import FaceProvider, GuestSelfie, StoredFace
+from app.faces.providers.base import (
+    DetectedFace,
+    FaceBox,
+    FaceProvider,
+    FaceRef,
+    GuestSelfie,
+    StoredFace,
+)
 
 _galleries: dict[int, tuple[Gallery, int]] = {}
 
@@ -86,6 +92,28 @@ def forget_galleries() -> None:
     _galleries.clear()
 
 
+class EventFaces:
+    """The stored faces of events as a provider looks them up (``FaceLookup``): one
+    provider's faces, read in the caller's session."""
+
+    def __init__(self, *, session: Session, provider: str) -> None:
+        self.session = session
+        self.provider = provider
+
+    def gallery(self, event_id: int) -> Gallery:
+        return event_gallery(session=self.session, event_id=event_id, provider=self.provider)
+
+    def with_signatures(self, event_id: int, signatures: Collection[bytes]) -> list[FaceRef]:
+        rows = self.session.execute(
+            select(Face.id, Face.photo_id, Face.descriptor).where(
+                Face.event_id == event_id,
+                Face.provider == self.provider,
+                Face.descriptor.in_(list(signatures)),
+            )
+        )
+        return [FaceRef(r.id, r.photo_id, r.descriptor) for r in rows]
+
+
 def _insert_matches(session: Session, rows: list[dict[str, Any]]) -> None:
     """Insert matches, ignoring (selfie, photo) pairs another worker recorded first."""
     if not rows:
@@ -116,7 +144,12 @@ def match_selfie(
     """(Re)compute every match of a selfie in ``event_ids`` (all the user's events); the
     number found. Computed before anything is written, so no write lock is held while the
     provider works."""
-    found = provider.find_photos(session=session, signature=signature, image=image, event_ids=event_ids)
+    found = provider.find_photos(
+        signature=signature,
+        image=image,
+        event_ids=event_ids,
+        faces=EventFaces(session=session, provider=provider.name),
+    )
     session.execute(delete(FaceMatch).where(FaceMatch.selfie_id == selfie_id))
     _insert_matches(
         session,

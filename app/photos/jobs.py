@@ -18,7 +18,8 @@ from app.core.database import utcnow
 from app.core.errors import AppError
 from app.faces import service as faces_service
 from app.faces.images import load_rgb, make_thumbnail, sanitized_original
-from app.faces.provider import FaceProvider, get_face_provider
+from app.faces.providers import get_face_provider
+from app.faces.providers.base import FaceProvider
 from app.jobs.kinds import JobKind, Outcome, register
 from app.photos.models import Photo, PhotoStatus
 from app.selfies import service as selfies_service

@@ -16,7 +16,8 @@ from app.core.database import utcnow
 from app.core.errors import AppError
 from app.events import service as events_service
 from app.faces import service as faces_service
-from app.faces.provider import FaceProvider, get_face_provider
+from app.faces.providers import get_face_provider
+from app.faces.providers.base import FaceProvider
 from app.jobs.kinds import JobKind, Outcome, register
 from app.selfies.models import Selfie, SelfieStatus
 

@@ -25,24 +25,21 @@ from sqlalchemy import select
 
 from app.core.config import Settings, get_settings
 from app.core.database import session_scope
-from app.faces.azure import AzureProvider, prepare_image
 from app.faces.engine import LocalDlibEngine
-from app.faces.provider import GuestSelfie, ProviderUnavailable, StoredFace, get_face_provider
+from app.faces.providers import get_face_provider
+from app.faces.providers.azure import AzureProvider
+from app.faces.providers.azure.images import prepare_image
+from app.faces.providers.base import GuestSelfie, ProviderUnavailable, StoredFace
+from app.faces.service import EventFaces
 from app.photos.models import Photo, PhotoStatus
 from app.selfies.models import Selfie
 from tests.fakes.azure_face import FakeAzureFace, FakeList
+from tests.fixtures.events import IndexedEvent
 from tests.helpers import (
     FIXTURES,
-    bearer,
     drain_jobs,
     fixture_bytes,
-    login,
-    make_event,
-    make_organizer,
-    register,
-    selfie_verdict,
     side_by_side,
-    upload_photos,
 )
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -75,7 +72,7 @@ def azure(fake: FakeAzureFace, monkeypatch: pytest.MonkeyPatch) -> Iterator[Azur
     get_face_provider.cache_clear()
     provider = get_face_provider()
     assert isinstance(provider, AzureProvider)
-    provider.backoff_base, provider.backoff_max = 0.01, 0.05
+    provider.calls.backoff_base, provider.calls.backoff_max = 0.01, 0.05
     yield provider
     get_face_provider.cache_clear()
 
@@ -97,36 +94,6 @@ def fixture_image(name: str) -> Image.Image:
         return ImageOps.exif_transpose(img).convert("RGB")
 
 
-class Party:
-    """An organizer, an event and its guests, through the real API."""
-
-    def __init__(self, client: TestClient) -> None:
-        self.client = client
-        with session_scope() as session:
-            org = make_organizer(session)
-        self.org = login(client, org["username"])
-        self.event = make_event(client, self.org, "Azure Gala")
-        self.photos: dict[str, int] = {}
-        self.guests = 0
-
-    def upload(self, photos: dict[str, bytes]) -> dict[str, int]:
-        ids = upload_photos(self.client, self.org, self.event["id"], photos)
-        self.photos.update(ids)
-        return ids
-
-    def guest(self) -> dict[str, str]:
-        self.guests += 1
-        return bearer(register(self.client, self.event["code"], f"azguest{self.guests}"))
-
-    def selfie(self, headers: dict[str, str], data: bytes) -> Any:
-        return selfie_verdict(self.client, headers, data)
-
-    def my_photos(self, headers: dict[str, str]) -> set[str]:
-        names = {v: k for k, v in self.photos.items()}
-        body = self.client.get("/api/my-photos", headers=headers).json()
-        return {names.get(p["id"], str(p["id"])) for p in body["photos"]}
-
-
 A_PHOTOS = {"a2.jpg", "a3.jpg", "a_rgba.png", "a_and_b.jpg"}
 
 
@@ -136,7 +103,7 @@ A_PHOTOS = {"a2.jpg", "a3.jpg", "a_rgba.png", "a_and_b.jpg"}
 def test_guest_selfie_finds_exactly_their_photos_through_azure(
     client: TestClient, azure: AzureProvider, fake: FakeAzureFace
 ) -> None:
-    party = Party(client)
+    party = IndexedEvent(client, "Azure Gala")
     party.upload(
         {
             "a2.jpg": fixture_bytes("obama2.jpg"),
@@ -174,7 +141,7 @@ def test_guest_selfie_finds_exactly_their_photos_through_azure(
 def test_photos_indexed_after_the_selfie_are_matched_to_it(
     client: TestClient, azure: AzureProvider, fake: FakeAzureFace
 ) -> None:
-    party = Party(client)
+    party = IndexedEvent(client, "Azure Gala")
     guest = party.guest()
     assert party.selfie(guest, fixture_bytes("obama.jpg"))["status"] == "ready"
     assert party.my_photos(guest) == set()
@@ -198,7 +165,7 @@ def test_photos_indexed_after_the_selfie_are_matched_to_it(
 def test_unusable_selfies_are_refused_with_an_actionable_reason(
     client: TestClient, azure: AzureProvider, fake: FakeAzureFace, make: Any, code: str
 ) -> None:
-    party = Party(client)
+    party = IndexedEvent(client, "Azure Gala")
     guest = party.guest()
     state = party.selfie(guest, make())
     assert state["status"] == "rejected", state
@@ -214,8 +181,8 @@ def test_unusable_selfies_are_refused_with_an_actionable_reason(
 def test_provider_down_keeps_every_job_and_finishes_them_when_it_is_back(
     client: TestClient, azure: AzureProvider, fake: FakeAzureFace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    azure.breaker.reset_seconds = 1.5  # postponed jobs come back after at most that
-    party = Party(client)
+    azure.breaker.reset_timeout = 1.5  # postponed jobs come back after at most that
+    party = IndexedEvent(client, "Azure Gala")
     fake.stop()
     ids = party.upload({"a2.jpg": fixture_bytes("obama2.jpg"), "b.jpg": fixture_bytes("biden.jpg")})
     drain_jobs()
@@ -225,7 +192,7 @@ def test_provider_down_keeps_every_job_and_finishes_them_when_it_is_back(
             (PhotoStatus.pending, "provider_unavailable", 0)
         }
     # Consecutive failures opened the circuit: calls now fail fast, without a request.
-    assert azure.breaker.state == "open"
+    assert azure.breaker.current_state == "open"
     with pytest.raises(ProviderUnavailable, match="circuit open"):
         azure.analyze_selfie(fixture_bytes("obama.jpg"), strict=True)
 
@@ -249,7 +216,7 @@ def test_provider_down_keeps_every_job_and_finishes_them_when_it_is_back(
         drain_jobs()
         time.sleep(0.1)
     drain_jobs()
-    assert azure.breaker.state == "closed"
+    assert azure.breaker.current_state == "closed"
     event = client.get(f"/api/events/{party.event['id']}", headers=party.org).json()
     assert event["photos"]["indexed"] == 2 and event["photos"]["failed"] == 0
     assert party.my_photos(guest) == {"a2.jpg"}
@@ -267,7 +234,7 @@ def test_throttled_calls_wait_for_retry_after_then_succeed(fake: FakeAzureFace) 
     analysis = provider.analyze_selfie(fixture_bytes("obama.jpg"), strict=True)
     assert time.monotonic() - started >= 0.6
     assert analysis.faces_found == 1 and fake.calls["detect"] == 2
-    assert provider.breaker.state == "closed" and provider.breaker.failures == 0
+    assert provider.breaker.current_state == "closed" and provider.breaker.fail_counter == 0
 
 
 def test_a_long_retry_after_postpones_the_job_instead_of_sleeping(fake: FakeAzureFace) -> None:
@@ -304,7 +271,7 @@ def test_server_error_bursts_are_retried_with_backoff_then_succeed(
     provider = direct(fake, max_retries=3)
     fake.fail_next(2, status=503, endpoint="detect")
     fake.fail_next(1, status=500, endpoint="detect")
-    with caplog.at_level("WARNING", logger="app.faces.azure"):
+    with caplog.at_level("WARNING", logger="app.faces.providers.azure"):
         assert provider.analyze_selfie(fixture_bytes("obama.jpg"), strict=True).faces_found == 1
     assert fake.calls["detect"] == 4
     retries = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
@@ -317,7 +284,7 @@ def test_errors_beyond_max_retries_make_the_provider_unavailable(fake: FakeAzure
     with pytest.raises(ProviderUnavailable) as caught:
         provider.analyze_selfie(fixture_bytes("obama.jpg"), strict=True)
     assert fake.calls["detect"] == 3 and caught.value.retry_after == 7
-    assert provider.breaker.state == "closed"  # 3 failures < 10: not open yet
+    assert provider.breaker.current_state == "closed"  # 3 failures < 10: not open yet
     assert provider.analyze_selfie(fixture_bytes("obama.jpg"), strict=True).faces_found == 1
 
 
@@ -328,7 +295,7 @@ def test_client_errors_are_not_retried_and_unreadable_images_are_unsupported(fak
         provider.analyze_selfie(tiny, strict=True)
     assert getattr(caught.value, "code", None) == "unsupported_format"
     assert getattr(caught.value, "status_code", None) == 415
-    assert fake.calls["detect"] == 1 and provider.breaker.failures == 0
+    assert fake.calls["detect"] == 1 and provider.breaker.fail_counter == 0
 
     wrong_key = AzureProvider(endpoint=fake.endpoint, key="not-the-key", max_retries=3)
     with pytest.raises(ProviderUnavailable, match="credentials"):
@@ -343,7 +310,7 @@ def test_the_circuit_opens_after_consecutive_failures_fails_fast_then_closes(fak
     for _ in range(3):
         with pytest.raises(ProviderUnavailable, match="did not answer"):
             provider.analyze_selfie(selfie, strict=True)
-    assert provider.breaker.state == "open" and fake.calls["detect"] == 3
+    assert provider.breaker.current_state == "open" and fake.calls["detect"] == 3
     with pytest.raises(ProviderUnavailable, match="circuit open") as caught:
         provider.analyze_selfie(selfie, strict=True)
     assert fake.calls["detect"] == 3  # failed fast: no request
@@ -352,10 +319,10 @@ def test_the_circuit_opens_after_consecutive_failures_fails_fast_then_closes(fak
     time.sleep(0.45)  # half-open: one trial call, which fails and opens the circuit again
     with pytest.raises(ProviderUnavailable, match="did not answer"):
         provider.analyze_selfie(selfie, strict=True)
-    assert provider.breaker.state == "open" and fake.calls["detect"] == 4
+    assert provider.breaker.current_state == "open" and fake.calls["detect"] == 4
     time.sleep(0.45)  # the next trial succeeds and closes it
     assert provider.analyze_selfie(selfie, strict=True).faces_found == 1
-    assert provider.breaker.state == "closed" and fake.calls["detect"] == 5
+    assert provider.breaker.current_state == "closed" and fake.calls["detect"] == 5
 
 
 # --- matching details ---------------------------------------------------------------------------
@@ -398,13 +365,10 @@ def test_missing_or_untrained_lists_have_no_matches(fake: FakeAzureFace, session
     signature = provider.selfie_signature(
         provider.analyze_selfie(selfie, strict=True), selfie_id=1, image=selfie
     )
-    assert (
-        provider.find_photos(session=session, signature=signature, image=lambda: selfie, event_ids=[5]) == []
-    )
+    faces = EventFaces(session=session, provider=provider.name)
+    assert provider.find_photos(signature=signature, image=lambda: selfie, event_ids=[5], faces=faces) == []
     fake.lists["event-6"] = FakeList("event-6", "event-6", "recognition_04")  # created, never trained
-    assert (
-        provider.find_photos(session=session, signature=signature, image=lambda: selfie, event_ids=[6]) == []
-    )
+    assert provider.find_photos(signature=signature, image=lambda: selfie, event_ids=[6], faces=faces) == []
 
 
 def test_uploads_azure_cannot_take_are_sent_as_an_upright_jpeg(fake: FakeAzureFace) -> None:
@@ -442,10 +406,11 @@ def test_the_local_provider_never_imports_the_azure_sdk() -> None:
     code = (
         "import sys\n"
         "from app.core.config import Settings\n"
-        "from app.faces.provider import build_provider\n"
+        "from app.faces.providers import build_provider\n"
         "provider = build_provider(Settings(_env_file=None, face_provider='local'))\n"
+        "ours = 'app.faces.providers.azure'\n"
         "loaded = sorted(m for m in sys.modules\n"
-        "                if m.split('.')[0] in ('azure', 'msrest') or m == 'app.faces.azure')\n"
+        "                if m.split('.')[0] in ('azure', 'msrest') or m.startswith(ours))\n"
         "print(provider.name, loaded)\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_FACE_")}
@@ -465,7 +430,7 @@ def test_the_local_provider_never_imports_the_azure_sdk() -> None:
 def test_a_replaced_selfie_face_is_deleted_from_azure(
     fake: FakeAzureFace, azure: AzureProvider, client: TestClient
 ) -> None:
-    party = Party(client)
+    party = IndexedEvent(client, "Azure Gala")
     party.upload({"a2.jpg": fixture_bytes("obama2.jpg")})
     drain_jobs()
     guest = party.guest()

@@ -13,16 +13,11 @@ import pytest
 from PIL import ExifTags, Image, ImageEnhance, ImageFilter
 
 from app.core.errors import PayloadTooLarge, Unprocessable, UnsupportedMediaType
-from app.faces.engine import (
-    DetectedFace,
-    FaceBox,
-    FaceEngine,
-    LocalDlibEngine,
-    SelfieAnalysis,
-    SelfieRejected,
-)
+from app.faces.engine import LocalDlibEngine
 from app.faces.images import register_heif
 from app.faces.matching import Gallery
+from app.faces.providers.base import DetectedFace, FaceBox, FaceProvider, SelfieAnalysis, SelfieRejected
+from app.faces.providers.local import LocalProvider
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "faces"
@@ -98,10 +93,10 @@ def test_importing_the_engine_does_not_import_dlib() -> None:
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
 
 
-def test_local_engine_implements_the_provider_neutral_protocol(engine: LocalDlibEngine) -> None:
-    assert isinstance(engine, FaceEngine)
-    assert engine.descriptor_size == 128
-    assert engine.name
+def test_the_local_provider_implements_the_provider_contract() -> None:
+    provider = LocalProvider(threshold=0.5, max_pixels=40_000_000)
+    assert isinstance(provider, FaceProvider)
+    assert provider.engine.descriptor_size == 128
 
 
 # --- accepted selfies and identity --------------------------------------------------------

@@ -90,7 +90,7 @@ def test_probe_reports_the_upright_size_of_an_exif_rotated_jpeg(obama: Image.Ima
     exif = Image.Exif()
     exif[ExifTags.Base.Orientation] = 6
     data = encode(obama.transpose(Image.Transpose.ROTATE_90), "JPEG", exif=exif)
-    assert probe_image(data, max_pixels=LIMIT) == ImageInfo("JPEG", 910, 1137)
+    assert probe_image(data, max_pixels=LIMIT) == ImageInfo("JPEG", 910, 1137, orientation=6)
 
 
 def test_real_fixture_photos_are_all_accepted() -> None:

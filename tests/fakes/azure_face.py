@@ -58,8 +58,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.core.errors import AppError
-from app.faces.engine import FaceBox, LocalDlibEngine, face_quality
+from app.faces.engine import LocalDlibEngine, face_quality
 from app.faces.images import load_rgb, probe_image
+from app.faces.providers.base import FaceBox
 
 BASE = "/face/v1.0"
 MAX_BYTES = 6 * 1024 * 1024

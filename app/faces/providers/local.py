@@ -1,0 +1,92 @@
+"""The local provider: dlib on this machine (``app.faces.engine``), offline, the default.
+
+A face's signature is its 128-d descriptor; matching is euclidean distance in numpy, a
+selfie against an event's whole gallery at once, a new photo's faces against the guests'
+selfies. Nothing is kept outside our database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from app.faces.engine import LocalDlibEngine
+from app.faces.matching import from_blob, match_many, to_blob
+from app.faces.providers.base import (
+    DetectedFace,
+    FaceLookup,
+    GuestSelfie,
+    PhotoMatch,
+    SelfieAnalysis,
+    SelfieMatch,
+    StoredFace,
+)
+
+
+class LocalProvider:
+    """dlib on this machine; matching in numpy against descriptors the caller looks up."""
+
+    name = "local"
+
+    def __init__(self, *, threshold: float, max_pixels: int) -> None:
+        self.engine = LocalDlibEngine(max_pixels=max_pixels)
+        self.threshold = threshold
+
+    def __repr__(self) -> str:
+        return f"LocalProvider(threshold={self.threshold}, engine={self.engine!r})"
+
+    def load_models(self) -> None:
+        self.engine.load_models()
+
+    def analyze_selfie(self, data: bytes, *, strict: bool) -> SelfieAnalysis:
+        return self.engine.analyze_selfie(data, strict=strict)
+
+    def index_photo(self, data: bytes, *, event_id: int) -> list[DetectedFace]:  # noqa: ARG002 - the FaceProvider protocol
+        return self.engine.index_photo(data)
+
+    def face_signature(self, face: DetectedFace) -> bytes:
+        if face.descriptor is None:
+            raise ValueError("a local face needs its descriptor")
+        return to_blob(face.descriptor)
+
+    def selfie_signature(self, analysis: SelfieAnalysis, *, selfie_id: int, image: bytes) -> bytes:  # noqa: ARG002 - the FaceProvider protocol
+        return self.face_signature(analysis.face)
+
+    def forget_selfie(self, signature: bytes) -> None:
+        """Nothing to do: the descriptor lives only in our database."""
+
+    def find_photos(
+        self,
+        *,
+        signature: bytes,
+        image: Callable[[], bytes],  # noqa: ARG002 - the FaceProvider protocol
+        event_ids: Sequence[int],
+        faces: FaceLookup,
+    ) -> list[PhotoMatch]:
+        probe = from_blob(signature)
+        return [
+            PhotoMatch(face_id, photo_id, event_id, distance)
+            for event_id in event_ids
+            for face_id, photo_id, distance in faces.gallery(event_id).match(probe, threshold=self.threshold)
+        ]
+
+    def find_selfies(
+        self,
+        *,
+        faces: Sequence[StoredFace],
+        image: Callable[[], bytes],  # noqa: ARG002 - the FaceProvider protocol
+        selfies: Sequence[GuestSelfie],
+    ) -> list[SelfieMatch]:
+        if not faces or not selfies:
+            return []
+        probes = np.stack([from_blob(s.signature) for s in selfies])
+        vectors = np.stack([from_blob(f.signature) for f in faces])
+        best: dict[int, tuple[int, float]] = {}
+        for probe_i, face_i, distance in match_many(probes, vectors, self.threshold):
+            if probe_i not in best or distance < best[probe_i][1]:
+                best[probe_i] = (face_i, distance)
+        return [
+            SelfieMatch(selfies[i].selfie_id, selfies[i].user_id, faces[face_i].face_id, distance)
+            for i, (face_i, distance) in best.items()
+        ]
