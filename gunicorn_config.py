@@ -58,8 +58,9 @@ loglevel = os.environ.get("LOG_LEVEL", "info")
 
 face_workers = settings.face_workers if _flag("EMBEDDED_FACE_WORKERS", settings.embedded_face_workers) else 0
 
-# prometheus-client multiprocess mode: set before any worker imports prometheus_client.
-_prometheus_dir = settings.data_dir / "prometheus"
+# prometheus-client multiprocess mode, in a folder of this server's own: set before any
+# worker imports prometheus_client.
+_prometheus_dir = checks.metrics_folder(settings.run_dir)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_prometheus_dir)
 # Imported now, not in child_exit: that hook runs while the master reaps workers, and a first
 # import there, interrupted by the next worker's exit, fails half-initialised.
@@ -81,9 +82,6 @@ def on_starting(server: Any) -> None:
     _summary.append(checks.raise_open_files_limit(_int("NOFILE_LIMIT", 65536)))
 
     os.environ["SERVER_STARTED_AT"] = str(time.time())
-    for folder in (_prometheus_dir, settings.data_dir / "stats"):
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True, exist_ok=True)
 
     budget = checks.Budget(workers, settings.db_pool_size, settings.db_max_overflow, face_workers)
     capacity = None if settings.is_sqlite else checks.postgres_capacity(settings.sqlalchemy_url)
@@ -149,6 +147,7 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def on_exit(server: Any) -> None:
+    shutil.rmtree(_prometheus_dir, ignore_errors=True)
     if _face_pool is not None and _face_pool.poll() is None:
         _face_pool.terminate()
         try:

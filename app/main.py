@@ -20,7 +20,7 @@ from app.ops.middleware import ObservabilityMiddleware
 from app.ops.routes import protected as ops_protected_router
 from app.ops.routes import router as ops_router
 from app.ops.service import warm_up
-from app.ops.stats import StatsFlusher
+from app.ops.stats import take_reading
 from app.photos.routes import router as photos_router
 from app.selfies.routes import router as selfies_router
 
@@ -38,15 +38,13 @@ def body_limit_for(path: str) -> int:
 
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-    # Runs in each worker after the fork: the statistics thread belongs to this process.
-    flusher = StatsFlusher(get_settings().data_dir)
-    flusher.start()
+    # Runs in each worker after the fork.
+    take_reading()  # this worker's first "last minute" window starts now
     try:
         await run_in_threadpool(warm_up)
     except Exception:  # a database that is down must not stop the worker from starting
         logging.getLogger("app").warning("warm-up failed; the first requests will be slower", exc_info=True)
     yield
-    flusher.stop()
     dispose_engine()
 
 

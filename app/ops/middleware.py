@@ -1,4 +1,5 @@
-"""Per-request bookkeeping: the in-flight bound, timing, statistics, metrics, access log.
+"""Per-request bookkeeping: the in-flight bound, timing, metrics (which ``/api/stats`` reads
+too), access log.
 
 A pure ASGI middleware, outermost, so it also sees requests refused by inner layers.
 Beyond ``MAX_IN_FLIGHT`` requests being processed in this worker, a request gets an
@@ -18,7 +19,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.limits import current_slot
 from app.ops.metrics import IN_FLIGHT, LATENCY, OVERLOAD_REJECTED, REQUESTS
-from app.ops.stats import worker_stats
 
 access_log = logging.getLogger("app.access")
 EXEMPT = frozenset({"/api/health-check", "/api/stats", "/api/db-raw-test", "/metrics"})
@@ -30,6 +30,18 @@ _OVERLOADED = json.dumps(
 OVERLOAD_MEMORY_SECONDS = 5.0
 
 
+class WorkerLoad:
+    """This worker's admission state (the in-flight bound is per worker, by design)."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.rejected_overload = 0
+        self.last_overload = 0.0  # time.monotonic() of the last 503 "overloaded"
+
+
+load = WorkerLoad()
+
+
 class _Slot:
     """This request's share of the in-flight count; paused while it only waits."""
 
@@ -39,20 +51,20 @@ class _Slot:
     def pause(self) -> None:
         if self.counted:
             self.counted = False
-            worker_stats.in_flight -= 1
+            load.in_flight -= 1
             IN_FLIGHT.dec()
 
     def resume(self) -> None:
         if not self.counted:
             self.counted = True
-            worker_stats.in_flight += 1
+            load.in_flight += 1
             IN_FLIGHT.inc()
 
 
 def overloaded(max_in_flight: int) -> bool:
     """Whether this worker refuses work now, or did within the last few seconds."""
-    recent = time.monotonic() - worker_stats.last_overload < OVERLOAD_MEMORY_SECONDS
-    return worker_stats.in_flight >= max_in_flight or (worker_stats.rejected_overload > 0 and recent)
+    recent = time.monotonic() - load.last_overload < OVERLOAD_MEMORY_SECONDS
+    return load.in_flight >= max_in_flight or (load.rejected_overload > 0 and recent)
 
 
 def endpoint_of(scope: Scope) -> str:
@@ -70,9 +82,9 @@ class ObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if worker_stats.in_flight >= self.max_in_flight and scope["path"] not in EXEMPT:
-            worker_stats.rejected_overload += 1
-            worker_stats.last_overload = time.monotonic()
+        if load.in_flight >= self.max_in_flight and scope["path"] not in EXEMPT:
+            load.rejected_overload += 1
+            load.last_overload = time.monotonic()
             OVERLOAD_REJECTED.inc()
             await _send_overloaded(send)
             self._finish(scope, 503, 0.0, "overloaded")
@@ -109,7 +121,6 @@ class ObservabilityMiddleware:
 
     @staticmethod
     def _finish(scope: Scope, status: int, ms: float, endpoint: str) -> None:
-        worker_stats.record(endpoint, ms, status)
         method = scope["method"]
         REQUESTS.labels(method, endpoint, str(status)).inc()
         LATENCY.labels(method, endpoint).observe(ms / 1000)

@@ -16,9 +16,8 @@ from fastapi.responses import JSONResponse, Response
 from app.core.config import get_settings
 from app.core.errors import Unauthorized
 from app.ops import metrics
-from app.ops.middleware import overloaded
-from app.ops.service import check_database, db_raw_test, server_stats
-from app.ops.stats import worker_stats
+from app.ops.middleware import load, overloaded
+from app.ops.service import DatabaseCollector, check_database, db_raw_test, server_stats
 
 
 def require_ops_token(
@@ -55,7 +54,7 @@ def health_check(
     body = {
         "status": "ok" if db.ok and not busy else ("overloaded" if db.ok else "degraded"),
         "database": {"ok": db.ok, "latency_ms": round(db.latency_ms, 2), "reason": db.reason},
-        "in_flight": {"now": worker_stats.in_flight, "max": settings.max_in_flight},
+        "in_flight": {"now": load.in_flight, "max": settings.max_in_flight},
     }
     if db.ok and not busy:
         return body
@@ -84,5 +83,5 @@ def stats() -> dict[str, Any]:
 @protected.get("/metrics", response_class=Response)
 async def prometheus_metrics() -> Response:
     """Prometheus exposition format, summed over all Gunicorn workers."""
-    body, content_type = await run_in_threadpool(metrics.render)
+    body, content_type = await run_in_threadpool(metrics.render, DatabaseCollector())
     return Response(body, media_type=content_type)

@@ -1,14 +1,17 @@
 """Start-up checks used by ``gunicorn_config.py``: the database connection budget, the
-port, the open-files limit, and the one-time configuration summary."""
+port, the open-files limit, the server's own metrics folder, and the one-time configuration
+summary."""
 
 from __future__ import annotations
 
 import errno
+import os
 import resource
 import shutil
 import socket
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -88,6 +91,33 @@ def budget_report(budget: Budget, capacity: tuple[int, int, int] | None) -> tupl
         "!!! or put PgBouncer in front and raise max_connections).",
     ]
     return False, lines
+
+
+def metrics_folder(run_dir: Path) -> Path:
+    """This server's folder for prometheus-client's multiprocess files, under ``run_dir``:
+    named after the host and the master's pid, so servers sharing a ``DATA_DIR`` never mix
+    or wipe each other's figures. Folders left by dead servers of this host are removed."""
+    parent = run_dir / "metrics"
+    host = socket.gethostname()
+    if parent.is_dir():
+        for folder in parent.iterdir():
+            name, _, pid = folder.name.rpartition("-")
+            if name == host and pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(folder, ignore_errors=True)
+    folder = parent / f"{host}-{os.getpid()}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def who_listens(port: int) -> str:

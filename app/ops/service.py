@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select, text
 
 from app.accounts.models import Role, User
-from app.core.config import get_settings
 from app.core.database import get_engine, pool_status, session_scope
 from app.core.indexes import PERFORMANCE_INDEXES, QUERY_PARAMS
 from app.events.models import Event
@@ -69,10 +70,10 @@ def db_raw_test() -> dict[str, Any]:
 
 def database_figures() -> dict[str, Any]:
     with session_scope() as session:
-        photo_rows = session.execute(select(Photo.status, func.count()).group_by(Photo.status)).tuples()
-        photos: dict[str, int] = dict(photo_rows.all())
-        selfie_rows = session.execute(select(Selfie.status, func.count()).group_by(Selfie.status)).tuples()
-        selfies: dict[str, int] = dict(selfie_rows.all())
+        photo_rows = session.execute(select(Photo.status, func.count()).group_by(Photo.status))
+        photos: dict[str, int] = {status: n for status, n in photo_rows}
+        selfie_rows = session.execute(select(Selfie.status, func.count()).group_by(Selfie.status))
+        selfies: dict[str, int] = {status: n for status, n in selfie_rows}
         selfies_leased = session.scalar(
             select(func.count()).select_from(Selfie).where(Selfie.lease_owner.is_not(None))
         )
@@ -90,13 +91,11 @@ def database_figures() -> dict[str, Any]:
 
 
 def server_stats() -> dict[str, Any]:
-    settings = get_settings()
-    started = float(os.environ.get("SERVER_STARTED_AT", stats.STARTED_AT))
     figures = database_figures()
     photos, selfies = figures["photos"], figures["selfies"]
     return {
-        "uptime_seconds": round(time.time() - started, 1),
-        "requests": stats.merged(stats.stats_dir(settings.data_dir)),
+        "uptime_seconds": round(time.time() - stats.server_started_at(), 1),
+        "requests": stats.request_figures(),
         "face_jobs": {
             "pending": photos["pending"]
             + selfies["pending"]
@@ -132,3 +131,17 @@ def warm_up() -> None:
         selfies.latest_selfie(session=session, user_id=0)
     security.verify_password(None, "warm-up")
     security.decode_access_token(security.create_access_token(subject="0"))
+
+
+class DatabaseCollector(Collector):
+    """Queue depth and totals read from the database at scrape time."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        figures = database_figures()
+        jobs = GaugeMetricFamily("face_jobs", "Face jobs by kind and status.", labels=["kind", "status"])
+        for kind in ("photos", "selfies"):
+            for status, n in figures[kind].items():
+                jobs.add_metric([kind, status], n)
+        yield jobs
+        for name in ("faces_indexed", "guests_registered", "events"):
+            yield GaugeMetricFamily(name, name.replace("_", " ").capitalize() + ".", value=figures[name])

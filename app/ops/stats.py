@@ -1,238 +1,208 @@
-"""Request statistics shared by every Gunicorn worker, for ``/api/stats``.
+"""``/api/stats`` request figures, read from the Prometheus registry (``app.ops.metrics``).
 
-Each worker process records its requests in memory (per endpoint: counts, errors, a
-latency histogram in total and per second for the last minute) and writes a snapshot
-to ``DATA_DIR/stats/<pid>.json`` about once a second. ``/api/stats`` merges the
-snapshots of all workers, so it answers for the whole server whichever worker serves it.
-A worker that exits keeps its file: its requests stay in the totals; only live workers
-count for requests in flight.
+There is one mechanism for figures: the middleware records each request in prometheus-client
+metrics (in multiprocess mode under Gunicorn, so every worker's samples are in the server's
+metrics folder). This module reads them back: totals per endpoint, percentiles interpolated
+within the latency histogram's buckets (as Prometheus' ``histogram_quantile`` does), and the
+figures of each worker from its own files.
 
-Latencies go into logarithmic buckets 5 % wide (the DDSketch idea), so histograms of
-different workers and seconds merge exactly and percentiles are within 5 %.
-Prometheus (``/metrics``) gets the same figures through prometheus-client; this module
-exists because a JSON view of "the last minute" has to be computed server-side.
+"Last minute" is the difference between now and an earlier reading of the same registry:
+the process answering keeps its readings for a minute, and reports the window it actually
+covers (``window_seconds``): 60 once it has answered a minute earlier, less in a worker that
+started since.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
+import glob
 import math
 import os
 import threading
 import time
-from collections import defaultdict
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-_GAMMA = 1.05
-_LOG_GAMMA = math.log(_GAMMA)
-WINDOW_SECONDS = 60
+from prometheus_client import Metric
+
+from app.ops import metrics
+
+WINDOW_SECONDS = 60.0
 STARTED_AT = time.time()
 
 
-def bucket_of(ms: float) -> int:
-    return math.ceil(math.log(max(ms, 0.01)) / _LOG_GAMMA)
-
-
-def bucket_value(index: int) -> float:
-    """A representative latency of a bucket (its geometric middle), in ms."""
-    return 2 * _GAMMA**index / (_GAMMA + 1)
+def server_started_at() -> float:
+    """When the server started (Gunicorn's master sets ``SERVER_STARTED_AT``), else this process."""
+    return float(os.environ.get("SERVER_STARTED_AT", STARTED_AT))
 
 
 @dataclass
 class Series:
-    count: int = 0
-    errors: int = 0
-    total_ms: float = 0.0
-    buckets: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    """One endpoint's (or all endpoints') cumulative figures at a reading."""
 
-    def add(self, ms: float, error: bool) -> None:
-        self.count += 1
-        self.errors += error
-        self.total_ms += ms
-        self.buckets[bucket_of(ms)] += 1
+    count: float = 0.0
+    errors: float = 0.0
+    seconds: float = 0.0
+    #: Cumulative bucket counts by upper bound in seconds (``le``), +Inf included.
+    buckets: dict[float, float] = field(default_factory=dict)
 
-    def merge(self, other: dict[str, Any]) -> None:
-        self.count += other["count"]
-        self.errors += other["errors"]
-        self.total_ms += other["total_ms"]
-        for k, v in other["buckets"].items():
-            self.buckets[int(k)] += v
+    def add(self, other: Series) -> None:
+        self.count += other.count
+        self.errors += other.errors
+        self.seconds += other.seconds
+        for le, n in other.buckets.items():
+            self.buckets[le] = self.buckets.get(le, 0.0) + n
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "count": self.count,
-            "errors": self.errors,
-            "total_ms": self.total_ms,
-            "buckets": dict(self.buckets),
-        }
+    def minus(self, earlier: Series | None) -> Series:
+        if earlier is None:
+            return self
+        return Series(
+            count=self.count - earlier.count,
+            errors=self.errors - earlier.errors,
+            seconds=self.seconds - earlier.seconds,
+            buckets={le: n - earlier.buckets.get(le, 0.0) for le, n in self.buckets.items()},
+        )
 
-    def percentile(self, p: float) -> float | None:
-        if not self.count:
+    def quantile(self, q: float) -> float | None:
+        """The ``q`` quantile in seconds, linearly interpolated within its bucket."""
+        total = self.buckets.get(math.inf, self.count)
+        if total <= 0:
             return None
-        rank = math.ceil(p / 100 * self.count)
-        seen = 0
-        for index in sorted(self.buckets):
-            seen += self.buckets[index]
-            if seen >= rank:
-                return bucket_value(index)
-        return None  # pragma: no cover
+        rank = q * total
+        lower, below = 0.0, 0.0
+        for le in sorted(self.buckets):
+            cumulative = self.buckets[le]
+            if cumulative >= rank:
+                if math.isinf(le):
+                    return lower  # beyond the last finite bound: report that bound
+                inside = cumulative - below
+                return lower + (le - lower) * ((rank - below) / inside if inside else 1.0)
+            lower, below = le, cumulative
+        return lower  # pragma: no cover - the +Inf bucket holds every observation
 
     def summary(self) -> dict[str, Any]:
+        count = round(self.count)
         return {
-            "count": self.count,
-            "errors": self.errors,
-            "mean_ms": round(self.total_ms / self.count, 2) if self.count else None,
-            "p95_ms": _round(self.percentile(95)),
-            "p99_ms": _round(self.percentile(99)),
+            "count": count,
+            "errors": round(self.errors),
+            "mean_ms": round(self.seconds * 1000 / self.count, 2) if count else None,
+            "p95_ms": _ms(self.quantile(0.95)),
+            "p99_ms": _ms(self.quantile(0.99)),
         }
 
 
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 2)
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 2)
 
 
-class WorkerStats:
-    """This process's requests: totals and one slot per second of the last minute."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.totals: dict[str, Series] = defaultdict(Series)
-        self.seconds: dict[int, dict[str, Series]] = {}
-        self.in_flight = 0
-        self.rejected_overload = 0
-        self.last_overload = 0.0  # time.monotonic() of the last 503 "overloaded"
-
-    def record(self, endpoint: str, ms: float, status: int) -> None:
-        now = int(time.time())
-        error = status >= 500
-        with self._lock:
-            self.totals[endpoint].add(ms, error)
-            slot = self.seconds.setdefault(now, defaultdict(Series))
-            slot[endpoint].add(ms, error)
-            for old in [s for s in self.seconds if s <= now - WINDOW_SECONDS]:
-                del self.seconds[old]
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "pid": os.getpid(),
-                "written_at": time.time(),
-                "in_flight": self.in_flight,
-                "rejected_overload": self.rejected_overload,
-                "totals": {k: v.to_json() for k, v in self.totals.items()},
-                "seconds": {
-                    str(s): {k: v.to_json() for k, v in eps.items()} for s, eps in self.seconds.items()
-                },
-            }
+def _by_endpoint(families: Iterable[Metric]) -> dict[str, Series]:
+    series: dict[str, Series] = {}
+    for family in families:
+        for sample in family.samples:
+            endpoint = sample.labels.get("endpoint")
+            if endpoint is None:
+                continue
+            s = series.setdefault(endpoint, Series())
+            if sample.name == metrics.REQUESTS_SAMPLE:
+                if int(sample.labels.get("status", "0")) >= 500:
+                    s.errors += sample.value
+            elif sample.name == metrics.LATENCY_SAMPLE + "_count":
+                s.count += sample.value
+            elif sample.name == metrics.LATENCY_SAMPLE + "_sum":
+                s.seconds += sample.value
+            elif sample.name == metrics.LATENCY_SAMPLE + "_bucket":
+                le = float(sample.labels["le"])
+                s.buckets[le] = s.buckets.get(le, 0.0) + sample.value
+    return series
 
 
-worker_stats = WorkerStats()
+@dataclass
+class Reading:
+    at: float
+    endpoints: dict[str, Series]
 
 
-def stats_dir(data_dir: Path) -> Path:
-    return data_dir / "stats"
+_readings: deque[Reading] = deque()
+_readings_lock = threading.Lock()
 
 
-def write_snapshot(directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"{os.getpid()}.json"
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps(worker_stats.snapshot()))
-    os.replace(tmp, target)
+def take_reading() -> Reading:
+    """The registry now, remembered for later "last minute" windows of this process."""
+    reading = Reading(time.time(), _by_endpoint(metrics.collect()))
+    with _readings_lock:
+        _readings.append(reading)
+        # Keep the newest reading at least a window old, and everything after it.
+        while len(_readings) > 1 and _readings[1].at <= reading.at - WINDOW_SECONDS:
+            _readings.popleft()
+    return reading
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _baseline(now: Reading) -> Reading | None:
+    with _readings_lock:
+        older = [r for r in _readings if r is not now]
+    due = [r for r in older if r.at <= now.at - WINDOW_SECONDS]
+    return due[-1] if due else (older[0] if older else None)
 
 
-def merged(directory: Path) -> dict[str, Any]:
-    """Merge every worker's snapshot (this process's live figures replace its file)."""
-    snapshots: dict[int, dict[str, Any]] = {}
-    if directory.exists():
-        for path in directory.glob("*.json"):
-            try:
-                snap = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue  # being replaced right now
-            snapshots[snap["pid"]] = snap
-    snapshots[os.getpid()] = worker_stats.snapshot()
-    now = time.time()
-    totals: dict[str, Series] = defaultdict(Series)
-    minute: dict[str, Series] = defaultdict(Series)
+def _worker_figures() -> list[dict[str, Any]]:
+    """Each worker's requests (from its own counter file), and for live ones their requests
+    in flight and overload refusals."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        families = list(metrics.collect())
+        return [_one_worker(os.getpid(), True, families)]
+    by_pid: dict[int, list[str]] = {}
+    for path in glob.glob(os.path.join(folder, "*.db")):
+        suffix = Path(path).stem.rsplit("_", 1)[-1]
+        if suffix.isdigit():
+            by_pid.setdefault(int(suffix), []).append(path)
     workers = []
-    in_flight = 0
-    for pid, snap in sorted(snapshots.items()):
-        alive = pid == os.getpid() or (_alive(pid) and now - snap["written_at"] < 10)
-        served = 0
-        for endpoint, series in snap["totals"].items():
-            totals[endpoint].merge(series)
-            served += series["count"]
-        for second, endpoints in snap["seconds"].items():
-            if int(second) > now - WINDOW_SECONDS:
-                for endpoint, series in endpoints.items():
-                    minute[endpoint].merge(series)
-        if alive:
-            in_flight += snap["in_flight"]
-        workers.append(
-            {
-                "pid": pid,
-                "alive": alive,
-                "requests": served,
-                "in_flight": snap["in_flight"] if alive else 0,
-                "rejected_overload": snap["rejected_overload"],
-            }
-        )
-    all_total = Series()
-    all_minute = Series()
-    for s in totals.values():
-        all_total.merge(s.to_json())
-    for s in minute.values():
-        all_minute.merge(s.to_json())
+    for worker_pid, files in sorted(by_pid.items()):
+        alive = any("_livesum_" in f for f in files)  # removed when Gunicorn reaps the worker
+        families = list(metrics.merge_files(files))
+        workers.append(_one_worker(worker_pid, alive, families))
+    return workers
+
+
+def _one_worker(pid: int, alive: bool, families: list[Metric]) -> dict[str, Any]:
+    values: dict[str, float] = {}
+    for family in families:
+        for sample in family.samples:
+            values[sample.name] = values.get(sample.name, 0.0) + sample.value
     return {
-        "in_flight": in_flight,
-        "workers": workers,
-        "total": all_total.summary(),
-        "last_minute": {
-            **all_minute.summary(),
-            "requests_per_second": round(all_minute.count / WINDOW_SECONDS, 2),
-        },
-        "endpoints": {
-            endpoint: {"total": totals[endpoint].summary(), "last_minute": minute[endpoint].summary()}
-            for endpoint in sorted(totals)
-        },
+        "pid": pid,
+        "alive": alive,
+        "requests": round(values.get(metrics.LATENCY_SAMPLE + "_count", 0.0)),
+        "in_flight": round(values.get(metrics.IN_FLIGHT_SAMPLE, 0.0)) if alive else 0,
+        "rejected_overload": round(values.get(metrics.OVERLOAD_SAMPLE, 0.0)),
     }
 
 
-class StatsFlusher:
-    """Writes this worker's snapshot about once a second (and a last time at shutdown)."""
-
-    def __init__(self, data_dir: Path, interval: float = 1.0) -> None:
-        self.directory = stats_dir(data_dir)
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="stats-flusher", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._write()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._write()
-
-    def _write(self) -> None:
-        with contextlib.suppress(OSError):  # statistics must never take a worker down
-            write_snapshot(self.directory)
+def request_figures() -> dict[str, Any]:
+    """The ``requests`` part of ``/api/stats``: in flight, per worker, in total and over
+    the last minute, per endpoint."""
+    now = take_reading()
+    baseline = _baseline(now)
+    window = now.at - (baseline.at if baseline else server_started_at())
+    workers = _worker_figures()
+    total, minute = Series(), Series()
+    endpoints = {}
+    for endpoint in sorted(now.endpoints):
+        current = now.endpoints[endpoint]
+        recent = current.minus(baseline.endpoints.get(endpoint) if baseline else None)
+        total.add(current)
+        minute.add(recent)
+        endpoints[endpoint] = {"total": current.summary(), "last_minute": recent.summary()}
+    return {
+        "in_flight": sum(w["in_flight"] for w in workers),
+        "workers": workers,
+        "total": total.summary(),
+        "last_minute": {
+            **minute.summary(),
+            "window_seconds": round(window, 1),
+            "requests_per_second": round(minute.count / window, 2) if window > 0 else 0.0,
+        },
+        "endpoints": endpoints,
+    }

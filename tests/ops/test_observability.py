@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,39 +17,53 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
-from app.ops import stats
+from app.ops import metrics, middleware, stats
 from tests.helpers import bearer, fixture_bytes, login, make_event, make_organizer, register
 
 
-def test_percentiles_are_within_five_percent() -> None:
-    series = stats.Series()
+def test_percentiles_are_interpolated_within_the_latency_buckets() -> None:
+    endpoint = "GET /percentile-test"
     for ms in range(1, 1001):
-        series.add(float(ms), error=False)
-    summary = series.summary()
+        metrics.LATENCY.labels("GET", endpoint).observe(ms / 1000)
+    summary = stats.take_reading().endpoints[endpoint].summary()
     assert summary["count"] == 1000 and summary["mean_ms"] == pytest.approx(500.5)
     assert summary["p95_ms"] == pytest.approx(950, rel=0.05)
     assert summary["p99_ms"] == pytest.approx(990, rel=0.05)
 
 
+_DEAD_WORKER = """
+from app.ops import metrics
+for status in ("200", "200", "200", "200", "500"):
+    metrics.REQUESTS.labels("GET", "GET /x", status).inc()
+    metrics.LATENCY.labels("GET", "GET /x").observe(0.01)
+for _ in range(7):
+    metrics.IN_FLIGHT.inc()  # it dies while serving
+"""
+
+_LIVE_WORKER = """
+import json
+from app.ops import metrics, middleware, stats
+print(json.dumps(stats.request_figures()))
+"""
+
+
 def test_a_dead_worker_keeps_its_totals_but_not_its_in_flight(tmp_path: Path) -> None:
-    now = time.time()
-    dead = {
-        "pid": 2**22 + 12345,
-        "written_at": now,
-        "in_flight": 7,
-        "rejected_overload": 0,
-        "totals": {"GET /x": {"count": 5, "errors": 1, "total_ms": 50.0, "buckets": {"48": 5}}},
-        "seconds": {
-            str(int(now)): {"GET /x": {"count": 5, "errors": 1, "total_ms": 50.0, "buckets": {"48": 5}}}
-        },
-    }
-    (tmp_path / "dead.json").write_text(json.dumps(dead))
-    merged = stats.merged(tmp_path)
-    assert merged["endpoints"]["GET /x"]["total"]["count"] == 5
-    assert merged["endpoints"]["GET /x"]["last_minute"]["errors"] == 1
-    assert merged["in_flight"] == stats.worker_stats.in_flight
-    assert [w["alive"] for w in merged["workers"] if w["pid"] == dead["pid"]] == [False]
-    assert any(w["pid"] == os.getpid() for w in merged["workers"])
+    from prometheus_client import multiprocess
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    dead = subprocess.run([sys.executable, "-c", _DEAD_WORKER], env=env, check=True, timeout=60)
+    assert dead.returncode == 0
+    (dead_pid,) = {int(p.stem.rsplit("_", 1)[1]) for p in tmp_path.glob("*.db")}
+    multiprocess.mark_process_dead(dead_pid, path=str(tmp_path))  # as Gunicorn's child_exit does
+
+    out = subprocess.run(
+        [sys.executable, "-c", _LIVE_WORKER], env=env, check=True, timeout=60, capture_output=True, text=True
+    )
+    figures = json.loads(out.stdout)
+    assert figures["endpoints"]["GET /x"]["total"]["count"] == 5
+    assert figures["endpoints"]["GET /x"]["total"]["errors"] == 1
+    assert figures["in_flight"] == 0
+    assert [(w["alive"], w["requests"]) for w in figures["workers"] if w["pid"] == dead_pid] == [(False, 5)]
 
 
 def test_stats_report_endpoints_jobs_and_guests(client: TestClient, session: Session) -> None:
@@ -140,7 +156,7 @@ def test_requests_that_only_wait_do_not_count_as_in_flight(
     client: TestClient, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(get_settings(), "max_in_flight", 2)
-    monkeypatch.setattr(stats.worker_stats, "last_overload", 0.0)  # no 503 in this test yet
+    monkeypatch.setattr(middleware.load, "last_overload", 0.0)  # no 503 in this test yet
     event = make_event(client, login(client, make_organizer(session)["username"]))
     guests = [bearer(register(client, event["code"], f"waiter{i}")) for i in range(4)]
     for headers in guests:
