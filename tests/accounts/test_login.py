@@ -14,13 +14,12 @@ from sqlalchemy.orm import Session
 
 from app.accounts.models import User
 from app.core import security
-from tests.helpers import PASSWORD, login, make_event, make_organizer, register
+from tests.helpers import PASSWORD, login, register
 
 
 @pytest.fixture
-def guest(client: TestClient, session: Session) -> dict:
-    org = make_organizer(session)
-    event = make_event(client, login(client, org["username"]))
+def guest(client: TestClient, event: dict) -> dict:
+    """Alice, a guest whose email has capitals."""
     r = register(client, event["code"], "alice", email="Alice@Example.com")
     assert r.status_code == 201
     return r.json()["user"]

@@ -15,12 +15,6 @@ from app.events.models import EventMembership
 from tests.helpers import PASSWORD, login, make_event, make_organizer, register
 
 
-@pytest.fixture
-def event(client: TestClient, session: Session) -> dict:
-    org = make_organizer(session)
-    return make_event(client, login(client, org["username"]))
-
-
 def test_registration_creates_the_account_and_its_membership_and_returns_a_token(
     client: TestClient, session: Session, event: dict
 ) -> None:

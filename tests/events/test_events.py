@@ -6,17 +6,11 @@ import re
 import subprocess
 import sys
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.events.service import CODE_ALPHABET, generate_code
 from tests.helpers import PASSWORD, login, make_event, make_organizer, register
-
-
-@pytest.fixture
-def org_headers(client: TestClient, session: Session) -> dict[str, str]:
-    return login(client, make_organizer(session)["username"])
 
 
 def test_generated_codes_are_readable_and_free_of_ambiguous_characters() -> None:

@@ -1,5 +1,5 @@
 """POST /api/upload-selfie: the quick checks done before accepting, then the verdict the
-guest follows (state, long-poll, event stream)."""
+guest_headers follows (state, long-poll, event stream)."""
 
 from __future__ import annotations
 
@@ -29,12 +29,6 @@ from tests.helpers import (
 )
 
 
-@pytest.fixture
-def guest(client: TestClient, session: Session) -> dict[str, str]:
-    event = make_event(client, login(client, make_organizer(session)["username"]))
-    return bearer(register(client, event["code"], "guest"))
-
-
 def png_header_claiming(width: int, height: int) -> bytes:
     """A tiny PNG whose header claims a huge image (a decompression bomb's signature)."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
@@ -55,41 +49,45 @@ def test_upload_requires_a_login(client: TestClient) -> None:
     assert r.status_code == 401
 
 
-def test_a_non_image_is_415_unsupported_format(client: TestClient, guest: dict) -> None:
-    r = client.post("/api/upload-selfie", files={"file": ("s.pdf", b"%PDF-1.4 nothing here")}, headers=guest)
+def test_a_non_image_is_415_unsupported_format(client: TestClient, guest_headers: dict) -> None:
+    r = client.post(
+        "/api/upload-selfie", files={"file": ("s.pdf", b"%PDF-1.4 nothing here")}, headers=guest_headers
+    )
     assert (r.status_code, r.json()["error"]["code"]) == (415, "unsupported_format")
 
 
-def test_a_gif_is_415_unsupported_format(client: TestClient, guest: dict) -> None:
+def test_a_gif_is_415_unsupported_format(client: TestClient, guest_headers: dict) -> None:
     from PIL import Image
 
     out = io.BytesIO()
     Image.new("RGB", (64, 64)).save(out, "GIF")
-    r = client.post("/api/upload-selfie", files={"file": ("s.gif", out.getvalue())}, headers=guest)
+    r = client.post("/api/upload-selfie", files={"file": ("s.gif", out.getvalue())}, headers=guest_headers)
     assert (r.status_code, r.json()["error"]["code"]) == (415, "unsupported_format")
 
 
-def test_a_decompression_bomb_is_413_image_too_large(client: TestClient, guest: dict) -> None:
+def test_a_decompression_bomb_is_413_image_too_large(client: TestClient, guest_headers: dict) -> None:
     r = client.post(
-        "/api/upload-selfie", files={"file": ("bomb.png", png_header_claiming(60_000, 60_000))}, headers=guest
+        "/api/upload-selfie",
+        files={"file": ("bomb.png", png_header_claiming(60_000, 60_000))},
+        headers=guest_headers,
     )
     assert (r.status_code, r.json()["error"]["code"]) == (413, "image_too_large")
     assert "pixels" in r.json()["error"]["message"]
 
 
 def test_a_file_over_the_byte_limit_is_413(
-    client: TestClient, guest: dict, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, guest_headers: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(get_settings(), "selfie_max_bytes", 100_000)
     r = client.post(
-        "/api/upload-selfie", files={"file": ("s.jpg", fixture_bytes("obama.jpg"))}, headers=guest
+        "/api/upload-selfie", files={"file": ("s.jpg", fixture_bytes("obama.jpg"))}, headers=guest_headers
     )
     assert r.status_code == 413
     assert r.json()["error"]["code"] in {"image_too_large", "payload_too_large"}
 
 
-def test_a_missing_file_field_is_422(client: TestClient, guest: dict) -> None:
-    r = client.post("/api/upload-selfie", data={"other": "x"}, headers=guest)
+def test_a_missing_file_field_is_422(client: TestClient, guest_headers: dict) -> None:
+    r = client.post("/api/upload-selfie", data={"other": "x"}, headers=guest_headers)
     assert r.status_code == 422
 
 
@@ -97,14 +95,16 @@ def _upload(client: TestClient, headers: dict[str, str], name: str = "obama.jpg"
     return client.post("/api/upload-selfie", files={"file": ("s.jpg", fixture_bytes(name))}, headers=headers)
 
 
-def test_a_selfie_is_accepted_at_once_as_checking_and_is_not_lost(client: TestClient, guest: dict) -> None:
-    r = _upload(client, guest)
+def test_a_selfie_is_accepted_at_once_as_checking_and_is_not_lost(
+    client: TestClient, guest_headers: dict
+) -> None:
+    r = _upload(client, guest_headers)
     assert r.status_code == 202
     assert r.json() == {"selfie_id": r.json()["selfie_id"], "status": "checking", "queue_position": 1}
-    state = client.get("/api/selfie", headers=guest).json()
+    state = client.get("/api/selfie", headers=guest_headers).json()
     assert (state["status"], state["queue_position"], state["error"]) == ("checking", 1, None)
     drain_jobs()
-    state = client.get("/api/selfie", headers=guest).json()
+    state = client.get("/api/selfie", headers=guest_headers).json()
     assert state["status"] == "ready" and state["selfie_id"] == r.json()["selfie_id"]
     assert state["queue_position"] is None and state["checked_at"] and state["matched_at"]
 
@@ -122,32 +122,34 @@ def test_a_crowd_of_selfies_is_never_refused_and_each_guest_sees_its_place_in_th
 
 
 def test_a_new_upload_cancels_the_selfie_still_waiting_for_its_check(
-    client: TestClient, guest: dict, session: Session
+    client: TestClient, guest_headers: dict, session: Session
 ) -> None:
     from app.core.storage import path_for
     from app.selfies.models import Selfie
 
-    first = _upload(client, guest, "mask_blue.jpg").json()["selfie_id"]
+    first = _upload(client, guest_headers, "mask_blue.jpg").json()["selfie_id"]
     first_file = path_for(session.get(Selfie, first).image_key)
     assert first_file.exists()
-    second = _upload(client, guest).json()["selfie_id"]
+    second = _upload(client, guest_headers).json()["selfie_id"]
     session.expire_all()
     assert session.get(Selfie, first) is None and not first_file.exists()
     drain_jobs()
-    state = client.get("/api/selfie", headers=guest).json()
+    state = client.get("/api/selfie", headers=guest_headers).json()
     assert (state["selfie_id"], state["status"]) == (second, "ready")
 
 
-def test_a_refused_selfie_shows_rejected_with_the_reason_to_act_on(client: TestClient, guest: dict) -> None:
-    _upload(client, guest, "mask_blue.jpg")
+def test_a_refused_selfie_shows_rejected_with_the_reason_to_act_on(
+    client: TestClient, guest_headers: dict
+) -> None:
+    _upload(client, guest_headers, "mask_blue.jpg")
     drain_jobs()
-    state = client.get("/api/selfie", headers=guest).json()
+    state = client.get("/api/selfie", headers=guest_headers).json()
     assert state["status"] == "rejected" and state["error"]["code"] == "no_face"
     assert "face" in state["error"]["message"].lower()
 
 
 def test_a_full_disk_is_the_one_reason_to_refuse_a_selfie_503_with_retry_after(
-    client: TestClient, guest: dict, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, guest_headers: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from app.core import storage
 
@@ -155,46 +157,48 @@ def test_a_full_disk_is_the_one_reason_to_refuse_a_selfie_503_with_retry_after(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(storage, "save", disk_full)
-    r = _upload(client, guest)
+    r = _upload(client, guest_headers)
     assert (r.status_code, r.json()["error"]["code"]) == (503, "storage_full")
     assert int(r.headers["retry-after"]) >= 1
-    assert client.get("/api/selfie", headers=guest).status_code == 404
+    assert client.get("/api/selfie", headers=guest_headers).status_code == 404
 
 
-def test_the_long_poll_answers_as_soon_as_the_verdict_is_known(client: TestClient, guest: dict) -> None:
-    _upload(client, guest)
+def test_the_long_poll_answers_as_soon_as_the_verdict_is_known(
+    client: TestClient, guest_headers: dict
+) -> None:
+    _upload(client, guest_headers)
     with ThreadWorker():
-        state = client.get("/api/selfie", params={"wait": 30}, headers=guest).json()
+        state = client.get("/api/selfie", params={"wait": 30}, headers=guest_headers).json()
         assert state["status"] in ("matching", "ready")
         while state["status"] == "matching":
-            state = client.get("/api/selfie", params={"wait": 30}, headers=guest).json()
+            state = client.get("/api/selfie", params={"wait": 30}, headers=guest_headers).json()
     assert state["status"] == "ready"
 
 
 def test_the_long_poll_gives_up_after_wait_seconds_with_the_current_state(
-    client: TestClient, guest: dict
+    client: TestClient, guest_headers: dict
 ) -> None:
-    _upload(client, guest)
+    _upload(client, guest_headers)
     started = time.monotonic()
-    state = client.get("/api/selfie", params={"wait": 0.5}, headers=guest).json()
+    state = client.get("/api/selfie", params={"wait": 0.5}, headers=guest_headers).json()
     assert state["status"] == "checking" and time.monotonic() - started >= 0.5
 
 
-def test_wait_is_bounded_to_30_seconds(client: TestClient, guest: dict) -> None:
-    r = client.get("/api/selfie", params={"wait": 31}, headers=guest)
+def test_wait_is_bounded_to_30_seconds(client: TestClient, guest_headers: dict) -> None:
+    r = client.get("/api/selfie", params={"wait": 31}, headers=guest_headers)
     assert r.status_code == 422
 
 
 def test_the_event_stream_sends_the_state_now_and_at_every_change(
-    client: TestClient, guest: dict, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, guest_headers: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The test client hands over a streamed body once it ends: a short-lived stream here
     # (the live stream through a real server is in tests/test_end_to_end.py).
     monkeypatch.setattr(get_settings(), "selfie_events_max_seconds", 4.0)
-    _upload(client, guest)
+    _upload(client, guest_headers)
     worker = threading.Timer(1.0, drain_jobs)
     worker.start()
-    with client.stream("GET", "/api/selfie/events", headers=guest) as r:
+    with client.stream("GET", "/api/selfie/events", headers=guest_headers) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         lines = list(r.iter_lines())
     worker.join()
