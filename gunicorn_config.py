@@ -30,13 +30,17 @@ def _flag(name: str, default: bool) -> bool:
 
 
 settings = get_settings()
-host = os.environ.get("HOST", "0.0.0.0")  # noqa: S104 - a server listens on all interfaces unless told
+# Loopback unless told: a server reachable from the network is an operator's decision (HOST=0.0.0.0).
+host = os.environ.get("HOST", "127.0.0.1")
 port = _int("PORT", 8000)
 
 bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
 workers = _int("WEB_CONCURRENCY", 8)  # the original plan's 8; see docs/PERFORMANCE.md
 # Uvicorn workers with a time limit on slow request headers (app/ops/protocol.py).
 worker_class = "app.ops.worker.Worker"
+# X-Forwarded-For / -Proto are believed only from these addresses (the reverse proxy); by
+# default from none, so a client cannot pick the address the throttles count it under.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "")
 timeout = _int("GUNICORN_TIMEOUT", 60)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
@@ -97,6 +101,7 @@ def on_starting(server: Any) -> None:
 
 def when_ready(server: Any) -> None:
     """Print the effective configuration once."""
+    settings.ops_key()  # generated now, once, if it does not exist
     rows = [
         ("bind", ", ".join(bind)),
         ("workers", f"{workers} x {worker_class}"),
@@ -119,8 +124,20 @@ def when_ready(server: Any) -> None:
         ("logs", f"access {accesslog or 'off'}, errors {errorlog}"),
         (
             "ops endpoints",
-            "protected by OPS_TOKEN" if settings.ops_token else "open (set OPS_TOKEN to protect)",
+            "protected by OPS_TOKEN"
+            if settings.ops_token
+            else f"protected by the token in {settings.ops_token_file} (generated; or set OPS_TOKEN)",
         ),
+        (
+            "throttles",
+            ("off" if not settings.throttles_enabled else "")
+            or (
+                "Redis (shared by all workers)"
+                if settings.redis_url
+                else "in memory, per worker (set REDIS_URL to share)"
+            ),
+        ),
+        ("proxy", f"X-Forwarded-For trusted from: {forwarded_allow_ips or 'nobody'} (FORWARDED_ALLOW_IPS)"),
     ]
     if settings.is_sqlite and workers > 1:
         rows.append(("sqlite", "WAL + busy_timeout: several workers share the file safely"))

@@ -15,6 +15,7 @@ from app.core.database import dispose_engine
 from app.core.errors import install_error_handlers
 from app.core.limits import RequestBoundsMiddleware
 from app.events.routes import accounts_router as events_accounts_router
+from app.events.routes import join_router
 from app.events.routes import router as events_router
 from app.ops.middleware import ObservabilityMiddleware
 from app.ops.routes import protected as ops_protected_router
@@ -70,6 +71,7 @@ def create_app() -> FastAPI:
     app.include_router(accounts_router)
     app.include_router(events_accounts_router)
     app.include_router(events_router)
+    app.include_router(join_router)
     app.include_router(photos_router)
     app.include_router(selfies_router)
     return app

@@ -79,9 +79,10 @@ def fill_statements(scale: float) -> list[tuple[str, str]]:
         ),
         (
             "events",
-            f"""INSERT INTO events (id, code, name, starts_at, ends_at, is_open, organizer_id,
-                   created_at, updated_at)
-            SELECT e, 'EVENT' || e || '-' || upper(substr(md5(e::text), 1, 4)), 'Event ' || e,
+            f"""INSERT INTO events (id, code, join_token, name, starts_at, ends_at, is_open,
+                   organizer_id, created_at, updated_at)
+            SELECT e, 'EVENT' || e || '-' || upper(substr(md5(e::text), 1, 8)), md5('join' || e),
+                   'Event ' || e,
                    now() - (e * 10 || ' days')::interval, now() - (e * 10 - 1 || ' days')::interval,
                    e > 15, e, now() - (e * 12 || ' days')::interval, now()
             FROM generate_series(1, {EVENTS}) e""",  # noqa: S608

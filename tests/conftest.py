@@ -65,13 +65,36 @@ def truncate_all() -> None:
 
 @pytest.fixture
 def clean_db() -> Iterator[None]:
+    from app.core import throttle
     from app.faces.service import forget_galleries
 
     truncate_all()
     forget_galleries()
+    throttle.reset()
     yield
     truncate_all()
     forget_galleries()
+    throttle.reset()
+
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(params=["memory", "redis"])
+def throttle_storage(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The throttles' counts in this process's memory, then in the real Redis (keys under a
+    prefix of this test run, removed after)."""
+    from app.core import throttle
+
+    settings = get_settings()
+    if request.param == "redis":
+        monkeypatch.setattr(settings, "redis_url", REDIS_URL)
+        monkeypatch.setattr(settings, "redis_key_prefix", f"event-photos-test-{os.getpid()}")
+    throttle.forget_limiter()
+    throttle.reset()
+    yield request.param
+    throttle.reset()
+    throttle.forget_limiter()
 
 
 @pytest.fixture

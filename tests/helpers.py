@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.accounts.models import Role
 from app.accounts.service import create_user
+from app.core.config import get_settings
 
 PASSWORD = "correct horse battery"
 _seq = itertools.count(1)
@@ -169,3 +170,10 @@ def selfie_verdict(client: TestClient, headers: dict[str, str], data: bytes, nam
             state = client.get("/api/selfie", params={"wait": 10}, headers=headers).json()
         assert state["selfie_id"] == r.json()["selfie_id"]
     return state
+
+
+def ops_headers(data_dir: str | Path | None = None) -> dict[str, str]:
+    """The operations token header: this process's, or that of a server run on ``data_dir``."""
+    if data_dir is None:
+        return {"X-Ops-Token": get_settings().ops_key()}
+    return {"X-Ops-Token": (Path(data_dir) / "ops_token").read_text().strip()}

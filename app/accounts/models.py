@@ -22,7 +22,11 @@ class User(Base):
     declared in ``app.core.indexes``, so concurrent registrations cannot both win."""
 
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint("role IN ('guest', 'organizer', 'admin')", name="role"),)
+    # AUTOINCREMENT on SQLite: a deleted user's id is never given to a new account.
+    __table_args__ = (
+        CheckConstraint("role IN ('guest', 'organizer', 'admin')", name="role"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(32))
@@ -33,6 +37,8 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     last_login_at: Mapped[datetime | None]
+    # In every access token; bumped by a logout or a password change, which revokes them all.
+    token_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     @property
     def is_organizer(self) -> bool:

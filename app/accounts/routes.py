@@ -5,17 +5,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, status
 
 from app.accounts import service
+from app.accounts.deps import CurrentUser
 from app.accounts.schemas import (
     Availability,
     AvailabilityResponse,
+    ChangePasswordIn,
     LoginIn,
     TokenResponse,
 )
 from app.core.database import SessionDep, release_connection
 from app.core.errors import Unprocessable
+from app.core.throttle import ClientAddress
 
 router = APIRouter(prefix="/api", tags=["accounts"])
 
@@ -23,6 +26,7 @@ router = APIRouter(prefix="/api", tags=["accounts"])
 @router.get("/check-user-availability", response_model=AvailabilityResponse)
 def check_user_availability(
     session: SessionDep,
+    address: ClientAddress,
     username: Annotated[str | None, Query(max_length=64)] = None,
     email: Annotated[str | None, Query(max_length=320)] = None,
 ) -> dict[str, Availability]:
@@ -30,19 +34,43 @@ def check_user_availability(
 
     Only the fields asked for are answered. ``reason`` is ``taken`` or ``invalid``
     (with a ``message`` saying what is wrong), or null when the value is available.
+    Throttled per client address (it tells which accounts exist): 429 past the limit.
     """
     if username is None and email is None:
         raise Unprocessable("Give a username and/or an email to check.", code="missing_parameter")
+    service.AVAILABILITY_CHECKS.check(address)
+    service.AVAILABILITY_CHECKS.hit(address)
     return service.check_availability(session=session, username=username, email=email)
 
 
 @router.post("/login")
-def login(body: LoginIn, session: SessionDep) -> TokenResponse:
+def login(body: LoginIn, session: SessionDep, address: ClientAddress) -> TokenResponse:
     """Exchange a username or email and a password for a bearer access token.
 
-    Unknown account and wrong password give the same 401 ``invalid_credentials``.
+    Unknown account and wrong password give the same 401 ``invalid_credentials``. Failed
+    logins are throttled per account and per client address: past the limits, 429
+    ``too_many_requests`` with ``Retry-After`` (see the README, "Security").
     """
     user = service.get_user_by_login(session=session, login=body.login)
+    service.check_login_throttles(user=user, login=body.login, address=address)
     release_connection(session)  # argon2 runs next: its connection goes back to the pool meanwhile
-    user = service.authenticate(session=session, user=user, password=body.password)
+    user = service.authenticate(
+        session=session, user=user, login=body.login, password=body.password, address=address
+    )
+    return service.token_for(user)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+def logout(user: CurrentUser, session: SessionDep) -> None:
+    """Sign out everywhere: every access token issued to you so far stops working."""
+    service.revoke_tokens(session=session, user=user)
+
+
+@router.post("/me/password")
+def change_password(body: ChangePasswordIn, user: CurrentUser, session: SessionDep) -> TokenResponse:
+    """Change your password (the current one is asked again). Every token issued before
+    stops working; the answer carries a new one. 401 ``wrong_password``, 422 ``weak_password``."""
+    user = service.change_password(
+        session=session, user=user, current=body.current_password, new=body.new_password, context=()
+    )
     return service.token_for(user)

@@ -41,6 +41,11 @@ class LoginIn(RequestModel):
     password: str = Field(min_length=1, max_length=128)
 
 
+class ChangePasswordIn(RequestModel):
+    current_password: str = Field(min_length=1, max_length=128)
+    new_password: str = Field(min_length=1, max_length=128)
+
+
 class Availability(BaseModel):
     value: str
     available: bool

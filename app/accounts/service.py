@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Sequence
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
@@ -14,38 +16,22 @@ from app.accounts.schemas import Availability, TokenResponse, UserPublic
 from app.core import security
 from app.core.database import utcnow
 from app.core.errors import Conflict, Forbidden, Unauthorized, Unprocessable
+from app.core.throttle import Throttle
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{1,30})[A-Za-z0-9]$")
 PASSWORD_MIN_LENGTH = 8
-# The handful of passwords every credential-stuffing list starts with.
-_COMMON_PASSWORDS = frozenset(
-    (
-        "password",
-        "password1",
-        "password123",
-        "12345678",
-        "123456789",
-        "1234567890",
-        "qwertyuiop",
-        "qwerty123",
-        "azertyuiop",
-        "iloveyou",
-        "sunshine",
-        "princess",
-        "football",
-        "baseball",
-        "welcome1",
-        "admin123",
-        "letmein1",
-        "motdepasse",
-        "11111111",
-        "00000000",
-        "abcdefgh",
-        "abcd1234",
-        "trustno1",
-        "superman",
-    )
+#: zxcvbn's score: 3 is "safely unguessable" for an online attack that is throttled.
+PASSWORD_MIN_SCORE = 3
+_STRONGER_HINT = "Use a longer password: a few uncommon words are easy to remember and hard to guess."
+
+# Failed logins (app.core.throttle): per account and address, per account, per address.
+LOGIN_FAILURES_ACCOUNT_ADDRESS = Throttle(
+    "login-failures-account-address", "throttle_login_failures_per_account_address"
 )
+LOGIN_FAILURES_ACCOUNT = Throttle("login-failures-account", "throttle_login_failures_per_account")
+LOGIN_FAILURES_ADDRESS = Throttle("login-failures-address", "throttle_login_failures_per_address")
+AVAILABILITY_CHECKS = Throttle("availability-checks", "throttle_availability_per_address")
+_TOO_MANY_LOGINS = "Too many failed logins. Wait a few minutes, or check your username and password."
 
 
 class UsernameTaken(Conflict):
@@ -72,25 +58,39 @@ def username_problem(username: str) -> str | None:
     return None
 
 
+def fold_email(email: str) -> str:
+    """How emails are stored and compared: NFKC, then case-folded (``Élise@`` is ``élise@``)."""
+    return unicodedata.normalize("NFKC", email.strip()).casefold()
+
+
 def normalize_email(email: str) -> tuple[str | None, str | None]:
-    """(normalised email, None) or (None, why it is not valid)."""
+    """(normalised and folded email, None) or (None, why it is not valid)."""
     if "\x00" in email:
         return None, "An email address cannot contain NUL characters."
     try:
         result = validate_email(email.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
         return None, str(exc)
-    return result.normalized, None
+    return fold_email(result.normalized), None
 
 
-def password_problem(password: str, *, username: str, email: str) -> str | None:
+def password_problem(password: str, *, context: Sequence[str]) -> str | None:
+    """Why ``password`` is too weak, or None. ``context``: what an attacker would try first
+    (the username, the email, the event's name)."""
     if len(password) < PASSWORD_MIN_LENGTH:
         return f"Use at least {PASSWORD_MIN_LENGTH} characters."
     lowered = password.lower()
-    if lowered in _COMMON_PASSWORDS or len(set(password)) < 3:
-        return "This password is too easy to guess."
-    if username.lower() in lowered or lowered == email.lower():
-        return "The password must not contain your username or be your email."
+    words = [w for value in context for w in re.split(r"[\W_]+", value.lower()) if len(w) >= 3]
+    if any(value and value.lower() in lowered for value in context):
+        return "The password must not contain your username, your email or the event's name."
+    from zxcvbn import zxcvbn
+
+    # zxcvbn's cost grows with the length; 72 characters are plenty to judge.
+    verdict = zxcvbn(password[:72], user_inputs=[*context, *words])
+    if verdict["score"] < PASSWORD_MIN_SCORE:
+        feedback = verdict["feedback"]
+        warning = (feedback.get("warning") or "").rstrip(".")
+        return f"This password is too easy to guess{': ' + warning if warning else ''}. {_STRONGER_HINT}"
     return None
 
 
@@ -99,7 +99,7 @@ def get_user_by_username(*, session: Session, username: str) -> User | None:
 
 
 def get_user_by_email(*, session: Session, email: str) -> User | None:
-    return session.scalar(select(User).where(func.lower(User.email) == email.lower()))
+    return session.scalar(select(User).where(func.lower(User.email) == fold_email(email)))
 
 
 def get_user_by_login(*, session: Session, login: str) -> User | None:
@@ -139,7 +139,7 @@ def check_availability(
     return result
 
 
-def _validated_identity(username: str, email: str, password: str) -> tuple[str, str]:
+def _validated_identity(username: str, email: str, password: str, context: Sequence[str]) -> tuple[str, str]:
     username = username.strip()
     problem = username_problem(username)
     if problem:
@@ -147,7 +147,7 @@ def _validated_identity(username: str, email: str, password: str) -> tuple[str, 
     normalized, problem = normalize_email(email)
     if normalized is None:
         raise Unprocessable(problem, code="invalid_email", field="email")
-    problem = password_problem(password, username=username, email=normalized)
+    problem = password_problem(password, context=[username, normalized, *context])
     if problem:
         raise Unprocessable(problem, code="weak_password", field="password")
     return username, normalized
@@ -181,10 +181,12 @@ def prepare_user(
     password: str,
     role: Role = Role.guest,
     display_name: str | None = None,
+    context: Sequence[str] = (),
 ) -> User:
     """A new, unsaved user with validated identity and hashed password. No database work:
-    the slow hash happens before any connection is taken."""
-    username, email = _validated_identity(username, email, password)
+    the slow hash happens before any connection is taken. ``context``: more words the
+    password must not be built on (the event's name)."""
+    username, email = _validated_identity(username, email, password, context)
     return User(
         username=username,
         email=email,
@@ -216,12 +218,33 @@ def create_user(
     return add_user(session=session, user=user)
 
 
-def authenticate(*, session: Session, user: User | None, password: str) -> User:
-    """``user`` (found by its login) if the password is right; one generic error whatever
-    was wrong. Verifying takes no database connection; recording the login does."""
+def _login_keys(user: User | None, login: str) -> str:
+    # An account is counted under its id whatever login names it; an unknown login under
+    # its text, so an attacker learns nothing from when the throttle starts.
+    return f"user:{user.id}" if user else f"login:{fold_email(login)}"
+
+
+def check_login_throttles(*, user: User | None, login: str, address: str) -> None:
+    """429 ``too_many_requests`` when this account or address has failed too often lately."""
+    key = _login_keys(user, login)
+    LOGIN_FAILURES_ADDRESS.check(address, message=_TOO_MANY_LOGINS)
+    LOGIN_FAILURES_ACCOUNT_ADDRESS.check(key, address, message=_TOO_MANY_LOGINS)
+    LOGIN_FAILURES_ACCOUNT.check(key, message=_TOO_MANY_LOGINS)
+
+
+def authenticate(*, session: Session, user: User | None, login: str, password: str, address: str) -> User:
+    """``user`` (found by ``login``) if the password is right; one generic error whatever
+    was wrong. Failures count against the account and the address (``check_login_throttles``);
+    a success forgets this address's failures for the account. Verifying takes no database
+    connection; recording the login does."""
     if not security.verify_password(user.password_hash if user else None, password):
+        key = _login_keys(user, login)
+        LOGIN_FAILURES_ADDRESS.hit(address)
+        LOGIN_FAILURES_ACCOUNT_ADDRESS.hit(key, address)
+        LOGIN_FAILURES_ACCOUNT.hit(key)
         raise InvalidCredentials()
     assert user is not None
+    LOGIN_FAILURES_ACCOUNT_ADDRESS.clear(_login_keys(user, login), address)
     user = session.merge(user, load=False) if user not in session else user
     if security.needs_rehash(user.password_hash):
         user.password_hash = security.hash_password(password)
@@ -243,6 +266,27 @@ def require_organizer(user: User) -> User:
 def token_for(user: User) -> TokenResponse:
     """The login answer for ``user``: a fresh access token and the public profile."""
     user_public = UserPublic.model_validate(user)
-    return TokenResponse(
-        access_token=security.create_access_token(subject=str(user_public.id)), user=user_public
-    )
+    token = security.create_access_token(subject=str(user_public.id), version=user.token_version)
+    return TokenResponse(access_token=token, user=user_public)
+
+
+def revoke_tokens(*, session: Session, user: User) -> None:
+    """Every access token issued to ``user`` so far stops working (logout, password change)."""
+    user = session.merge(user, load=False) if user not in session else user
+    user.token_version += 1
+    session.flush()
+
+
+def change_password(*, session: Session, user: User, current: str, new: str, context: Sequence[str]) -> User:
+    """Check ``current``, set ``new`` (as strong as at registration) and revoke every token;
+    the caller hands out a fresh one."""
+    if not security.verify_password(user.password_hash, current):
+        raise InvalidCredentials("The current password is wrong.", code="wrong_password")
+    problem = password_problem(new, context=[user.username, user.email, *context])
+    if problem:
+        raise Unprocessable(problem, code="weak_password", field="new_password")
+    new_hash = security.hash_password(new)
+    user = session.merge(user, load=False) if user not in session else user
+    user.password_hash = new_hash
+    revoke_tokens(session=session, user=user)
+    return user

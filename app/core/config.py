@@ -63,7 +63,25 @@ class Settings(BaseSettings):
     # plus one second per REQUEST_MIN_RATE bytes received (Apache mod_reqtimeout's rule); then 408.
     request_read_timeout: float = Field(default=15.0, gt=0, le=600)
     request_min_rate: int = Field(default=500, ge=1)
-    ops_token: str = ""  # when set, /api/stats, /api/db-raw-test and /metrics require it
+    # /api/stats, /api/db-raw-test and /metrics require it; when unset, one is generated at
+    # first start and kept in DATA_DIR/ops_token (0600).
+    ops_token: str = ""
+
+    # Throttles (app.core.throttle): counts in Redis when set (shared by all workers and
+    # servers), else in each process's memory. Limits are "N/period" strings of `limits`.
+    redis_url: str = ""
+    redis_key_prefix: str = Field(default="event-photos", min_length=1, max_length=64)
+    throttles_enabled: bool = True
+    # Wrong event codes per client address (an enumeration of codes).
+    throttle_code_failures_per_address: str = "60/10 minutes"
+    # Wrong passwords: per account and address, per account from anywhere, per address.
+    throttle_login_failures_per_account_address: str = "10/5 minutes"
+    throttle_login_failures_per_account: str = "50/hour"
+    throttle_login_failures_per_address: str = "100/10 minutes"
+    # Username/email availability checks per client address (they reveal which exist).
+    throttle_availability_per_address: str = "1000/10 minutes"
+    # Selfie uploads per guest.
+    throttle_selfies_per_guest: str = "20/hour"
 
     # Faces
     face_provider: Literal["local", "azure"] = "local"
@@ -105,6 +123,20 @@ class Settings(BaseSettings):
     # SQLite) or this many seconds pass (delayed retries, expired leases, other machines).
     job_idle_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     worker_chaos_pause_seconds: float = Field(default=0.0, ge=0)  # fault-injection tests only
+
+    @model_validator(mode="after")
+    def _limits_parse(self) -> Settings:
+        from limits import parse
+
+        for name, value in self.model_dump().items():
+            if name.startswith("throttle_") and isinstance(value, str):
+                try:
+                    parse(value)
+                except ValueError:
+                    raise ValueError(
+                        f"{name.upper()}={value!r} is not a limit such as '10/5 minutes'"
+                    ) from None
+        return self
 
     @model_validator(mode="after")
     def _require_complete_azure_configuration(self) -> Settings:
@@ -163,16 +195,28 @@ class Settings(BaseSettings):
         """The JWT signing key: SECRET_KEY, or a generated one persisted under DATA_DIR."""
         if self.secret_key:
             return self.secret_key
-        return _persisted_dev_secret(self.data_dir / "secret_key")
+        return _persisted_secret(self.data_dir / "secret_key")
+
+    @property
+    def ops_token_file(self) -> Path:
+        return self.data_dir / "ops_token"
+
+    def ops_key(self) -> str:
+        """The operations token: OPS_TOKEN, or a generated one persisted under DATA_DIR (0600)."""
+        if self.ops_token:
+            return self.ops_token
+        return _persisted_secret(self.ops_token_file, size=32)
 
 
-def _persisted_dev_secret(path: Path) -> str:
+def _persisted_secret(path: Path, size: int = 48) -> str:
     if path.exists():
         return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(secrets.token_urlsafe(48))
-    tmp.chmod(0o600)
+    # Created 0600: the secret is never readable by others, not even for an instant.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(size))
     try:
         # link() fails if another worker won the race: everyone then reads the winner's key.
         os.link(tmp, path)

@@ -22,13 +22,22 @@ class IndexDef:
     serves: str
     query: str  # the hot query it serves, with :named parameters (EXPLAIN, probes, benchmarks)
     unique: bool = False
+    added_in: str | None = None  # the migration that creates it, when not the table's first
 
     def sql_columns(self) -> str:
         return ", ".join(self.columns)
 
 
 # Parameter values for the queries above; any existing or missing row works for EXPLAIN.
-QUERY_PARAMS = {"code": "SUMMER-7K2Q", "v": "alice", "user_id": 1, "event_id": 1, "photo_id": 1, "after": 0}
+QUERY_PARAMS = {
+    "code": "SUMMER-7K2Q",
+    "token": "x",
+    "v": "alice",
+    "user_id": 1,
+    "event_id": 1,
+    "photo_id": 1,
+    "after": 0,
+}
 
 PERFORMANCE_INDEXES: tuple[IndexDef, ...] = (
     IndexDef(
@@ -38,6 +47,15 @@ PERFORMANCE_INDEXES: tuple[IndexDef, ...] = (
         "check-event-code, register: event by code",
         "SELECT id, is_open FROM events WHERE code = :code",
         unique=True,
+    ),
+    IndexDef(
+        "uq_events_join_token",
+        "events",
+        ("join_token",),
+        "join links (/e/<token>): event by join token",
+        "SELECT code FROM events WHERE join_token = :token",
+        unique=True,
+        added_in="0004",
     ),
     IndexDef(
         "uq_users_username_lower",
@@ -159,5 +177,7 @@ def create_index_sql(d: IndexDef, *, concurrently: bool = False) -> str:
     return f"CREATE {unique}INDEX {conc}IF NOT EXISTS {d.name} ON {d.table} ({d.sql_columns()})"
 
 
-def indexes_for(*tables: str) -> list[IndexDef]:
-    return [d for d in PERFORMANCE_INDEXES if d.table in tables]
+def indexes_for(*tables: str, added_in: str | None = None) -> list[IndexDef]:
+    """The indexes of ``tables`` a migration creates: those created with the tables, or those
+    ``added_in`` a later migration."""
+    return [d for d in PERFORMANCE_INDEXES if d.table in tables and d.added_in == added_in]

@@ -113,11 +113,14 @@ def needs_rehash(password_hash: str) -> bool:
     return password_hasher().check_needs_rehash(password_hash)
 
 
-def create_access_token(*, subject: str, settings: Settings | None = None) -> str:
+def create_access_token(*, subject: str, version: int = 0, settings: Settings | None = None) -> str:
+    """A signed token for user ``subject``; ``version`` is the user's token version, so that
+    bumping it revokes every token issued before."""
     s = settings or get_settings()
     now = utcnow()
     payload = {
         "sub": subject,
+        "ver": version,
         "iat": now,
         "exp": now + timedelta(minutes=s.access_token_expire_minutes),
     }
@@ -128,7 +131,7 @@ def decode_access_token(token: str, settings: Settings | None = None) -> dict[st
     s = settings or get_settings()
     try:
         return jwt.decode(
-            token, s.signing_key(), algorithms=[s.jwt_algorithm], options={"require": ["sub", "exp"]}
+            token, s.signing_key(), algorithms=[s.jwt_algorithm], options={"require": ["sub", "exp", "ver"]}
         )
     except jwt.PyJWTError:
         return None

@@ -18,6 +18,8 @@ class Event(Base):
     # Stored upper-case and unique (app.core.indexes); lookups normalise the input the
     # same way, so the code is case-insensitive.
     code: Mapped[str] = mapped_column(String(24))
+    # The unguessable part of the join link of the event's QR code (/e/<join_token>).
+    join_token: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(120))
     starts_at: Mapped[datetime | None]
     ends_at: Mapped[datetime | None]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, status
+from fastapi.responses import RedirectResponse
 
 from app.accounts import service as accounts_service
 from app.accounts.deps import CurrentOrganizer, CurrentUser
 from app.accounts.schemas import RegisterIn, TokenResponse, UserPublic
-from app.core.database import SessionDep
+from app.core.database import SessionDep, release_connection
+from app.core.throttle import ClientAddress
 from app.events import service
 from app.events.schemas import (
     CheckEventCodeIn,
@@ -24,20 +26,30 @@ from app.events.schemas import (
 router = APIRouter(prefix="/api", tags=["events"])
 # Account endpoints that involve events (documented with the accounts ones).
 accounts_router = APIRouter(prefix="/api", tags=["accounts"])
+# Links printed on posters and QR codes: short, outside /api.
+join_router = APIRouter(tags=["events"])
 
 
 @accounts_router.post("/register-with-event-code", status_code=status.HTTP_201_CREATED)
-def register_with_event_code(body: RegisterIn, session: SessionDep) -> TokenResponse:
+def register_with_event_code(body: RegisterIn, session: SessionDep, address: ClientAddress) -> TokenResponse:
     """Create a guest account and join the event of ``event_code``, in one step.
 
     Errors: 404 ``event_not_found``, 410 ``event_closed``, 409 ``username_taken`` /
     ``email_taken``, 422 ``invalid_username`` / ``invalid_email`` / ``weak_password``.
     """
-    # The password is hashed before the first query: no pooled connection waits on argon2.
+    # A wrong code is refused before any hashing; then the connection goes back to the pool
+    # while argon2 runs.
+    event = service.event_for_code(session=session, code=body.event_code, address=address)
+    context = [event.name, event.code]
+    release_connection(session)
     new_user = accounts_service.prepare_user(
-        username=body.username, email=body.email, password=body.password, display_name=body.display_name
+        username=body.username,
+        email=body.email,
+        password=body.password,
+        display_name=body.display_name,
+        context=context,
     )
-    user = service.register_guest(session=session, user=new_user, event_code=body.event_code)
+    user = service.register_guest(session=session, user=new_user, event_code=body.event_code, address=address)
     return accounts_service.token_for(user)
 
 
@@ -49,24 +61,39 @@ def me(user: CurrentUser, session: SessionDep) -> MeResponse:
 
 
 @router.post("/check-event-code")
-def check_event_code(body: CheckEventCodeIn, session: SessionDep) -> CheckEventCodeResponse:
+def check_event_code(
+    body: CheckEventCodeIn, session: SessionDep, address: ClientAddress
+) -> CheckEventCodeResponse:
     """The public info of the event with this code (case and spaces do not matter).
 
     404 ``event_not_found`` for an unknown code, 410 ``event_closed`` for a closed event.
+    Wrong codes are throttled per client address: past the limit, 429 ``too_many_requests``
+    with ``Retry-After``.
     """
-    event = service.require_open_event(session=session, code=body.code)
+    event = service.event_for_code(session=session, code=body.code, address=address)
     return CheckEventCodeResponse(event=EventPublic.model_validate(event))
 
 
 @router.post("/join-event")
-def join_event(body: JoinEventIn, user: CurrentUser, session: SessionDep) -> JoinEventResponse:
+def join_event(
+    body: JoinEventIn, user: CurrentUser, session: SessionDep, address: ClientAddress
+) -> JoinEventResponse:
     """Join another event with its code; ``joined`` is false if already a guest of it.
 
     Your current selfie is matched against the new event's photos in the background."""
-    event, joined = service.join_event(session=session, user=user, code=body.code)
+    event, joined = service.join_event(session=session, user=user, code=body.code, address=address)
     if joined:
         service.guest_joined(session=session, user_id=user.id)
     return JoinEventResponse(joined=joined, event=EventPublic.model_validate(event))
+
+
+@join_router.get("/e/{token}", status_code=status.HTTP_303_SEE_OTHER, response_class=RedirectResponse)
+def join_link(token: str, session: SessionDep, address: ClientAddress) -> RedirectResponse:
+    """The join link of an event's QR code: a redirect to the web app with the event's code
+    filled in (``/?event=<code>``). 404 ``event_not_found`` for an unknown link (throttled
+    like wrong codes)."""
+    event = service.event_for_join_token(session=session, token=token, address=address)
+    return RedirectResponse(f"/?event={event.code}", status_code=status.HTTP_303_SEE_OTHER)
 
 
 def _organizer_view(event: object, guests: int) -> EventOrganizerView:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from app.accounts.schemas import UserPublic
 from app.core.schemas import RequestModel
@@ -33,9 +33,16 @@ class EventOrganizerView(EventPublic):
     is_open: bool
     organizer_id: int
     created_at: datetime
+    join_token: str = Field(exclude=True)
     guests: int = 0
     photos: PhotoCounts | None = None
     faces: int | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def join_path(self) -> str:
+        """The join link for the event's QR code, on this server: ``/e/<token>``."""
+        return f"/e/{self.join_token}"
 
 
 class CheckEventCodeIn(RequestModel):

@@ -15,13 +15,18 @@ from sqlalchemy.orm import Session
 from app.accounts import service as accounts_service
 from app.accounts.models import Role, User
 from app.core.errors import Gone, NotFound
+from app.core.throttle import Throttle
 from app.events.models import Event, EventMembership
 from app.events.schemas import EventCreate
 
 # No 0/O, 1/I/L: a code read aloud or from a poster is typed back correctly.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
-CODE_SUFFIX_LENGTH = 4
+# 31^8 = 8.5e11 codes per prefix: a scan of the code space is hopeless, and throttled.
+CODE_SUFFIX_LENGTH = 8
 CODE_PREFIX_MAX = 8
+# Wrong (or closed) codes per client address: a venue's typos pass, a scan does not.
+CODE_FAILURES = Throttle("code-failures", "throttle_code_failures_per_address")
+_TOO_MANY_CODES = "Too many wrong event codes from your network. Wait a few minutes and try again."
 
 
 class EventNotFound(NotFound):
@@ -62,6 +67,29 @@ def require_open_event(*, session: Session, code: str) -> Event:
     return event
 
 
+def event_for_code(*, session: Session, code: str, address: str) -> Event:
+    """``require_open_event``, throttled: each wrong or closed code counts against the client's
+    address, and past the limit every check from it is a 429 for a while."""
+    CODE_FAILURES.check(address, message=_TOO_MANY_CODES)
+    try:
+        return require_open_event(session=session, code=code)
+    except (EventNotFound, EventClosed):
+        CODE_FAILURES.hit(address)
+        raise
+
+
+def event_for_join_token(*, session: Session, token: str, address: str) -> Event:
+    """The event of a join link (its QR code); throttled like codes."""
+    CODE_FAILURES.check(address, message=_TOO_MANY_CODES)
+    event = session.scalar(select(Event).where(Event.join_token == token)) if len(token) <= 32 else None
+    if event is None:
+        CODE_FAILURES.hit(address)
+        raise NotFound(
+            "This join link is not valid. Check the code on your invitation.", code="event_not_found"
+        )
+    return event
+
+
 def create_event(*, session: Session, organizer: User, data: EventCreate) -> Event:
     for _ in range(10):
         code = generate_code(data.name)
@@ -69,6 +97,7 @@ def create_event(*, session: Session, organizer: User, data: EventCreate) -> Eve
             break
     event = Event(
         code=code,
+        join_token=secrets.token_urlsafe(16),
         name=data.name.strip(),
         starts_at=data.starts_at.astimezone(UTC) if data.starts_at else None,
         ends_at=data.ends_at.astimezone(UTC) if data.ends_at else None,
@@ -131,9 +160,9 @@ def is_member(*, session: Session, user_id: int, event_id: int) -> bool:
     )
 
 
-def join_event(*, session: Session, user: User, code: str) -> tuple[Event, bool]:
+def join_event(*, session: Session, user: User, code: str, address: str) -> tuple[Event, bool]:
     """Make ``user`` a guest of the open event ``code``; ``joined`` is False if already one."""
-    event = require_open_event(session=session, code=code)
+    event = event_for_code(session=session, code=code, address=address)
     if is_member(session=session, user_id=user.id, event_id=event.id):
         return event, False
     session.add(EventMembership(user_id=user.id, event_id=event.id))
@@ -151,10 +180,10 @@ def user_events(*, session: Session, user_id: int) -> list[Event]:
     return list(session.scalars(stmt))
 
 
-def register_guest(*, session: Session, user: User, event_code: str) -> User:
+def register_guest(*, session: Session, user: User, event_code: str, address: str) -> User:
     """Save a prepared guest (``accounts.service.prepare_user``) and their membership of the
     open event of ``event_code``, in one transaction."""
-    event = require_open_event(session=session, code=event_code)
+    event = event_for_code(session=session, code=event_code, address=address)
     accounts_service.add_user(session=session, user=user)
     session.add(EventMembership(user_id=user.id, event_id=event.id))
     session.flush()

@@ -24,12 +24,14 @@ def require_ops_token(
     authorization: Annotated[str | None, Header()] = None,
     x_ops_token: Annotated[str | None, Header()] = None,
 ) -> None:
-    expected = get_settings().ops_token
-    if not expected:
-        return
+    expected = get_settings().ops_key()
     given = x_ops_token or (authorization or "").removeprefix("Bearer ").strip()
     if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise Unauthorized("This endpoint needs the operations token (OPS_TOKEN).", code="ops_token_required")
+        raise Unauthorized(
+            "This endpoint needs the operations token "
+            "(OPS_TOKEN, or the one generated in DATA_DIR/ops_token).",
+            code="ops_token_required",
+        )
 
 
 router = APIRouter(tags=["ops"])

@@ -11,4 +11,5 @@ from app.ops.protocol import HeaderTimeoutProtocol
 
 
 class Worker(UvicornWorker):
-    CONFIG_KWARGS: dict[str, Any] = {"loop": "auto", "http": HeaderTimeoutProtocol}
+    # No "server: uvicorn" header: what runs the service is nobody else's business.
+    CONFIG_KWARGS: dict[str, Any] = {"loop": "auto", "http": HeaderTimeoutProtocol, "server_header": False}

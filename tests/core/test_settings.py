@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app.core.config import Settings, _persisted_dev_secret
+from app.core.config import Settings, _persisted_secret
 
 
 def test_production_refuses_to_start_without_a_real_secret_key() -> None:
@@ -29,7 +29,7 @@ def test_development_generates_one_secret_and_keeps_it(tmp_path: Path) -> None:
 def test_workers_starting_at_once_all_get_the_same_secret(tmp_path: Path) -> None:
     path = tmp_path / "secret_key"
     with ProcessPoolExecutor(max_workers=8) as pool:
-        keys = set(pool.map(_persisted_dev_secret, [path] * 16))
+        keys = set(pool.map(_persisted_secret, [path] * 16))
     assert len(keys) == 1
     assert not list(tmp_path.glob(".secret_key.*"))
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
 from app.ops import metrics, middleware, stats
-from tests.helpers import bearer, fixture_bytes, login, make_event, make_organizer, register
+from tests.helpers import bearer, fixture_bytes, login, make_event, make_organizer, ops_headers, register
 
 
 def test_percentiles_are_interpolated_within_the_latency_buckets() -> None:
@@ -75,19 +75,32 @@ def test_stats_report_endpoints_jobs_and_guests(client: TestClient, session: Ses
         files=[("files", ("a.png", fixture_bytes("Tom_Hanks_54745.png")))],
         headers=org,
     )
-    body = client.get("/api/stats").json()
+    body = client.get("/api/stats", headers=ops_headers()).json()
     assert body["guests_registered"] == 1 and body["events"] == 1
     assert body["face_jobs"]["pending"] == 1 and body["face_jobs"]["photos"]["pending"] == 1
     assert body["requests"]["endpoints"]["POST /api/register-with-event-code"]["total"]["count"] >= 1
 
 
 def test_db_raw_test_times_a_round_trip_and_an_indexed_query(client: TestClient) -> None:
-    body = client.get("/api/db-raw-test").json()
+    body = client.get("/api/db-raw-test", headers=ops_headers()).json()
     assert body["raw_select_1_ms"] >= 0 and body["indexed_query"]["index"] == "uq_users_username_lower"
     pool = body["pool"]
     assert pool["class"] == "CountingQueuePool"
     assert pool["size"] == get_settings().db_pool_size and pool["waiting"] == 0
     assert {"checked_out", "overflow", "timeout_seconds"} <= set(pool)
+
+
+def test_ops_endpoints_need_the_generated_token_when_none_is_set(client: TestClient) -> None:
+    assert not get_settings().ops_token
+    token_file = get_settings().ops_token_file
+    for path in ("/api/stats", "/api/db-raw-test", "/metrics"):
+        r = client.get(path)
+        assert (r.status_code, r.json()["error"]["code"]) == (401, "ops_token_required")
+        assert "DATA_DIR/ops_token" in r.json()["error"]["message"]
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    generated = token_file.read_text().strip()
+    assert len(generated) >= 32
+    assert client.get("/api/stats", headers={"X-Ops-Token": generated}).status_code == 200
 
 
 def test_ops_endpoints_need_the_token_when_one_is_set(
@@ -105,7 +118,7 @@ def test_ops_endpoints_need_the_token_when_one_is_set(
 
 def test_metrics_use_the_prometheus_text_format(client: TestClient) -> None:
     client.get("/api/health-check")
-    r = client.get("/metrics")
+    r = client.get("/metrics", headers=ops_headers())
     assert r.headers["content-type"].startswith("text/plain")
     assert "http_request_duration_seconds_bucket" in r.text
     assert 'face_jobs{kind="photos",status="pending"}' in r.text

@@ -115,7 +115,8 @@ def seed(engine: Engine) -> None:
         )
         event = {"is_open": True, "organizer_id": org, "created_at": now, "updated_at": now}
         events = insert(
-            "events", [{"code": c, "name": c, **event} for c in (QUERY_PARAMS["code"], "WINTER-2B3C")]
+            "events",
+            [{"code": c, "join_token": c, "name": c, **event} for c in (QUERY_PARAMS["code"], "WINTER-2B3C")],
         )
         insert(
             "event_memberships",
@@ -262,8 +263,9 @@ def test_one_failing_index_does_not_stop_the_others(without_indexes: Engine) -> 
         for name in ("first", "second"):
             conn.execute(
                 text(
-                    "INSERT INTO events (code, name, is_open, organizer_id, created_at, updated_at)"
-                    " VALUES ('DUPE-CODE', :name, true, :org, :now, :now)"
+                    "INSERT INTO events"
+                    " (code, join_token, name, is_open, organizer_id, created_at, updated_at)"
+                    " VALUES ('DUPE-CODE', :name, :name, true, :org, :now, :now)"
                 ),
                 {"name": name, "org": org, "now": now},
             )

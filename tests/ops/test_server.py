@@ -17,7 +17,7 @@ import pytest
 from app.ops import server as checks
 from benchmarks._server import ROOT, free_port, running_server
 from tests.conftest import IS_POSTGRES
-from tests.helpers import PASSWORD, create_organizer_cli
+from tests.helpers import PASSWORD, create_organizer_cli, ops_headers
 
 pytestmark = pytest.mark.slow  # real servers / worker processes
 
@@ -39,8 +39,9 @@ def _fresh_connection_get(base: str, path: str) -> httpx.Response:
 
 
 def test_stats_count_the_requests_served_by_every_worker(gunicorn: tuple[str, dict[str, str]]) -> None:
-    base, _ = gunicorn
-    before = httpx.get(f"{base}/api/stats", timeout=30).json()["requests"]["endpoints"][
+    base, env = gunicorn
+    ops = ops_headers(env["DATA_DIR"])
+    before = httpx.get(f"{base}/api/stats", headers=ops, timeout=30).json()["requests"]["endpoints"][
         "GET /api/health-check"
     ]
     with ThreadPoolExecutor(8) as pool:
@@ -48,7 +49,7 @@ def test_stats_count_the_requests_served_by_every_worker(gunicorn: tuple[str, di
             pool.map(lambda _: _fresh_connection_get(base, "/api/health-check").status_code, range(90))
         )
     assert statuses == [200] * 90
-    stats = httpx.get(f"{base}/api/stats", timeout=30).json()
+    stats = httpx.get(f"{base}/api/stats", headers=ops, timeout=30).json()
     health = stats["requests"]["endpoints"]["GET /api/health-check"]
     assert health["total"]["count"] == before["total"]["count"] + 90
     assert health["last_minute"]["count"] >= 90
@@ -57,7 +58,7 @@ def test_stats_count_the_requests_served_by_every_worker(gunicorn: tuple[str, di
     assert len(serving) >= 2, stats["requests"]["workers"]
     assert {"pending", "processing", "failed"} <= set(stats["face_jobs"])
     assert stats["uptime_seconds"] > 0
-    metrics = httpx.get(f"{base}/metrics", timeout=30).text
+    metrics = httpx.get(f"{base}/metrics", headers=ops, timeout=30).text
     line = re.search(
         r'http_requests_total\{endpoint="GET /api/health-check",method="GET",status="200"\} (\S+)', metrics
     )
