@@ -31,6 +31,7 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from app.core.config import sqlalchemy_url
 from app.core.indexes import PERFORMANCE_INDEXES, IndexDef
 from app.core.migrations import upgrade
 from app.ops import indexes as indexes_script
@@ -309,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=20, help="timed executions per query (default 20)")
     args = parser.parse_args(argv)
 
-    url = args.database_url
+    url = sqlalchemy_url(args.database_url)
     target = make_url(url)
     if target.get_backend_name() != "postgresql" or "bench" not in (target.database or ""):
         print("error: needs a PostgreSQL database whose name contains 'bench' (it is wiped)", file=sys.stderr)

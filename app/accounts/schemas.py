@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from app.core.schemas import RequestModel
+from app.core.schemas import RequestModel, VisibleText
 
 
 class UserPublic(BaseModel):
@@ -33,7 +33,7 @@ class RegisterIn(RequestModel):
     username: str = Field(min_length=1, max_length=64)
     email: str = Field(min_length=1, max_length=320)
     password: str = Field(min_length=1, max_length=128)
-    display_name: str | None = Field(default=None, max_length=64)
+    display_name: VisibleText | None = Field(default=None, max_length=64)
 
 
 class LoginIn(RequestModel):

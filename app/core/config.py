@@ -105,6 +105,11 @@ class Settings(BaseSettings):
     photo_upload_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
     photo_upload_max_files: int = Field(default=500, ge=1)
     max_image_pixels: int = Field(default=DEFAULT_MAX_IMAGE_PIXELS, ge=10_000)
+    # A selfie's own, lower limit: a phone's front camera takes under 20 MP.
+    selfie_max_pixels: int = Field(default=24_000_000, ge=10_000)
+    # The most memory one image may take to decode (estimated from its size and mode before
+    # any pixel is decoded); a face worker holds one image at a time.
+    image_decode_max_mb: int = Field(default=768, ge=16)
     thumbnail_size: int = Field(default=480, ge=64, le=2048)
     # How long one Server-Sent Events response lasts (GET /api/selfie/events); browsers reconnect.
     selfie_events_max_seconds: float = Field(default=300.0, gt=0, le=3600)

@@ -1,10 +1,49 @@
-"""Base model for request bodies."""
+"""Base model for request bodies, and the bounds every id, offset, date and name must keep.
+
+Bounded at the schema, a value out of range is a 422 with the field's name, never a 500 from
+the driver (an integer beyond 64 bits, a date that overflows when converted to UTC).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import unicodedata
+from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, field_validator
+from fastapi import Path, Query
+from pydantic import AfterValidator, BaseModel, field_validator
+
+#: The largest value a BIGINT column (and SQLite's INTEGER) can hold.
+MAX_DB_INT = 2**63 - 1
+#: Deepest a listing may be paged.
+MAX_OFFSET = 1_000_000
+
+IdPath = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
+OptionalIdQuery = Annotated[int | None, Query(ge=1, le=MAX_DB_INT)]
+OffsetQuery = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+
+# Invisible characters that reorder or hide text (bidirectional overrides and isolates).
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _visible_text(value: str) -> str:
+    value = value.strip()
+    if any(unicodedata.category(c) == "Cc" or c in _BIDI_CONTROLS for c in value):
+        raise ValueError("must not contain control characters")
+    if not any(unicodedata.category(c)[0] not in "CZ" for c in value):
+        raise ValueError("must contain visible characters")
+    return value
+
+
+#: A name shown to people: stripped, with something visible, no control characters.
+VisibleText = Annotated[str, AfterValidator(_visible_text)]
+
+
+def _plausible_date(value: datetime | None) -> datetime | None:
+    # Checked on the year as given, before any conversion that could overflow.
+    if value is not None and not 1970 <= value.year <= 2200:
+        raise ValueError("must be between the years 1970 and 2200")
+    return value
 
 
 class RequestModel(BaseModel):
@@ -17,6 +56,9 @@ class RequestModel(BaseModel):
         if isinstance(value, str) and "\x00" in value:
             raise ValueError("must not contain NUL characters")
         return value
+
+
+PlausibleDate = AfterValidator(_plausible_date)
 
 
 class ErrorBody(BaseModel):

@@ -9,6 +9,7 @@ from app.accounts import service as accounts_service
 from app.accounts.deps import CurrentOrganizer, CurrentUser
 from app.accounts.schemas import RegisterIn, TokenResponse, UserPublic
 from app.core.database import SessionDep, release_connection
+from app.core.schemas import IdPath
 from app.core.throttle import ClientAddress
 from app.events import service
 from app.events.schemas import (
@@ -115,7 +116,7 @@ def list_events(organizer: CurrentOrganizer, session: SessionDep) -> EventList:
 
 
 @router.get("/events/{event_id}")
-def get_event(event_id: int, organizer: CurrentOrganizer, session: SessionDep) -> EventOrganizerView:
+def get_event(event_id: IdPath, organizer: CurrentOrganizer, session: SessionDep) -> EventOrganizerView:
     """One of the organizer's events, with its photo indexing progress and face count."""
     event = service.get_managed_event(session=session, organizer=organizer, event_id=event_id)
     view = _organizer_view(event, service.count_guests(session=session, event_id=event.id))
@@ -123,14 +124,14 @@ def get_event(event_id: int, organizer: CurrentOrganizer, session: SessionDep) -
 
 
 @router.post("/events/{event_id}/close")
-def close_event(event_id: int, organizer: CurrentOrganizer, session: SessionDep) -> EventOrganizerView:
+def close_event(event_id: IdPath, organizer: CurrentOrganizer, session: SessionDep) -> EventOrganizerView:
     """Close the event to new guests (existing guests keep their access)."""
     event = service.set_event_open(session=session, organizer=organizer, event_id=event_id, is_open=False)
     return _organizer_view(event, service.count_guests(session=session, event_id=event.id))
 
 
 @router.post("/events/{event_id}/open")
-def open_event(event_id: int, organizer: CurrentOrganizer, session: SessionDep) -> EventOrganizerView:
+def open_event(event_id: IdPath, organizer: CurrentOrganizer, session: SessionDep) -> EventOrganizerView:
     """Open the event for registration again."""
     event = service.set_event_open(session=session, organizer=organizer, event_id=event_id, is_open=True)
     return _organizer_view(event, service.count_guests(session=session, event_id=event.id))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from app.accounts.schemas import UserPublic
-from app.core.schemas import RequestModel
+from app.core.schemas import PlausibleDate, RequestModel, VisibleText
 
 
 class EventPublic(BaseModel):
@@ -64,9 +65,9 @@ class JoinEventResponse(BaseModel):
 
 
 class EventCreate(RequestModel):
-    name: str = Field(min_length=1, max_length=120)
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    name: VisibleText = Field(min_length=1, max_length=120)
+    starts_at: Annotated[AwareDatetime | None, PlausibleDate] = None
+    ends_at: Annotated[AwareDatetime | None, PlausibleDate] = None
 
     @model_validator(mode="after")
     def _ends_after_start(self) -> EventCreate:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
-from app.core.config import DEFAULT_MAX_IMAGE_PIXELS
+from app.core.config import DEFAULT_MAX_IMAGE_PIXELS, get_settings
 from app.core.errors import PayloadTooLarge, UnsupportedMediaType
 
 DEFAULT_MAX_PIXELS = DEFAULT_MAX_IMAGE_PIXELS
@@ -208,7 +208,26 @@ def _open(data: bytes, *, max_pixels: int) -> tuple[Image.Image, ImageInfo]:
         width, height = height, width
     if width * height > max_pixels:
         raise _too_large(width, height, max_pixels)
+    budget = get_settings().image_decode_max_mb * 1024 * 1024
+    if decode_bytes(im.mode, width * height) > budget:
+        raise PayloadTooLarge(
+            f"The image is {width}x{height} pixels of {im.mode}: decoding it would take more memory "
+            "than allowed. Upload a smaller or 8-bit version.",
+            code="image_too_large",
+        )
     return im, ImageInfo(format=fmt, width=width, height=height, orientation=orientation)
+
+
+# Bytes per pixel of the decoded image in each mode, and of what turning it into RGB adds.
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+_SIXTEEN_BIT_EXTRA = 4 + 1  # a 32-bit view of a strip at most, and the 8-bit copy
+
+
+def decode_bytes(mode: str, pixels: int) -> int:
+    """Peak memory, roughly, of decoding an image of ``pixels`` in ``mode`` to 8-bit RGB."""
+    decoded = _MODE_BYTES.get(mode, 4)
+    extra = _SIXTEEN_BIT_EXTRA if mode in _SIXTEEN_BIT_MODES or mode == "F" else 0
+    return pixels * (decoded + extra + 3)
 
 
 def _too_large(width: int | None, height: int | None, max_pixels: int) -> PayloadTooLarge:
@@ -251,8 +270,15 @@ def _has_alpha(im: Image.Image) -> bool:
 
 def _sixteen_bit_to_l(im: Image.Image) -> Image.Image:
     # Mode "I" from a 16-bit PNG holds 0..65535; scale the full range rather than clip at 255.
-    values = np.clip(np.asarray(im, dtype=np.int64), 0, 65535)
-    return Image.fromarray(((values * 255 + 32767) // 65535).astype(np.uint8))
+    # In strips of about a megapixel: whole-image int64 arithmetic took 8 bytes a pixel per
+    # temporary (over 1 GB for a 7000x7000 PNG of 95 KB).
+    values = np.asarray(im)
+    out = np.empty(values.shape, dtype=np.uint8)
+    rows = max(1, (1 << 20) // max(1, values.shape[1]))
+    for top in range(0, values.shape[0], rows):
+        strip = np.clip(values[top : top + rows], 0, 65535).astype(np.uint32)
+        out[top : top + rows] = (strip * 255 + 32767) // 65535
+    return Image.fromarray(out)
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:

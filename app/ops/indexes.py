@@ -86,7 +86,9 @@ def apply_indexes(
     Raises :class:`SchemaNotMigrated` before changing anything if a table is missing.
     """
     engine = (
-        create_engine(engine_or_url, poolclass=NullPool) if isinstance(engine_or_url, str) else engine_or_url
+        create_engine(sqlalchemy_url(engine_or_url), poolclass=NullPool)
+        if isinstance(engine_or_url, str)
+        else engine_or_url
     )
     owned = isinstance(engine_or_url, str)
     try:
@@ -298,6 +300,7 @@ def default_database_url() -> str:
 
 
 def _engine_for(url: str) -> Engine:
+    url = sqlalchemy_url(url)
     if url.startswith("postgresql"):
         return create_engine(
             url,

@@ -16,6 +16,8 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from app.core.config import sqlalchemy_url
+
 FACE_WORKER_CONNECTIONS = 3
 
 
@@ -45,7 +47,10 @@ class Budget:
 
 def postgres_capacity(url: str, timeout: int = 3) -> tuple[int, int, int] | None:
     """(max_connections, reserved for superusers, connections in use by others), or None."""
-    engine = create_engine(url, connect_args={"connect_timeout": timeout}, pool_pre_ping=False)
+    try:
+        engine = create_engine(sqlalchemy_url(url), connect_args={"connect_timeout": timeout})
+    except Exception:
+        return None
     try:
         with engine.connect() as conn:
             max_conn = int(conn.execute(text("SHOW max_connections")).scalar_one())

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, UploadFile, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import FileResponse
 
 from app.accounts.deps import CurrentOrganizer, CurrentUser
 from app.core import storage
 from app.core.config import get_settings
 from app.core.database import SessionDep
-from app.core.errors import AppError, PayloadTooLarge
+from app.core.errors import AppError
+from app.core.schemas import IdPath, OffsetQuery
+from app.core.uploads import missing_files, multipart_body, read_parts
 from app.events.service import get_managed_event
 from app.photos import service
 from app.photos.models import PhotoStatus
@@ -20,33 +22,37 @@ from app.photos.schemas import AcceptedPhoto, PhotoList, PhotoOut, PhotoUploadRe
 router = APIRouter(prefix="/api", tags=["photos"])
 
 
-@router.post("/events/{event_id}/photos", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/events/{event_id}/photos",
+    status_code=status.HTTP_202_ACCEPTED,
+    openapi_extra=multipart_body("files", "Repeat the field for each photo.", many=True),
+)
 def upload_photos(
-    event_id: int,
-    files: Annotated[list[UploadFile], File(description="Repeat the field for each photo.")],
-    organizer: CurrentOrganizer,
-    session: SessionDep,
+    event_id: IdPath, request: Request, organizer: CurrentOrganizer, session: SessionDep
 ) -> PhotoUploadResponse:
     """Upload event photos (multipart field ``files``, repeated). JPEG, PNG, WebP, HEIC.
 
     Each good file is stored and queued for face indexing (202); a bad file is rejected
-    on its own, with a reason, and does not stop the others.
+    on its own, with a reason, and does not stop the others. The token, the role and the
+    event are checked before the body is read; files are read as they arrive.
     """
     event = get_managed_event(session=session, organizer=organizer, event_id=event_id)
     settings = get_settings()
-    if len(files) > settings.photo_upload_max_files:
-        raise PayloadTooLarge(
-            f"Send at most {settings.photo_upload_max_files} photos per request.", code="too_many_files"
-        )
-    limit = settings.photo_max_bytes
     accepted: list[AcceptedPhoto] = []
     rejected: list[RejectedPhoto] = []
-    for upload in files:
-        filename = service.clean_filename(upload.filename)
-        data = upload.file.read(limit + 1)
+    parts = read_parts(
+        request,
+        fields={"files"},
+        max_part_bytes=settings.photo_max_bytes,
+        max_parts=settings.photo_upload_max_files,
+    )
+    for part in parts:
+        filename = service.clean_filename(part.filename)
         try:
+            if part.too_large:
+                raise service.file_too_large(settings)
             photo = service.accept_photo(
-                session=session, event=event, uploader=organizer, filename=filename, data=data
+                session=session, event=event, uploader=organizer, filename=filename, data=part.data
             )
         except AppError as exc:
             rejected.append(
@@ -54,17 +60,19 @@ def upload_photos(
             )
         else:
             accepted.append(AcceptedPhoto(id=photo.id, filename=filename))
+    if not accepted and not rejected:
+        raise missing_files("files")
     return PhotoUploadResponse(accepted=accepted, rejected=rejected)
 
 
 @router.get("/events/{event_id}/photos")
 def list_photos(
-    event_id: int,
+    event_id: IdPath,
     organizer: CurrentOrganizer,
     session: SessionDep,
     status: Annotated[PhotoStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> PhotoList:
     """The event's photos with their indexing status and, for failed ones, the reason."""
     get_managed_event(session=session, organizer=organizer, event_id=event_id)
@@ -102,12 +110,12 @@ def _serve(photo_id: int, user: object, session: SessionDep, *, thumbnail: bool)
 
 
 @router.get("/photos/{photo_id}/thumbnail", response_class=FileResponse)
-def photo_thumbnail(photo_id: int, user: CurrentUser, session: SessionDep) -> FileResponse:
+def photo_thumbnail(photo_id: IdPath, user: CurrentUser, session: SessionDep) -> FileResponse:
     """A 480 px JPEG thumbnail, without EXIF. For the organizer and the guests matched in it."""
     return _serve(photo_id, user, session, thumbnail=True)
 
 
 @router.get("/photos/{photo_id}/original", response_class=FileResponse)
-def photo_original(photo_id: int, user: CurrentUser, session: SessionDep) -> FileResponse:
+def photo_original(photo_id: IdPath, user: CurrentUser, session: SessionDep) -> FileResponse:
     """The full photo, upright, with EXIF (GPS included) removed."""
     return _serve(photo_id, user, session, thumbnail=False)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.accounts.models import Role, User
 from app.core import storage
-from app.core.config import get_settings
+from app.core.config import Settings, get_settings
 from app.core.errors import Conflict, NotFound, PayloadTooLarge
 from app.events import service as events_service
 from app.events.models import Event, EventMembership
@@ -27,14 +27,17 @@ def clean_filename(name: str | None) -> str:
     return base[:255] or "photo"
 
 
+def file_too_large(settings: Settings) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The file is larger than {settings.photo_max_bytes // (1024 * 1024)} MiB.", code="file_too_large"
+    )
+
+
 def accept_photo(*, session: Session, event: Event, uploader: User, filename: str, data: bytes) -> Photo:
     """Store one uploaded original and queue it for indexing. Raises for a bad file."""
     settings = get_settings()
     if len(data) > settings.photo_max_bytes:
-        raise PayloadTooLarge(
-            f"The file is larger than {settings.photo_max_bytes // (1024 * 1024)} MiB.",
-            code="file_too_large",
-        )
+        raise file_too_large(settings)
     info = probe_image(data, max_pixels=settings.max_image_pixels)
     key = storage.new_key(f"photos/{event.id}", FILE_EXTENSIONS[info.format])
     storage.save(key, data)

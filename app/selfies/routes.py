@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Query, UploadFile, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
@@ -15,6 +15,8 @@ from app.accounts.deps import CurrentUser
 from app.core.config import get_settings
 from app.core.database import SessionDep, session_scope
 from app.core.errors import NotFound
+from app.core.schemas import OptionalIdQuery
+from app.core.uploads import multipart_body, read_parts
 from app.events.service import is_member
 from app.selfies import service
 from app.selfies.schemas import MyPhotos, SelfieAccepted, SelfieState
@@ -33,10 +35,13 @@ _UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/upload-selfie", status_code=status.HTTP_202_ACCEPTED, responses=_UPLOAD_ERRORS)
-def upload_selfie(
-    file: Annotated[UploadFile, File()], user: CurrentUser, session: SessionDep
-) -> SelfieAccepted:
+@router.post(
+    "/upload-selfie",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_UPLOAD_ERRORS,
+    openapi_extra=multipart_body("file", "The selfie: JPEG, PNG, WebP or HEIC.", many=False),
+)
+def upload_selfie(request: Request, user: CurrentUser, session: SessionDep) -> SelfieAccepted:
     """Upload the selfie used to find your photos (multipart field ``file``).
 
     It is accepted at once (202, ``checking``) after the quick checks of size and format,
@@ -45,10 +50,15 @@ def upload_selfie(
     ``matching`` then ``ready``, or ``rejected`` with a reason to act on (``no_face``,
     ``multiple_faces``, ``face_too_small``, ``too_blurry``, ``too_dark``...). A selfie
     still waiting for its check is cancelled by a new upload; an accepted one replaces
-    your previous selfie, a rejected one keeps it.
+    your previous selfie, a rejected one keeps it. At most ``THROTTLE_SELFIES_PER_GUEST``
+    uploads per guest (429 beyond); the token is checked before the body is read.
     """
     settings = get_settings()
-    data = file.file.read(settings.selfie_max_bytes + 1)
+    service.SELFIE_UPLOADS.check(str(user.id), message=service.TOO_MANY_SELFIES)
+    data = service.read_selfie(
+        read_parts(request, fields={"file"}, max_part_bytes=settings.selfie_max_bytes, max_parts=1), settings
+    )
+    service.SELFIE_UPLOADS.hit(str(user.id))
     image_format = service.check_upload(data, settings)
     selfie, position = service.create_selfie(
         session=session, user_id=user.id, data=data, image_format=image_format, settings=settings
@@ -137,9 +147,7 @@ async def selfie_events(user: CurrentUser) -> StreamingResponse:
 
 
 @router.get("/my-photos")
-def my_photos(
-    user: CurrentUser, session: SessionDep, event_id: Annotated[int | None, Query(ge=1)] = None
-) -> MyPhotos:
+def my_photos(user: CurrentUser, session: SessionDep, event_id: OptionalIdQuery = None) -> MyPhotos:
     """The event photos you appear in, best matches first (optionally for one event)."""
     if event_id is not None and not is_member(session=session, user_id=user.id, event_id=event_id):
         raise NotFound("You are not a guest of this event.", code="event_not_found")

@@ -10,6 +10,7 @@ guest's selfie still waiting for its check; an accepted selfie replaces the prev
 from __future__ import annotations
 
 import errno
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -18,6 +19,8 @@ from sqlalchemy.orm import Session
 from app.core import storage
 from app.core.config import Settings
 from app.core.errors import PayloadTooLarge, ServiceUnavailable
+from app.core.throttle import Throttle
+from app.core.uploads import Part, missing_files
 from app.events import service as events_service
 from app.events.models import EventMembership
 from app.faces.images import FILE_EXTENSIONS, probe_image
@@ -37,14 +40,31 @@ PUBLIC_STATUS: dict[str, PublicStatus] = {
 IN_PROGRESS = frozenset({"checking", "matching"})
 
 
+SELFIE_UPLOADS = Throttle("selfie-uploads", "throttle_selfies_per_guest")
+TOO_MANY_SELFIES = "You have uploaded many selfies in a short time. Wait a little, then try again."
+
+
+def _selfie_too_large(settings: Settings) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The selfie is larger than {settings.selfie_max_bytes // (1024 * 1024)} MiB.", code="image_too_large"
+    )
+
+
+def read_selfie(parts: Iterator[Part], settings: Settings) -> bytes:
+    """The bytes of the one ``file`` part of an upload (422 ``no_file`` without one)."""
+    for part in parts:
+        if part.too_large:
+            raise _selfie_too_large(settings)
+        return part.data
+    raise missing_files("file")
+
+
 def check_upload(data: bytes, settings: Settings) -> str:
-    """Cheap checks done by the web process (no face model): size, format, pixels."""
+    """Cheap checks done by the web process (no face model): size, format, pixels (a selfie
+    has its own, lower, pixel limit: a phone's front camera is under 20 MP)."""
     if len(data) > settings.selfie_max_bytes:
-        raise PayloadTooLarge(
-            f"The selfie is larger than {settings.selfie_max_bytes // (1024 * 1024)} MiB.",
-            code="image_too_large",
-        )
-    return probe_image(data, max_pixels=settings.max_image_pixels).format
+        raise _selfie_too_large(settings)
+    return probe_image(data, max_pixels=settings.selfie_max_pixels).format
 
 
 def create_selfie(

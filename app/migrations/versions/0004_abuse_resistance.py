@@ -48,8 +48,12 @@ def _upgrade() -> None:
     for index in indexes_for("events", added_in="0004"):
         op.execute(create_index_sql(index))
 
-    # recreate="always" rebuilds the table on SQLite with AUTOINCREMENT (ids never reused).
-    with op.batch_alter_table("users", recreate="always", table_kwargs={"sqlite_autoincrement": True}) as batch:
+    # On SQLite the table is rebuilt with AUTOINCREMENT (ids never reused); PostgreSQL's
+    # sequences never reuse ids, and there a plain ALTER adds the column.
+    sqlite = bind.dialect.name == "sqlite"
+    with op.batch_alter_table(
+        "users", recreate="always" if sqlite else "auto", table_kwargs={"sqlite_autoincrement": True}
+    ) as batch:
         batch.add_column(sa.Column("token_version", sa.Integer(), server_default="0", nullable=False))
     # The rebuild cannot carry expression indexes (lower(username), lower(email)) over.
     for index in indexes_for("users"):
@@ -70,7 +74,8 @@ def _upgrade() -> None:
 def downgrade() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", sa.exc.SAWarning)
-        with op.batch_alter_table("users", recreate="always") as batch:
+        recreate = "always" if op.get_bind().dialect.name == "sqlite" else "auto"
+        with op.batch_alter_table("users", recreate=recreate) as batch:
             batch.drop_column("token_version")
     for index in indexes_for("users"):
         op.execute(create_index_sql(index))
