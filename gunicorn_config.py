@@ -30,6 +30,10 @@ def _flag(name: str, default: bool) -> bool:
 
 
 settings = get_settings()
+# Everything the server writes (database, photos, selfies, secrets) is for its own user only:
+# files 0600, folders 0700. Workers and the face pool inherit it.
+umask = 0o077
+os.umask(umask)
 # Loopback unless told: a server reachable from the network is an operator's decision (HOST=0.0.0.0).
 host = os.environ.get("HOST", "127.0.0.1")
 port = _int("PORT", 8000)

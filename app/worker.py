@@ -43,6 +43,7 @@ def worker_main(index: int, nice: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(0o077)  # guests' photos and faces: files 0600, folders 0700
     settings = get_settings()
     parser = argparse.ArgumentParser(prog="python -m app.worker", description=__doc__)
     parser.add_argument("--processes", type=int, default=settings.face_workers)

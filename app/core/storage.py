@@ -36,10 +36,12 @@ def path_for(key: str) -> Path:
 
 
 def save(key: str, data: bytes) -> Path:
+    """Write ``key`` atomically; folders are created 0700 and files 0600 (guests' faces)."""
     path = path_for(key)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
@@ -54,6 +56,11 @@ def load(key: str) -> bytes:
 def delete(key: str | None) -> None:
     if key:
         path_for(key).unlink(missing_ok=True)
+
+
+def delete_all(keys: list[str | None]) -> None:
+    """Delete these files, logging (not raising) what cannot be deleted."""
+    _delete_quietly([k for k in keys if k])
 
 
 def delete_after_commit(session: Session, keys: list[str]) -> None:

@@ -60,6 +60,9 @@ class JobKind:
     retry_status: str | None = None
     claim_status: str | None = None  # status set by the claim itself
     priority: int = 100  # lower runs first: a guest waiting on a selfie before photos
+    # Called with the job when it fails for good; what it returns runs after that commit
+    # (deleting the files of a photo that will never be indexed).
+    on_failed: Callable[[Any], Callable[[], None] | None] | None = None
 
 
 _KINDS: dict[str, JobKind] = {}

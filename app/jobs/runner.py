@@ -21,6 +21,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any
@@ -100,6 +101,19 @@ def _decide(kind: JobKind, session: Session, job: Any, settings: Settings) -> Ou
         return Outcome({"status": retry_status, **values}, retry_after=min(300.0, 2.0**attempts))
 
 
+def _with_clean_up(outcome: Outcome, clean_up: Callable[[], None] | None) -> Outcome:
+    if clean_up is None:
+        return outcome
+    first = outcome.after_commit
+
+    def both() -> None:
+        if first is not None:
+            first()
+        clean_up()
+
+    return replace(outcome, after_commit=both)
+
+
 def _step(kind: JobKind, job_id: int, worker_id: str, settings: Settings) -> bool:
     """One handler call and its outcome, committed; True when the job wants another step."""
     with session_scope() as session:
@@ -107,6 +121,8 @@ def _step(kind: JobKind, job_id: int, worker_id: str, settings: Settings) -> boo
         if job is None or job.lease_owner != worker_id:
             return False  # deleted (cancelled) or taken over meanwhile
         outcome = _decide(kind, session, job, settings)
+        if outcome.values.get("status") == kind.failed_status and kind.on_failed is not None:
+            outcome = _with_clean_up(outcome, kind.on_failed(job))
         if outcome.retry_after is not None:
             values = queue.later(outcome.retry_after, **outcome.values)
         elif outcome.done:

@@ -67,6 +67,17 @@ def overloaded(max_in_flight: int) -> bool:
     return load.in_flight >= max_in_flight or (load.rejected_overload > 0 and recent)
 
 
+def _hardened(scope: Scope, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Every response: no MIME sniffing. API responses (tokens, personal data) are never
+    stored by a browser or a proxy, unless the route chose its own caching."""
+    names = {name.lower() for name, _ in headers}
+    if b"x-content-type-options" not in names:
+        headers.append((b"x-content-type-options", b"nosniff"))
+    if scope["path"].startswith("/api/") and b"cache-control" not in names:
+        headers.append((b"cache-control", b"no-store"))
+    return headers
+
+
 def endpoint_of(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None) or "unmatched"
@@ -96,6 +107,7 @@ class ObservabilityMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = _hardened(scope, list(message.get("headers", [])))
             await send(message)
 
         slot = _Slot()
@@ -127,9 +139,16 @@ class ObservabilityMiddleware:
         if access_log.isEnabledFor(logging.INFO):
             client = scope.get("client") or ("-", 0)
             query = scope.get("query_string", b"").decode("latin-1")
-            target = scope["path"] + (f"?{query}" if query else "")
+            # Escaped: a "%0a" in a path would otherwise forge a log line.
+            target = _printable(scope["path"] + (f"?{query}" if query else ""))
             now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             access_log.info('%s %s "%s %s" %d %.1fms', now, client[0], method, target, status, ms)
+
+
+def _printable(text: str) -> str:
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 async def _send_overloaded(send: Send) -> None:
@@ -141,6 +160,8 @@ async def _send_overloaded(send: Send) -> None:
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(_OVERLOADED)).encode()),
                 (b"retry-after", b"1"),
+                (b"x-content-type-options", b"nosniff"),
+                (b"cache-control", b"no-store"),
             ],
         }
     )

@@ -20,13 +20,21 @@ from app.ops.middleware import load, overloaded
 from app.ops.service import DatabaseCollector, check_database, db_raw_test, server_stats
 
 
-def require_ops_token(
+def ops_token_given(
     authorization: Annotated[str | None, Header()] = None,
     x_ops_token: Annotated[str | None, Header()] = None,
-) -> None:
+) -> bool:
+    """Whether the request carries the operations token."""
     expected = get_settings().ops_key()
     given = x_ops_token or (authorization or "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+OpsToken = Annotated[bool, Depends(ops_token_given)]
+
+
+def require_ops_token(ops: OpsToken) -> None:
+    if not ops:
         raise Unauthorized(
             "This endpoint needs the operations token "
             "(OPS_TOKEN, or the one generated in DATA_DIR/ops_token).",
@@ -43,19 +51,27 @@ protected = APIRouter(tags=["ops"], dependencies=[Depends(require_ops_token)])
     responses={503: {"description": "The database is not reachable; with `ready=1`, also `overloaded`."}},
 )
 def health_check(
+    ops: OpsToken,
     ready: Annotated[
         bool,
         Query(description="Readiness: also 503 `overloaded` while this worker refuses requests."),
     ] = False,
 ) -> Any:
     """Liveness and database readiness: 200, or 503 with the reason. A load balancer that
-    should stop sending traffic to a worker that is refusing work asks with ``ready=1``."""
+    should stop sending traffic to a worker that is refusing work asks with ``ready=1``.
+    The driver's own words about a database failure (hosts, driver) are given only with the
+    operations token (``detail``)."""
     db = check_database()
     settings = get_settings()
     busy = ready and overloaded(settings.max_in_flight)
     body = {
         "status": "ok" if db.ok and not busy else ("overloaded" if db.ok else "degraded"),
-        "database": {"ok": db.ok, "latency_ms": round(db.latency_ms, 2), "reason": db.reason},
+        "database": {
+            "ok": db.ok,
+            "latency_ms": round(db.latency_ms, 2),
+            "reason": db.reason,
+            **({"detail": db.detail} if ops and db.detail else {}),
+        },
         "in_flight": {"now": load.in_flight, "max": settings.max_in_flight},
     }
     if db.ok and not busy:

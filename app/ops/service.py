@@ -25,7 +25,8 @@ from app.selfies.models import Selfie, SelfieStatus
 class DatabaseHealth:
     ok: bool
     latency_ms: float
-    reason: str | None = None
+    reason: str | None = None  # for anyone
+    detail: str | None = None  # the driver's words (hosts, drivers): for operators only
 
 
 def check_database() -> DatabaseHealth:
@@ -35,11 +36,14 @@ def check_database() -> DatabaseHealth:
             conn.execute(text("SELECT 1"))
     except sa_exc.TimeoutError:
         reason = "database pool exhausted"
+        detail = None
     except sa_exc.DBAPIError as exc:
-        reason = f"database unreachable: {str(exc.orig).strip().splitlines()[0][:200]}"
+        reason = "database unreachable"
+        detail = str(exc.orig).strip().splitlines()[0][:200]
     else:
         return DatabaseHealth(ok=True, latency_ms=(time.perf_counter() - start) * 1000)
-    return DatabaseHealth(ok=False, latency_ms=(time.perf_counter() - start) * 1000, reason=reason)
+    latency = (time.perf_counter() - start) * 1000
+    return DatabaseHealth(ok=False, latency_ms=latency, reason=reason, detail=detail)
 
 
 def _ms(start: float) -> float:

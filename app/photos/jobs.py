@@ -9,6 +9,8 @@ claims, renews, retries and commits; this module only decides.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -92,6 +94,12 @@ def handle(session: Session, photo: Photo) -> Outcome:
         return _failed(exc.code, exc.message)
 
 
+def on_failed(photo: Photo) -> Callable[[], None]:
+    """A photo that failed for good keeps its row (the organizer sees why) but not its files."""
+    keys = [photo.original_key, photo.thumbnail_key, photo.served_key]
+    return lambda: storage.delete_all(keys)
+
+
 PHOTO_JOB = register(
     JobKind(
         name="photo",
@@ -102,5 +110,6 @@ PHOTO_JOB = register(
         retry_status=PhotoStatus.pending,
         claim_status=PhotoStatus.processing,
         priority=20,
+        on_failed=on_failed,
     )
 )
