@@ -14,6 +14,7 @@ from app.core.config import get_settings
 from app.core.database import dispose_engine
 from app.core.errors import install_error_handlers
 from app.core.limits import RequestBoundsMiddleware
+from app.core.openapi import install_openapi
 from app.events.routes import accounts_router as events_accounts_router
 from app.events.routes import join_router
 from app.events.routes import router as events_router
@@ -59,6 +60,7 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(
         RequestBoundsMiddleware,
         limit_for=body_limit_for,

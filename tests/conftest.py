@@ -11,6 +11,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 _TMP = Path(tempfile.mkdtemp(prefix="event-photos-tests-"))
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -109,3 +110,17 @@ def client(clean_db: None) -> Iterator[TestClient]:
 
     with TestClient(app) as c:
         yield c
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """How many cases the API fuzzing sent, per role and operation (when it ran)."""
+    import sys
+
+    fuzz = sys.modules.get("tests.security.test_openapi_fuzz")
+    cases = getattr(fuzz, "CASES", None)
+    if not cases:
+        return
+    terminalreporter.section("OpenAPI fuzzing (schemathesis): cases per role and operation")
+    for key, n in sorted(cases.items()):
+        terminalreporter.write_line(f"{n:5d}  {key}")
+    terminalreporter.write_line(f"{sum(cases.values()):5d}  in all")

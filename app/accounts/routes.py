@@ -18,12 +18,13 @@ from app.accounts.schemas import (
 )
 from app.core.database import SessionDep, release_connection
 from app.core.errors import Unprocessable
+from app.core.openapi import errors
 from app.core.throttle import ClientAddress
 
 router = APIRouter(prefix="/api", tags=["accounts"])
 
 
-@router.get("/check-user-availability", response_model=AvailabilityResponse)
+@router.get("/check-user-availability", response_model=AvailabilityResponse, responses=errors(429))
 def check_user_availability(
     session: SessionDep,
     address: ClientAddress,
@@ -43,7 +44,7 @@ def check_user_availability(
     return service.check_availability(session=session, username=username, email=email)
 
 
-@router.post("/login")
+@router.post("/login", responses=errors(401, 429))
 def login(body: LoginIn, session: SessionDep, address: ClientAddress) -> TokenResponse:
     """Exchange a username or email and a password for a bearer access token.
 
@@ -66,7 +67,7 @@ def logout(user: CurrentUser, session: SessionDep) -> None:
     service.revoke_tokens(session=session, user=user)
 
 
-@router.post("/me/password")
+@router.post("/me/password", responses=errors(401))
 def change_password(body: ChangePasswordIn, user: CurrentUser, session: SessionDep) -> TokenResponse:
     """Change your password (the current one is asked again). Every token issued before
     stops working; the answer carries a new one. 401 ``wrong_password``, 422 ``weak_password``."""

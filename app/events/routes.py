@@ -9,6 +9,7 @@ from app.accounts import service as accounts_service
 from app.accounts.deps import CurrentOrganizer, CurrentUser
 from app.accounts.schemas import RegisterIn, TokenResponse, UserPublic
 from app.core.database import SessionDep, release_connection
+from app.core.openapi import errors
 from app.core.schemas import IdPath
 from app.core.throttle import ClientAddress
 from app.events import service
@@ -31,7 +32,9 @@ accounts_router = APIRouter(prefix="/api", tags=["accounts"])
 join_router = APIRouter(tags=["events"])
 
 
-@accounts_router.post("/register-with-event-code", status_code=status.HTTP_201_CREATED)
+@accounts_router.post(
+    "/register-with-event-code", status_code=status.HTTP_201_CREATED, responses=errors(404, 409, 410, 429)
+)
 def register_with_event_code(body: RegisterIn, session: SessionDep, address: ClientAddress) -> TokenResponse:
     """Create a guest account and join the event of ``event_code``, in one step.
 
@@ -61,7 +64,7 @@ def me(user: CurrentUser, session: SessionDep) -> MeResponse:
     return MeResponse(**UserPublic.model_validate(user).model_dump(), events=events)
 
 
-@router.post("/check-event-code")
+@router.post("/check-event-code", responses=errors(404, 410, 429))
 def check_event_code(
     body: CheckEventCodeIn, session: SessionDep, address: ClientAddress
 ) -> CheckEventCodeResponse:
@@ -75,7 +78,7 @@ def check_event_code(
     return CheckEventCodeResponse(event=EventPublic.model_validate(event))
 
 
-@router.post("/join-event")
+@router.post("/join-event", responses=errors(404, 410, 429))
 def join_event(
     body: JoinEventIn, user: CurrentUser, session: SessionDep, address: ClientAddress
 ) -> JoinEventResponse:
@@ -88,7 +91,12 @@ def join_event(
     return JoinEventResponse(joined=joined, event=EventPublic.model_validate(event))
 
 
-@join_router.get("/e/{token}", status_code=status.HTTP_303_SEE_OTHER, response_class=RedirectResponse)
+@join_router.get(
+    "/e/{token}",
+    status_code=status.HTTP_303_SEE_OTHER,
+    response_class=RedirectResponse,
+    responses=errors(404, 429),
+)
 def join_link(token: str, session: SessionDep, address: ClientAddress) -> RedirectResponse:
     """The join link of an event's QR code: a redirect to the web app with the event's code
     filled in (``/?event=<code>``). 404 ``event_not_found`` for an unknown link (throttled
@@ -101,21 +109,21 @@ def _organizer_view(event: object, guests: int) -> EventOrganizerView:
     return EventOrganizerView.model_validate(event).model_copy(update={"guests": guests})
 
 
-@router.post("/events", status_code=status.HTTP_201_CREATED)
+@router.post("/events", status_code=status.HTTP_201_CREATED, responses=errors(403))
 def create_event(body: EventCreate, organizer: CurrentOrganizer, session: SessionDep) -> EventOrganizerView:
     """Create an event; its guest code (e.g. ``SUMMER-7K2Q``) is generated."""
     event = service.create_event(session=session, organizer=organizer, data=body)
     return _organizer_view(event, 0)
 
 
-@router.get("/events")
+@router.get("/events", responses=errors(403))
 def list_events(organizer: CurrentOrganizer, session: SessionDep) -> EventList:
     """The organizer's events, newest first (every event for an admin)."""
     rows = service.list_events(session=session, organizer=organizer)
     return EventList(events=[_organizer_view(e, n) for e, n in rows])
 
 
-@router.get("/events/{event_id}")
+@router.get("/events/{event_id}", responses=errors(403, 404))
 def get_event(event_id: IdPath, organizer: CurrentOrganizer, session: SessionDep) -> EventOrganizerView:
     """One of the organizer's events, with its photo indexing progress and face count."""
     event = service.get_managed_event(session=session, organizer=organizer, event_id=event_id)
@@ -123,14 +131,14 @@ def get_event(event_id: IdPath, organizer: CurrentOrganizer, session: SessionDep
     return view.model_copy(update=service.event_detail_fields(session=session, event_id=event.id))
 
 
-@router.post("/events/{event_id}/close")
+@router.post("/events/{event_id}/close", responses=errors(403, 404))
 def close_event(event_id: IdPath, organizer: CurrentOrganizer, session: SessionDep) -> EventOrganizerView:
     """Close the event to new guests (existing guests keep their access)."""
     event = service.set_event_open(session=session, organizer=organizer, event_id=event_id, is_open=False)
     return _organizer_view(event, service.count_guests(session=session, event_id=event.id))
 
 
-@router.post("/events/{event_id}/open")
+@router.post("/events/{event_id}/open", responses=errors(403, 404))
 def open_event(event_id: IdPath, organizer: CurrentOrganizer, session: SessionDep) -> EventOrganizerView:
     """Open the event for registration again."""
     event = service.set_event_open(session=session, organizer=organizer, event_id=event_id, is_open=True)

@@ -85,12 +85,8 @@ def apply_indexes(
     ``log`` receives each SQL statement as it runs (or would run, with ``dry_run``).
     Raises :class:`SchemaNotMigrated` before changing anything if a table is missing.
     """
-    engine = (
-        create_engine(sqlalchemy_url(engine_or_url), poolclass=NullPool)
-        if isinstance(engine_or_url, str)
-        else engine_or_url
-    )
     owned = isinstance(engine_or_url, str)
+    engine = _engine_for(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
     try:
         # Autocommit: a concurrent build cannot run in a transaction, and on SQLite each
         # CREATE INDEX is then its own short write transaction.

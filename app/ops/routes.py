@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 
 from app.core.config import get_settings
 from app.core.errors import Unauthorized
+from app.core.openapi import errors
 from app.ops import metrics
 from app.ops.middleware import load, overloaded
 from app.ops.service import DatabaseCollector, check_database, db_raw_test, server_stats
@@ -48,7 +49,7 @@ protected = APIRouter(tags=["ops"], dependencies=[Depends(require_ops_token)])
 
 @router.get(
     "/api/health-check",
-    responses={503: {"description": "The database is not reachable; with `ready=1`, also `overloaded`."}},
+    responses=errors(503),
 )
 def health_check(
     ops: OpsToken,
@@ -84,21 +85,21 @@ def health_check(
     return JSONResponse({"error": error, **body}, status_code=503, headers={"Retry-After": "2"})
 
 
-@protected.get("/api/db-raw-test")
+@protected.get("/api/db-raw-test", responses=errors(401))
 def db_raw() -> dict[str, Any]:
     """A raw SQL round trip and one indexed query with their timings, and the pool's state
     (size, checked out, overflow, threads waiting)."""
     return db_raw_test()
 
 
-@protected.get("/api/stats")
+@protected.get("/api/stats", responses=errors(401))
 def stats() -> dict[str, Any]:
     """Uptime; per-endpoint counts, errors, mean and p95 over the last minute and in total;
     requests in flight; face job queue; photos, faces, guests. For all workers together."""
     return server_stats()
 
 
-@protected.get("/metrics", response_class=Response)
+@protected.get("/metrics", response_class=Response, responses=errors(401))
 async def prometheus_metrics() -> Response:
     """Prometheus exposition format, summed over all Gunicorn workers."""
     body, content_type = await run_in_threadpool(metrics.render, DatabaseCollector())

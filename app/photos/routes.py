@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import FileResponse
@@ -12,6 +12,7 @@ from app.core import storage
 from app.core.config import get_settings
 from app.core.database import SessionDep
 from app.core.errors import AppError
+from app.core.openapi import errors
 from app.core.schemas import IdPath, OffsetQuery
 from app.core.uploads import missing_files, multipart_body, read_parts
 from app.events.service import get_managed_event
@@ -20,11 +21,15 @@ from app.photos.models import PhotoStatus
 from app.photos.schemas import AcceptedPhoto, PhotoList, PhotoOut, PhotoUploadResponse, RejectedPhoto
 
 router = APIRouter(prefix="/api", tags=["photos"])
+_IMAGE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/*": {"schema": {"type": "string", "contentMediaType": "image/*"}}}}
+}
 
 
 @router.post(
     "/events/{event_id}/photos",
     status_code=status.HTTP_202_ACCEPTED,
+    responses=errors(403, 404),
     openapi_extra=multipart_body("files", "Repeat the field for each photo.", many=True),
 )
 def upload_photos(
@@ -65,7 +70,7 @@ def upload_photos(
     return PhotoUploadResponse(accepted=accepted, rejected=rejected)
 
 
-@router.get("/events/{event_id}/photos")
+@router.get("/events/{event_id}/photos", responses=errors(403, 404))
 def list_photos(
     event_id: IdPath,
     organizer: CurrentOrganizer,
@@ -109,13 +114,13 @@ def _serve(photo_id: int, user: object, session: SessionDep, *, thumbnail: bool)
     )
 
 
-@router.get("/photos/{photo_id}/thumbnail", response_class=FileResponse)
+@router.get("/photos/{photo_id}/thumbnail", response_class=FileResponse, responses=_IMAGE | errors(404, 409))
 def photo_thumbnail(photo_id: IdPath, user: CurrentUser, session: SessionDep) -> FileResponse:
     """A 480 px JPEG thumbnail, without EXIF. For the organizer and the guests matched in it."""
     return _serve(photo_id, user, session, thumbnail=True)
 
 
-@router.get("/photos/{photo_id}/original", response_class=FileResponse)
+@router.get("/photos/{photo_id}/original", response_class=FileResponse, responses=_IMAGE | errors(404, 409))
 def photo_original(photo_id: IdPath, user: CurrentUser, session: SessionDep) -> FileResponse:
     """The full photo, upright, with EXIF (GPS included) removed."""
     return _serve(photo_id, user, session, thumbnail=False)

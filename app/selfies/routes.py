@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
@@ -15,6 +15,7 @@ from app.accounts.deps import CurrentUser
 from app.core.config import get_settings
 from app.core.database import SessionDep, session_scope
 from app.core.errors import NotFound
+from app.core.openapi import errors
 from app.core.schemas import OptionalIdQuery
 from app.core.uploads import multipart_body, read_parts
 from app.events.service import is_member
@@ -28,17 +29,11 @@ router = APIRouter(prefix="/api", tags=["selfies"])
 MAX_WAIT_SECONDS = 30
 KEEP_ALIVE_SECONDS = 15
 
-_UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
-    413: {"description": "`image_too_large` (bytes or pixels)."},
-    415: {"description": "`unsupported_format`: not a JPEG, PNG, WebP or HEIC image."},
-    503: {"description": "`storage_full` or `database_unavailable`: retry after `Retry-After` seconds."},
-}
-
 
 @router.post(
     "/upload-selfie",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=_UPLOAD_ERRORS,
+    responses=errors(415, 429),
     openapi_extra=multipart_body("file", "The selfie: JPEG, PNG, WebP or HEIC.", many=False),
 )
 def upload_selfie(request: Request, user: CurrentUser, session: SessionDep) -> SelfieAccepted:
@@ -78,7 +73,7 @@ def _snapshot(state: SelfieState | None) -> Snapshot:
     return Snapshot(state.selfie_id, state.status, state.matches)
 
 
-@router.get("/selfie", responses={404: {"description": "`no_selfie`: nothing uploaded yet."}})
+@router.get("/selfie", responses=errors(404))
 async def get_selfie(
     user: CurrentUser,
     wait: Annotated[
@@ -111,7 +106,10 @@ async def get_selfie(
 @router.get(
     "/selfie/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "A stream of `selfie` events."}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "A stream of `selfie` events."},
+        **errors(404),
+    },
 )
 async def selfie_events(user: CurrentUser) -> StreamingResponse:
     """Server-Sent Events: an ``event: selfie`` with the state of ``GET /api/selfie`` (``data:
@@ -146,7 +144,7 @@ async def selfie_events(user: CurrentUser) -> StreamingResponse:
     )
 
 
-@router.get("/my-photos")
+@router.get("/my-photos", responses=errors(404))
 def my_photos(user: CurrentUser, session: SessionDep, event_id: OptionalIdQuery = None) -> MyPhotos:
     """The event photos you appear in, best matches first (optionally for one event)."""
     if event_id is not None and not is_member(session=session, user_id=user.id, event_id=event_id):
