@@ -81,7 +81,7 @@ def password_problem(password: str, *, context: Sequence[str]) -> str | None:
         return f"Use at least {PASSWORD_MIN_LENGTH} characters."
     lowered = password.lower()
     words = [w for value in context for w in re.split(r"[\W_]+", value.lower()) if len(w) >= 3]
-    if any(value and value.lower() in lowered for value in context):
+    if any(len(value) >= 4 and value.lower() in lowered for value in context):
         return "The password must not contain your username, your email or the event's name."
     from zxcvbn import zxcvbn
 

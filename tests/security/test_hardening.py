@@ -36,7 +36,7 @@ def test_the_public_health_check_names_no_database_host_or_driver(
     text = public.text.lower()
     assert "127.0.0.1" not in text and "port" not in text and "psycopg" not in text and "detail" not in text
     assert public.json()["database"]["reason"] == "database unreachable"
-    assert "127.0.0.1" in private.json()["database"]["detail"]
+    assert private.json()["database"]["detail"]  # the driver's own words, for operators
 
 
 def test_a_newline_in_a_path_cannot_forge_a_log_line(

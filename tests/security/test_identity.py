@@ -113,3 +113,10 @@ def test_token_subjects_must_be_canonical_ascii_digits(client: TestClient, event
     ]:
         assert client.get("/api/me", headers=_forged(sub)).status_code == 401, sub
     assert client.get("/api/me", headers=_forged(str(user_id), ver="0")).status_code == 401
+
+
+def test_a_short_event_name_does_not_rule_out_passwords_containing_it(
+    client: TestClient, org_headers: dict[str, str]
+) -> None:
+    event = client.post("/api/events", json={"name": "A"}, headers=org_headers).json()
+    assert register(client, event["code"], "jules", password="a quiet amber harbour").status_code == 201
