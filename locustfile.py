@@ -238,6 +238,7 @@ class Guest(FastHttpUser):
             "username": self.username,
             "email": params["email"],
             "password": "load test password",
+            "accept_face_processing": True,
         }
         with self.client.post("/api/register-with-event-code", json=body, catch_response=True) as r:
             if r.status_code != 201 or not _json(r).get("access_token"):

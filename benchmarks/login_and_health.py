@@ -76,6 +76,7 @@ def main() -> None:
                         "username": f"guest{i}",
                         "email": f"g{i}@example.com",
                         "password": PASSWORD,
+                        "accept_face_processing": True,
                     },
                 )
                 assert r.status_code == 201, r.text

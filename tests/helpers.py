@@ -54,6 +54,7 @@ def register(client: TestClient, code: str, username: str, **extra: Any) -> Any:
         "username": username,
         "email": extra.pop("email", f"{username}@example.com"),
         "password": extra.pop("password", PASSWORD),
+        "accept_face_processing": extra.pop("accept_face_processing", True),
         **extra,
     }
     return client.post("/api/register-with-event-code", json=body)

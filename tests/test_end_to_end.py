@@ -55,6 +55,7 @@ def test_guest_journey_against_gunicorn_with_the_embedded_face_workers(clean_db:
                     "username": "alice",
                     "email": "alice@example.com",
                     "password": PASSWORD,
+                    "accept_face_processing": True,
                 },
             )
             assert r.status_code == 201

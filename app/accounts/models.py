@@ -39,6 +39,9 @@ class User(Base):
     last_login_at: Mapped[datetime | None]
     # In every access token; bumped by a logout or a password change, which revokes them all.
     token_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Consent to face processing, given at registration: when, and to which policy version.
+    consent_at: Mapped[datetime | None]
+    consent_version: Mapped[str | None] = mapped_column(String(16))
 
     @property
     def is_organizer(self) -> bool:

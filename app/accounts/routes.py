@@ -9,11 +9,14 @@ from fastapi import APIRouter, Query, status
 
 from app.accounts import service
 from app.accounts.deps import CurrentUser
+from app.accounts.privacy import POLICY, POLICY_VERSION
 from app.accounts.schemas import (
     Availability,
     AvailabilityResponse,
     ChangePasswordIn,
+    DeleteAccountIn,
     LoginIn,
+    PrivacyPolicy,
     TokenResponse,
 )
 from app.core.database import SessionDep, release_connection
@@ -61,10 +64,25 @@ def login(body: LoginIn, session: SessionDep, address: ClientAddress) -> TokenRe
     return service.token_for(user)
 
 
+@router.get("/privacy")
+def privacy() -> PrivacyPolicy:
+    """What is stored about a guest, where, for how long and who sees it: the policy a guest
+    accepts at registration (``accept_face_processing``), with its version."""
+    return PrivacyPolicy(version=POLICY_VERSION, text=POLICY)
+
+
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
 def logout(user: CurrentUser, session: SessionDep) -> None:
     """Sign out everywhere: every access token issued to you so far stops working."""
     service.revoke_tokens(session=session, user=user)
+
+
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=errors(409))
+def delete_me(body: DeleteAccountIn, user: CurrentUser, session: SessionDep) -> None:
+    """Erase your account and everything of it: selfies, face templates, matches, event
+    memberships, files. Your tokens stop working at once. The password is asked again (401
+    ``wrong_password``); an organizer's account holds events (409 ``organizer_has_events``)."""
+    service.erase_user(session=session, user=user, password=body.password)
 
 
 @router.post("/me/password", responses=errors(401))

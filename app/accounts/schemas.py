@@ -34,10 +34,22 @@ class RegisterIn(RequestModel):
     email: str = Field(min_length=1, max_length=320)
     password: str = Field(min_length=1, max_length=128)
     display_name: VisibleText | None = Field(default=None, max_length=64)
+    accept_face_processing: bool = Field(
+        default=False, description="Must be true: consent to the processing in GET /api/privacy."
+    )
 
 
 class LoginIn(RequestModel):
     login: str = Field(min_length=1, max_length=320, description="Username or email.")
+    password: str = Field(min_length=1, max_length=128)
+
+
+class PrivacyPolicy(BaseModel):
+    version: str
+    text: str = Field(description="Markdown.")
+
+
+class DeleteAccountIn(RequestModel):
     password: str = Field(min_length=1, max_length=128)
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.accounts.models import Role, User
+from app.accounts.privacy import POLICY_VERSION
 from app.accounts.schemas import Availability, TokenResponse, UserPublic
 from app.core import security
 from app.core.database import utcnow
@@ -182,6 +183,7 @@ def prepare_user(
     role: Role = Role.guest,
     display_name: str | None = None,
     context: Sequence[str] = (),
+    consent: bool = False,
 ) -> User:
     """A new, unsaved user with validated identity and hashed password. No database work:
     the slow hash happens before any connection is taken. ``context``: more words the
@@ -193,7 +195,20 @@ def prepare_user(
         password_hash=security.hash_password(password),
         display_name=(display_name or "").strip() or None,
         role=role.value,
+        consent_at=utcnow() if consent else None,
+        consent_version=POLICY_VERSION if consent else None,
     )
+
+
+def require_consent(accepted: bool) -> None:
+    """422 ``consent_required`` unless the guest accepted the face processing policy."""
+    if accepted is not True:
+        raise Unprocessable(
+            "To find your photos we process your face: read GET /api/privacy and accept it "
+            "(accept_face_processing: true).",
+            code="consent_required",
+            field="accept_face_processing",
+        )
 
 
 def add_user(*, session: Session, user: User) -> User:
@@ -268,6 +283,34 @@ def token_for(user: User) -> TokenResponse:
     user_public = UserPublic.model_validate(user)
     token = security.create_access_token(subject=str(user_public.id), version=user.token_version)
     return TokenResponse(access_token=token, user=user_public)
+
+
+# Other domains erase what they keep of a user before the row goes (selfies and their files);
+# they register here when imported (see ARCHITECTURE.md).
+UserErasedHook = Callable[[Session, int], None]
+_erasure_hooks: list[UserErasedHook] = []
+
+
+def before_user_erased(hook: UserErasedHook) -> UserErasedHook:
+    _erasure_hooks.append(hook)
+    return hook
+
+
+def erase_user(*, session: Session, user: User, password: str) -> None:
+    """Erase the account and everything of it (GDPR art. 17): the domains' data through
+    their hooks, then the row (memberships, matches, "not me" answers go with it). Its tokens
+    stop working at once: the user they name is gone."""
+    if not security.verify_password(user.password_hash, password):
+        raise InvalidCredentials("The password is wrong.", code="wrong_password")
+    if user.is_organizer:
+        raise Conflict(
+            "An organizer's account holds events: delete the events first, or ask an admin.",
+            code="organizer_has_events",
+        )
+    for hook in _erasure_hooks:
+        hook(session, user.id)
+    session.execute(delete(User).where(User.id == user.id))
+    session.flush()
 
 
 def revoke_tokens(*, session: Session, user: User) -> None:

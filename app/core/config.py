@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     azure_face_list_prefix: str = Field(default="", max_length=20, pattern=r"^[a-z0-9_-]*$")
     face_match_threshold: float = Field(default=0.5, gt=0, lt=2)
     selfie_validation_strict: bool = True
+    # Keep a selfie's image once its face template is stored (false: it is deleted then).
+    selfie_keep_image: bool = False
     selfie_max_bytes: int = Field(default=15 * 1024 * 1024, ge=1024)
     photo_max_bytes: int = Field(default=40 * 1024 * 1024, ge=1024)
     photo_upload_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)

@@ -38,9 +38,14 @@ join_router = APIRouter(tags=["events"])
 def register_with_event_code(body: RegisterIn, session: SessionDep, address: ClientAddress) -> TokenResponse:
     """Create a guest account and join the event of ``event_code``, in one step.
 
+    ``accept_face_processing`` must be true (the policy of ``GET /api/privacy``); the consent is
+    recorded with its time and the policy's version.
+
     Errors: 404 ``event_not_found``, 410 ``event_closed``, 409 ``username_taken`` /
-    ``email_taken``, 422 ``invalid_username`` / ``invalid_email`` / ``weak_password``.
+    ``email_taken``, 422 ``consent_required`` / ``invalid_username`` / ``invalid_email`` /
+    ``weak_password``.
     """
+    accounts_service.require_consent(body.accept_face_processing)
     # A wrong code is refused before any hashing; then the connection goes back to the pool
     # while argon2 runs.
     event = service.event_for_code(session=session, code=body.event_code, address=address)
@@ -52,6 +57,7 @@ def register_with_event_code(body: RegisterIn, session: SessionDep, address: Cli
         password=body.password,
         display_name=body.display_name,
         context=context,
+        consent=True,
     )
     user = service.register_guest(session=session, user=new_user, event_code=body.event_code, address=address)
     return accounts_service.token_for(user)
@@ -129,6 +135,16 @@ def get_event(event_id: IdPath, organizer: CurrentOrganizer, session: SessionDep
     event = service.get_managed_event(session=session, organizer=organizer, event_id=event_id)
     view = _organizer_view(event, service.count_guests(session=session, event_id=event.id))
     return view.model_copy(update=service.event_detail_fields(session=session, event_id=event.id))
+
+
+@router.delete(
+    "/events/{event_id}/guests/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(403, 404)
+)
+def remove_guest(event_id: IdPath, user_id: IdPath, organizer: CurrentOrganizer, session: SessionDep) -> None:
+    """Take a guest out of your event: their membership and their matches in it are erased
+    (they can join again only with the code while the event is open)."""
+    event = service.get_managed_event(session=session, organizer=organizer, event_id=event_id)
+    service.remove_guest(session=session, event=event, user_id=user_id)
 
 
 @router.post("/events/{event_id}/close", responses=errors(403, 404))

@@ -18,6 +18,7 @@ from app.core.errors import Gone, NotFound
 from app.core.throttle import Throttle
 from app.events.models import Event, EventMembership
 from app.events.schemas import EventCreate
+from app.faces import service as faces_service
 
 # No 0/O, 1/I/L: a code read aloud or from a poster is typed back correctly.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -168,6 +169,20 @@ def join_event(*, session: Session, user: User, code: str, address: str) -> tupl
     session.add(EventMembership(user_id=user.id, event_id=event.id))
     session.flush()
     return event, True
+
+
+def remove_guest(*, session: Session, event: Event, user_id: int) -> None:
+    """Take a guest out of ``event``: their membership and their matches in it go."""
+    membership = session.scalar(
+        select(EventMembership).where(
+            EventMembership.event_id == event.id, EventMembership.user_id == user_id
+        )
+    )
+    if membership is None:
+        raise NotFound("This user is not a guest of the event.", code="guest_not_found")
+    session.delete(membership)
+    faces_service.delete_event_matches(session=session, user_id=user_id, event_id=event.id)
+    session.flush()
 
 
 def user_events(*, session: Session, user_id: int) -> list[Event]:

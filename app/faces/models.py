@@ -42,3 +42,15 @@ class FaceMatch(Base):
     # Float as migrated (SQLAlchemy 2.1 would map float to Double): double precision on PostgreSQL.
     distance: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class NotMe(Base):
+    """A guest said a photo is not of them: it is never matched to them again."""
+
+    __tablename__ = "not_me"
+    __table_args__ = (UniqueConstraint("user_id", "photo_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from app.faces.matching import Gallery, from_blob
-from app.faces.models import Face, FaceMatch
+from app.faces.models import Face, FaceMatch, NotMe
 from app.faces.providers.base import (
     DetectedFace,
     FaceBox,
@@ -115,7 +115,17 @@ class EventFaces:
 
 
 def _insert_matches(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert matches, ignoring (selfie, photo) pairs another worker recorded first."""
+    """Insert matches, ignoring (selfie, photo) pairs another worker recorded first and the
+    photos each guest said were not of them."""
+    if rows:
+        found = session.execute(
+            select(NotMe.user_id, NotMe.photo_id).where(
+                NotMe.user_id.in_({r["user_id"] for r in rows}),
+                NotMe.photo_id.in_({r["photo_id"] for r in rows}),
+            )
+        )
+        refused = {(user_id, photo_id) for user_id, photo_id in found}
+        rows = [r for r in rows if (r["user_id"], r["photo_id"]) not in refused]
     if not rows:
         return
     from sqlalchemy.dialects import postgresql, sqlite
@@ -206,6 +216,24 @@ def match_photo_faces(
         ],
     )
     return len(found)
+
+
+def set_not_me(*, session: Session, user_id: int, photo_id: int, not_me: bool) -> None:
+    """Record (or take back) that a photo is not of this user; their match with it goes."""
+    if not_me:
+        if (
+            session.scalar(select(NotMe.id).where(NotMe.user_id == user_id, NotMe.photo_id == photo_id))
+            is None
+        ):
+            session.add(NotMe(user_id=user_id, photo_id=photo_id))
+        session.execute(delete(FaceMatch).where(FaceMatch.user_id == user_id, FaceMatch.photo_id == photo_id))
+    else:
+        session.execute(delete(NotMe).where(NotMe.user_id == user_id, NotMe.photo_id == photo_id))
+    session.flush()
+
+
+def delete_event_matches(*, session: Session, user_id: int, event_id: int) -> None:
+    session.execute(delete(FaceMatch).where(FaceMatch.user_id == user_id, FaceMatch.event_id == event_id))
 
 
 def delete_user_matches(*, session: Session, user_id: int, keep_selfie_id: int | None = None) -> None:

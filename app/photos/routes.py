@@ -70,6 +70,18 @@ def upload_photos(
     return PhotoUploadResponse(accepted=accepted, rejected=rejected)
 
 
+@router.delete(
+    "/events/{event_id}/photos/{photo_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(403, 404)
+)
+def delete_photo(
+    event_id: IdPath, photo_id: IdPath, organizer: CurrentOrganizer, session: SessionDep
+) -> None:
+    """Erase a photo of your event: the original, its thumbnail, its faces and its matches.
+    Guests stop seeing it at once."""
+    event = get_managed_event(session=session, organizer=organizer, event_id=event_id)
+    service.delete_photo(session=session, event=event, photo_id=photo_id)
+
+
 @router.get("/events/{event_id}/photos", responses=errors(403, 404))
 def list_photos(
     event_id: IdPath,

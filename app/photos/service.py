@@ -59,6 +59,18 @@ def accept_photo(*, session: Session, event: Event, uploader: User, filename: st
     return photo
 
 
+def delete_photo(*, session: Session, event: Event, photo_id: int) -> None:
+    """Erase a photo of ``event``: its row, faces, matches and "not me" answers (cascades),
+    and its files once committed. Guests stop seeing it at once."""
+    photo = session.get(Photo, photo_id)
+    if photo is None or photo.event_id != event.id:
+        raise NotFound("No such photo in this event.", code="photo_not_found")
+    keys = [photo.original_key, photo.thumbnail_key, photo.served_key]
+    session.delete(photo)
+    session.flush()
+    storage.delete_after_commit(session, [k for k in keys if k])
+
+
 def photo_counts(*, session: Session, event_id: int) -> PhotoCounts:
     rows = session.execute(
         select(Photo.status, func.count()).where(Photo.event_id == event_id).group_by(Photo.status)

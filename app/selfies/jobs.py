@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core import storage
+from app.core.config import get_settings
 from app.core.database import utcnow
 from app.core.errors import AppError
 from app.events import service as events_service
@@ -89,8 +90,12 @@ def handle(session: Session, selfie: Selfie) -> Outcome:
         image=lambda: storage.load(key),
         provider=provider,
     )
+    # The template is stored and matched: the image itself is no longer needed (the guest's
+    # state stays "ready"; a new selfie replaces it).
+    keep = get_settings().selfie_keep_image
     return Outcome(
-        {"status": SelfieStatus.ready, "matched_at": utcnow(), "error_code": None, "error_message": None}
+        {"status": SelfieStatus.ready, "matched_at": utcnow(), "error_code": None, "error_message": None},
+        after_commit=None if keep else lambda: storage.delete(key),
     )
 
 

@@ -16,7 +16,7 @@ from app.core.config import get_settings
 from app.core.database import SessionDep, session_scope
 from app.core.errors import NotFound
 from app.core.openapi import errors
-from app.core.schemas import OptionalIdQuery
+from app.core.schemas import IdPath, OptionalIdQuery
 from app.core.uploads import multipart_body, read_parts
 from app.events.service import is_member
 from app.selfies import service
@@ -150,3 +150,24 @@ def my_photos(user: CurrentUser, session: SessionDep, event_id: OptionalIdQuery 
     if event_id is not None and not is_member(session=session, user_id=user.id, event_id=event_id):
         raise NotFound("You are not a guest of this event.", code="event_not_found")
     return MyPhotos(photos=service.my_photos(session=session, user_id=user.id, event_id=event_id))
+
+
+@router.delete("/selfie", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404))
+def delete_selfie(user: CurrentUser, session: SessionDep) -> None:
+    """Erase your selfie: its image, its face template and all your matches. Nothing is
+    matched to you again until you upload a new one. 404 ``no_selfie`` if there is none."""
+    if not service.delete_selfies(session=session, user_id=user.id):
+        raise NotFound("You have no selfie.", code="no_selfie")
+
+
+@router.post("/my-photos/{photo_id}/not-me", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404))
+def not_me(photo_id: IdPath, user: CurrentUser, session: SessionDep) -> None:
+    """This photo is not of you: it leaves your list and is never matched to you again
+    (other guests matched in it keep it). 404 if it is not in your list."""
+    service.not_me(session=session, user_id=user.id, photo_id=photo_id)
+
+
+@router.delete("/my-photos/{photo_id}/not-me", status_code=status.HTTP_204_NO_CONTENT)
+def undo_not_me(photo_id: IdPath, user: CurrentUser, session: SessionDep) -> None:
+    """Take back a "not me": your matches are computed again in the background."""
+    service.not_me(session=session, user_id=user.id, photo_id=photo_id, undo=True)

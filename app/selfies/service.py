@@ -13,16 +13,18 @@ import errno
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from app.accounts import service as accounts_service
 from app.core import storage
 from app.core.config import Settings
-from app.core.errors import PayloadTooLarge, ServiceUnavailable
+from app.core.errors import NotFound, PayloadTooLarge, ServiceUnavailable
 from app.core.throttle import Throttle
 from app.core.uploads import Part, missing_files
 from app.events import service as events_service
 from app.events.models import EventMembership
+from app.faces import service as faces_service
 from app.faces.images import FILE_EXTENSIONS, probe_image
 from app.faces.models import FaceMatch
 from app.faces.providers.base import GuestSelfie
@@ -193,6 +195,35 @@ def my_photos(*, session: Session, user_id: int, event_id: int | None) -> list[M
         )
         for r in session.execute(stmt)
     ]
+
+
+def delete_selfies(*, session: Session, user_id: int) -> int:
+    """Erase the guest's selfies (rows, images) and all their matches; nothing is matched
+    again until a new selfie. How many selfies there were."""
+    selfies = list(session.scalars(select(Selfie).where(Selfie.user_id == user_id)))
+    session.execute(delete(FaceMatch).where(FaceMatch.user_id == user_id))
+    for selfie in selfies:
+        session.delete(selfie)
+    session.flush()
+    storage.delete_after_commit(session, [s.image_key for s in selfies])
+    return len(selfies)
+
+
+@accounts_service.before_user_erased
+def _erase_selfies(session: Session, user_id: int) -> None:
+    delete_selfies(session=session, user_id=user_id)
+
+
+def not_me(*, session: Session, user_id: int, photo_id: int, undo: bool = False) -> None:
+    """ "Not me": the photo leaves the guest's list and is never matched to them again.
+    ``undo`` takes it back and recomputes the guest's matches in the background."""
+    if not undo and photo_id not in {
+        p.id for p in my_photos(session=session, user_id=user_id, event_id=None)
+    }:
+        raise NotFound("This photo is not in your list.", code="photo_not_found")
+    faces_service.set_not_me(session=session, user_id=user_id, photo_id=photo_id, not_me=not undo)
+    if undo:
+        rematch(session=session, user_id=user_id)
 
 
 def rematch(*, session: Session, user_id: int) -> None:

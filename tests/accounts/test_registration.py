@@ -112,7 +112,13 @@ async def _register_concurrently(n: int, code: str, username: str, same_email: b
 
         async def one(i: int) -> httpx.Response:
             email = f"{username}@example.com" if same_email else f"{username}{i}@example.com"
-            body = {"event_code": code, "username": username, "email": email, "password": PASSWORD}
+            body = {
+                "event_code": code,
+                "username": username,
+                "email": email,
+                "password": PASSWORD,
+                "accept_face_processing": True,
+            }
             return await ac.post("/api/register-with-event-code", json=body)
 
         return list(await asyncio.gather(*(one(i) for i in range(n))))

@@ -81,6 +81,7 @@ def test_several_workers_on_one_database_never_answer_500(gunicorn: tuple[str, d
                 "username": f"busy{i}",
                 "email": f"busy{i}@example.com",
                 "password": PASSWORD,
+                "accept_face_processing": True,
             }
             register = c.post("/api/register-with-event-code", json=body)
             login = c.post("/api/login", json={"login": f"busy{i}", "password": PASSWORD})
