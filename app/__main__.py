@@ -32,6 +32,23 @@ def _create_organizer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _purge(_args: argparse.Namespace) -> int:
+    """What the daily sweep does, now: queue the due retention purges, then run every pending
+    event purge (retention or deletion) to the end in this process."""
+    from app.core.database import session_scope
+    from app.jobs import runner
+    from app.photos import jobs as photo_jobs
+    from app.photos import service as photos_service
+
+    with session_scope() as session:
+        queued = len(photos_service.queue_retention_purges(session=session))
+    done = 0
+    while runner.run_one(photo_jobs.PURGE_JOB, worker_id=f"purge-cli-{os.getpid()}"):
+        done += 1
+    print(f"{queued} event(s) due for retention; {done} purge step(s) run")
+    return 0
+
+
 def _migrate(_args: argparse.Namespace) -> int:
     from app.core.migrations import upgrade
 
@@ -56,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_create_organizer)
     m = sub.add_parser("migrate", help="Apply the database migrations (alembic upgrade head).")
     m.set_defaults(func=_migrate)
+    pg = sub.add_parser(
+        "purge", help="Purge the events whose retention is over, and finish pending erasures, now."
+    )
+    pg.set_defaults(func=_purge)
     sub.add_parser(
         "indexes",
         help="Add the performance indexes to a live database (as add_performance_indexes.py).",

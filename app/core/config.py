@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     selfie_validation_strict: bool = True
     # Keep a selfie's image once its face template is stored (false: it is deleted then).
     selfie_keep_image: bool = False
+    # Days after an event's end when its photos, faces and matches are purged (per event).
+    event_retention_days: int = Field(default=30, ge=1, le=3650)
+    # Photos erased per committed step of an event purge.
+    purge_batch_size: int = Field(default=100, ge=1, le=10_000)
     selfie_max_bytes: int = Field(default=15 * 1024 * 1024, ge=1024)
     photo_max_bytes: int = Field(default=40 * 1024 * 1024, ge=1024)
     photo_upload_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
@@ -130,6 +134,7 @@ class Settings(BaseSettings):
     # SQLite) or this many seconds pass (delayed retries, expired leases, other machines).
     job_idle_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     worker_chaos_pause_seconds: float = Field(default=0.0, ge=0)  # fault-injection tests only
+    worker_chaos_step_seconds: float = Field(default=0.0, ge=0)  # a pause between committed steps
 
     @model_validator(mode="after")
     def _limits_parse(self) -> Settings:

@@ -63,6 +63,14 @@ def delete_all(keys: list[str | None]) -> None:
     _delete_quietly([k for k in keys if k])
 
 
+def delete_folders(prefixes: list[str]) -> None:
+    """Delete whole folders of keys (an erased event's), whatever files they still hold."""
+    import shutil
+
+    for prefix in prefixes:
+        shutil.rmtree(path_for(prefix), ignore_errors=True)
+
+
 def delete_after_commit(session: Session, keys: list[str]) -> None:
     """Delete these files once ``session`` commits (nothing happens if it rolls back)."""
     session.info.setdefault("storage_after_commit", []).extend(k for k in keys if k)

@@ -24,6 +24,11 @@ class Event(Base):
     starts_at: Mapped[datetime | None]
     ends_at: Mapped[datetime | None]
     is_open: Mapped[bool] = mapped_column(default=True)
+    # Photos, faces and matches are purged this many days after the event ends.
+    retention_days: Mapped[int] = mapped_column(default=30, server_default="30")
+    # Set when the organizer deletes the event: it is gone for guests at once, erased by a job.
+    deleting_at: Mapped[datetime | None]
+    purged_at: Mapped[datetime | None]  # when its photos were purged (retention)
     organizer_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -32,6 +32,7 @@ class PhotoCounts(BaseModel):
 
 class EventOrganizerView(EventPublic):
     is_open: bool
+    retention_days: int
     organizer_id: int
     created_at: datetime
     join_token: str = Field(exclude=True)
@@ -66,6 +67,12 @@ class JoinEventResponse(BaseModel):
 
 class EventCreate(RequestModel):
     name: VisibleText = Field(min_length=1, max_length=120)
+    retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=3650,
+        description="Days after the end when photos are purged (EVENT_RETENTION_DAYS).",
+    )
     starts_at: Annotated[AwareDatetime | None, PlausibleDate] = None
     ends_at: Annotated[AwareDatetime | None, PlausibleDate] = None
 

@@ -6,14 +6,16 @@ import re
 import secrets
 import unicodedata
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.accounts import service as accounts_service
 from app.accounts.models import Role, User
+from app.core.config import get_settings
+from app.core.database import utcnow
 from app.core.errors import Gone, NotFound
 from app.core.throttle import Throttle
 from app.events.models import Event, EventMembership
@@ -55,7 +57,9 @@ def generate_code(name: str) -> str:
 
 
 def get_event_by_code(*, session: Session, code: str) -> Event | None:
-    return session.scalar(select(Event).where(Event.code == normalize_code(code)))
+    return session.scalar(
+        select(Event).where(Event.code == normalize_code(code), Event.deleting_at.is_(None))
+    )
 
 
 def require_open_event(*, session: Session, code: str) -> Event:
@@ -82,7 +86,8 @@ def event_for_code(*, session: Session, code: str, address: str) -> Event:
 def event_for_join_token(*, session: Session, token: str, address: str) -> Event:
     """The event of a join link (its QR code); throttled like codes."""
     CODE_FAILURES.check(address, message=_TOO_MANY_CODES)
-    event = session.scalar(select(Event).where(Event.join_token == token)) if len(token) <= 32 else None
+    found = select(Event).where(Event.join_token == token, Event.deleting_at.is_(None))
+    event = session.scalar(found) if len(token) <= 32 else None
     if event is None:
         CODE_FAILURES.hit(address)
         raise NotFound(
@@ -100,6 +105,7 @@ def create_event(*, session: Session, organizer: User, data: EventCreate) -> Eve
         code=code,
         join_token=secrets.token_urlsafe(16),
         name=data.name.strip(),
+        retention_days=data.retention_days or get_settings().event_retention_days,
         starts_at=data.starts_at.astimezone(UTC) if data.starts_at else None,
         ends_at=data.ends_at.astimezone(UTC) if data.ends_at else None,
         organizer_id=organizer.id,
@@ -121,6 +127,7 @@ def list_events(*, session: Session, organizer: User) -> list[tuple[Event, int]]
         .outerjoin(guests, guests.c.event_id == Event.id)
         .order_by(Event.created_at.desc(), Event.id.desc())
     )
+    stmt = stmt.where(Event.deleting_at.is_(None))
     if organizer.role != Role.admin:
         stmt = stmt.where(Event.organizer_id == organizer.id)
     return [(e, n) for e, n in session.execute(stmt).all()]
@@ -129,7 +136,8 @@ def list_events(*, session: Session, organizer: User) -> list[tuple[Event, int]]
 def get_managed_event(*, session: Session, organizer: User, event_id: int) -> Event:
     """An event the organizer may manage; 404 for others' events (no existence leak)."""
     event = session.get(Event, event_id)
-    if event is None or (organizer.role != Role.admin and event.organizer_id != organizer.id):
+    mine = event is not None and (organizer.role == Role.admin or event.organizer_id == organizer.id)
+    if event is None or not mine or event.deleting_at is not None:
         raise NotFound("No such event.", code="event_not_found")
     return event
 
@@ -183,6 +191,34 @@ def remove_guest(*, session: Session, event: Event, user_id: int) -> None:
     session.delete(membership)
     faces_service.delete_event_matches(session=session, user_id=user_id, event_id=event.id)
     session.flush()
+
+
+def close_for_erasure(*, session: Session, event: Event) -> None:
+    """The first, instant part of deleting an event: closed, hidden from guests and organizers
+    (``deleting_at``), its guests' memberships and matches gone; the job erases the rest."""
+    event.deleting_at = utcnow()
+    event.is_open = False
+    session.execute(delete(EventMembership).where(EventMembership.event_id == event.id))
+    faces_service.delete_event_matches(session=session, event_id=event.id)
+    session.flush()
+
+
+def retention_due(*, session: Session, now: datetime) -> list[Event]:
+    """Ended events whose retention period is over and whose photos are not purged yet."""
+    candidates = session.scalars(
+        select(Event).where(
+            Event.ends_at.is_not(None), Event.purged_at.is_(None), Event.deleting_at.is_(None)
+        )
+    )
+    return [
+        e
+        for e in candidates
+        if e.ends_at is not None and _aware(e.ends_at) + timedelta(days=e.retention_days) <= now
+    ]
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def user_events(*, session: Session, user_id: int) -> list[Event]:

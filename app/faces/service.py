@@ -232,8 +232,12 @@ def set_not_me(*, session: Session, user_id: int, photo_id: int, not_me: bool) -
     session.flush()
 
 
-def delete_event_matches(*, session: Session, user_id: int, event_id: int) -> None:
-    session.execute(delete(FaceMatch).where(FaceMatch.user_id == user_id, FaceMatch.event_id == event_id))
+def delete_event_matches(*, session: Session, event_id: int, user_id: int | None = None) -> None:
+    """The matches in an event (of one guest, or of everyone)."""
+    stmt = delete(FaceMatch).where(FaceMatch.event_id == event_id)
+    if user_id is not None:
+        stmt = stmt.where(FaceMatch.user_id == user_id)
+    session.execute(stmt)
 
 
 def delete_user_matches(*, session: Session, user_id: int, keep_selfie_id: int | None = None) -> None:

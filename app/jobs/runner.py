@@ -162,7 +162,8 @@ def run_one(kind: JobKind, *, worker_id: str, settings: Settings | None = None) 
         time.sleep(settings.worker_chaos_pause_seconds)
     with Heartbeat(kind, job_id, worker_id, settings):
         while _step(kind, job_id, worker_id, settings):
-            pass
+            if settings.worker_chaos_step_seconds:  # fault injection: be killable between steps
+                time.sleep(settings.worker_chaos_step_seconds)
     return True
 
 

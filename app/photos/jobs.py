@@ -9,8 +9,10 @@ claims, renews, retries and commits; this module only decides.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -18,13 +20,17 @@ from app.core import storage
 from app.core.config import Settings, get_settings
 from app.core.database import utcnow
 from app.core.errors import AppError
+from app.events.models import Event
 from app.faces import service as faces_service
 from app.faces.images import load_rgb, make_thumbnail, sanitized_original
 from app.faces.providers import get_face_provider
 from app.faces.providers.base import FaceProvider
 from app.jobs.kinds import JobKind, Outcome, register
-from app.photos.models import Photo, PhotoStatus
+from app.photos import service
+from app.photos.models import EventPurge, Photo, PhotoStatus, PurgeReason
 from app.selfies import service as selfies_service
+
+log = logging.getLogger("app.photos.jobs")
 
 
 def _failed(code: str, message: str) -> Outcome:
@@ -111,5 +117,66 @@ PHOTO_JOB = register(
         claim_status=PhotoStatus.processing,
         priority=20,
         on_failed=on_failed,
+    )
+)
+
+
+# --- erasing an event's photos ----------------------------------------------------------------
+
+
+def _event_folders(event_id: int) -> list[str]:
+    return [f"photos/{event_id}", f"thumbs/{event_id}", f"served/{event_id}"]
+
+
+def handle_purge(session: Session, purge: EventPurge) -> Outcome:
+    """One batch of an event's photos erased (rows, faces, matches, "not me" answers by
+    cascade; files after the commit), until none is left; then the event's folders (files a
+    crash left behind go with them) and, for a deleted event, its row."""
+    settings = get_settings()
+    if purge.reason == PurgeReason.sweep:
+        queued = service.queue_retention_purges(session=session)
+        log.info("retention sweep: %d event(s) due", len(queued))
+        return Outcome({"status": "pending", "attempts": 0}, retry_after=24 * 3600)
+    assert purge.event_id is not None
+    batch = list(
+        session.scalars(
+            select(Photo)
+            .where(Photo.event_id == purge.event_id)
+            .order_by(Photo.id)
+            .limit(settings.purge_batch_size)
+        )
+    )
+    if batch:
+        keys = [k for p in batch for k in (p.original_key, p.thumbnail_key, p.served_key)]
+        session.execute(delete(Photo).where(Photo.id.in_([p.id for p in batch])))
+        return Outcome(
+            {"photos_deleted": purge.photos_deleted + len(batch)},
+            done=False,
+            after_commit=lambda: storage.delete_all(keys),
+        )
+    event = session.get(Event, purge.event_id)
+    if event is not None and purge.reason == PurgeReason.deleted:
+        session.delete(event)
+    elif event is not None:
+        event.purged_at = utcnow()
+    folders = _event_folders(purge.event_id)
+    # A deleted event's job keeps only that an erasure of so many photos happened.
+    forget = {"event_id": None} if purge.reason == PurgeReason.deleted else {}
+    return Outcome(
+        {"status": "done", "finished_at": utcnow(), **forget},
+        after_commit=lambda: storage.delete_folders(folders),
+    )
+
+
+PURGE_JOB = register(
+    JobKind(
+        name="event-purge",
+        model=EventPurge,
+        todo=("pending", "running"),
+        failed_status="failed",
+        handle=handle_purge,
+        retry_status="pending",
+        claim_status="running",
+        priority=30,
     )
 )

@@ -37,3 +37,23 @@ class Photo(LeasedJob, Base):
     faces_count: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     indexed_at: Mapped[datetime | None]
+
+
+class PurgeReason(enum.StrEnum):
+    deleted = "deleted"  # the organizer deleted the event: everything goes, the event too
+    retention = "retention"  # retention_days after the event's end: photos, faces, matches go
+    sweep = "sweep"  # the daily job that queues the retention purges that are due
+
+
+class EventPurge(LeasedJob, Base):
+    """Erasing an event's photos in batches, a durable job: a worker killed half-way leaves
+    it to the next one. ``event_id`` has no foreign key: the job outlives the event row."""
+
+    __tablename__ = "event_purges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int | None]
+    reason: Mapped[str] = mapped_column(String(16))
+    photos_deleted: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]

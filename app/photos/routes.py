@@ -70,6 +70,15 @@ def upload_photos(
     return PhotoUploadResponse(accepted=accepted, rejected=rejected)
 
 
+@router.delete("/events/{event_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(403, 404))
+def delete_event(event_id: IdPath, organizer: CurrentOrganizer, session: SessionDep) -> None:
+    """Delete your event and everything under it: photos, faces, matches, memberships.
+    It disappears for its guests at once; its photos are erased by a durable job (a server
+    that stops half-way finishes it when it starts again)."""
+    event = get_managed_event(session=session, organizer=organizer, event_id=event_id)
+    service.start_event_erasure(session=session, event=event)
+
+
 @router.delete(
     "/events/{event_id}/photos/{photo_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(403, 404)
 )

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from app.accounts.models import Role, User
 from app.core import storage
 from app.core.config import Settings, get_settings
+from app.core.database import utcnow
 from app.core.errors import Conflict, NotFound, PayloadTooLarge
 from app.events import service as events_service
 from app.events.models import Event, EventMembership
@@ -18,7 +19,7 @@ from app.events.schemas import PhotoCounts
 from app.faces.images import FILE_EXTENSIONS, probe_image
 from app.faces.models import FaceMatch
 from app.jobs import wakeup
-from app.photos.models import Photo, PhotoStatus
+from app.photos.models import EventPurge, Photo, PhotoStatus, PurgeReason
 
 
 def clean_filename(name: str | None) -> str:
@@ -69,6 +70,38 @@ def delete_photo(*, session: Session, event: Event, photo_id: int) -> None:
     session.delete(photo)
     session.flush()
     storage.delete_after_commit(session, [k for k in keys if k])
+
+
+def start_event_erasure(*, session: Session, event: Event) -> EventPurge:
+    """Delete an event: it is gone for guests at once; a durable job erases its photos, their
+    faces and files in batches, then the event itself (see ``photos/jobs.py``)."""
+    events_service.close_for_erasure(session=session, event=event)
+    purge = EventPurge(event_id=event.id, reason=PurgeReason.deleted, status="pending")
+    session.add(purge)
+    session.flush()
+    wakeup.notify_on_commit(session)
+    return purge
+
+
+def queue_retention_purges(*, session: Session) -> list[EventPurge]:
+    """A purge job for each event whose retention period is over (and none queued yet)."""
+    queued = set(
+        session.scalars(
+            select(EventPurge.event_id).where(
+                EventPurge.reason == PurgeReason.retention, EventPurge.status.in_(["pending", "running"])
+            )
+        )
+    )
+    purges = [
+        EventPurge(event_id=event.id, reason=PurgeReason.retention, status="pending")
+        for event in events_service.retention_due(session=session, now=utcnow())
+        if event.id not in queued
+    ]
+    session.add_all(purges)
+    session.flush()
+    if purges:
+        wakeup.notify_on_commit(session)
+    return purges
 
 
 def photo_counts(*, session: Session, event_id: int) -> PhotoCounts:

@@ -9,62 +9,15 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect, select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.accounts.models import User
 from app.core.config import get_settings
-from app.core.database import get_engine
 from app.selfies.models import Selfie
 from tests.fixtures.events import IndexedEvent
-from tests.helpers import PASSWORD, fixture_bytes, side_by_side
-
-
-def _rows_naming(column_value: tuple[str, int]) -> dict[str, int]:
-    """Rows of every table whose user column (``user_id``, ``users.id``...) holds the value."""
-    kind, value = column_value
-    found: dict[str, int] = {}
-    with get_engine().connect() as conn:
-        for table in inspect(conn).get_table_names():
-            columns = {c["name"] for c in inspect(conn).get_columns(table)}
-            wanted = [
-                c
-                for c in columns
-                if (kind == "user" and c == "user_id") or (kind == "photo" and c == "photo_id")
-            ]
-            if (kind == "user" and table == "users") or (kind == "photo" and table == "photos"):
-                wanted.append("id")
-            for column in wanted:
-                n = conn.execute(
-                    text(f"SELECT count(*) FROM {table} WHERE {column} = :v"), {"v": value}
-                ).scalar()
-                if n:
-                    found[f"{table}.{column}"] = int(n)
-    return found
-
-
-def _media_files() -> set[str]:
-    root = get_settings().media_dir
-    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()} if root.exists() else set()
-
-
-class Party(IndexedEvent):
-    """A alone in one photo, A next to B in another; guests A and B with their selfies."""
-
-    def __init__(self, client: TestClient) -> None:
-        super().__init__(client, "Privacy Party")
-        self.upload(
-            {"a.jpg": fixture_bytes("obama2.jpg"), "ab.jpg": side_by_side("obama3.jpg", "biden.jpg")},
-            index=True,
-        )
-        self.a = self.guest()
-        self.b = self.guest()
-        assert self.selfie(self.a, fixture_bytes("obama.jpg"))["status"] == "ready"
-        assert self.selfie(self.b, fixture_bytes("biden.jpg"))["status"] == "ready"
-        assert self.my_photos(self.a) == {"a.jpg", "ab.jpg"} and self.my_photos(self.b) == {"ab.jpg"}
-
-    def user_id(self, headers: dict[str, str]) -> int:
-        return int(self.client.get("/api/me", headers=headers).json()["id"])
+from tests.helpers import PASSWORD, fixture_bytes
+from tests.privacy.erasure import Party, media_files, rows_naming
 
 
 @pytest.fixture
@@ -95,12 +48,12 @@ def test_deleting_the_selfie_erases_its_image_its_template_and_every_match(
 ) -> None:
     c = party.client
     user_id = party.user_id(party.a)
-    before = _media_files()
+    before = media_files()
     assert c.delete("/api/selfie", headers=party.a).status_code == 204
     assert session.scalars(select(Selfie).where(Selfie.user_id == user_id)).all() == []
-    assert _rows_naming(("user", user_id)) == {"users.id": 1, "event_memberships.user_id": 1}
-    assert not any(f.startswith(f"selfies/{user_id}/") for f in _media_files())
-    assert _media_files() <= before
+    assert rows_naming(("user", user_id)) == {"users.id": 1, "event_memberships.user_id": 1}
+    assert not any(f.startswith(f"selfies/{user_id}/") for f in media_files())
+    assert media_files() <= before
     assert c.get("/api/selfie", headers=party.a).status_code == 404
     assert party.my_photos(party.a) == set() and party.my_photos(party.b) == {"ab.jpg"}
     party.upload({"late.jpg": fixture_bytes("obama2.jpg")}, index=True)
@@ -115,8 +68,8 @@ def test_deleting_the_account_erases_everything_of_it_and_its_tokens(party: Part
     assert (wrong.status_code, wrong.json()["error"]["code"]) == (401, "wrong_password")
     assert c.request("DELETE", "/api/me", json={"password": PASSWORD}, headers=party.a).status_code == 204
     assert c.get("/api/me", headers=party.a).status_code == 401
-    assert _rows_naming(("user", user_id)) == {}
-    assert not any(f.startswith(f"selfies/{user_id}/") for f in _media_files())
+    assert rows_naming(("user", user_id)) == {}
+    assert not any(f.startswith(f"selfies/{user_id}/") for f in media_files())
     assert party.my_photos(party.b) == {"ab.jpg"}
     assert c.post("/api/login", json={"login": "guest1", "password": PASSWORD}).status_code == 401
 
@@ -124,11 +77,11 @@ def test_deleting_the_account_erases_everything_of_it_and_its_tokens(party: Part
 def test_an_organizer_erases_a_photo_its_faces_matches_and_files(party: Party, session: Session) -> None:
     c, shared = party.client, party.photos["ab.jpg"]
     c.post(f"/api/my-photos/{shared}/not-me", headers=party.b)  # a "not me" answer goes too
-    files_before = _media_files()
+    files_before = media_files()
     r = c.delete(f"/api/events/{party.event['id']}/photos/{shared}", headers=party.org)
     assert r.status_code == 204
-    assert _rows_naming(("photo", shared)) == {}
-    gone = files_before - _media_files()
+    assert rows_naming(("photo", shared)) == {}
+    gone = files_before - media_files()
     assert len(gone) == 3 and all(str(shared) in f or f.startswith("photos/") for f in gone)
     assert party.my_photos(party.a) == {"a.jpg"} and party.my_photos(party.b) == set()
     assert c.delete(f"/api/events/{party.event['id']}/photos/{shared}", headers=party.org).status_code == 404
@@ -144,7 +97,7 @@ def test_an_organizer_removes_a_guest_and_their_matches_in_the_event(party: Part
     c = party.client
     user_id = party.user_id(party.b)
     assert c.delete(f"/api/events/{party.event['id']}/guests/{user_id}", headers=party.org).status_code == 204
-    assert _rows_naming(("user", user_id)).keys() == {"users.id", "selfies.user_id"}
+    assert rows_naming(("user", user_id)).keys() == {"users.id", "selfies.user_id"}
     assert party.my_photos(party.b) == set() and party.my_photos(party.a) == {"a.jpg", "ab.jpg"}
     assert c.delete(f"/api/events/{party.event['id']}/guests/{user_id}", headers=party.org).status_code == 404
 

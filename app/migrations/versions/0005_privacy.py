@@ -1,4 +1,4 @@
-"""Privacy: consent records, "not me" answers.
+"""Privacy: consent records, "not me" answers, event retention and durable event purges.
 
 Revision ID: 0005
 Revises: 0004
@@ -6,6 +6,7 @@ Create Date: 2026-11-29
 """
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -31,9 +32,48 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_not_me")),
         sa.UniqueConstraint("user_id", "photo_id", name=op.f("uq_not_me_user_id_photo_id")),
     )
+    with op.batch_alter_table("events") as batch:
+        batch.add_column(sa.Column("retention_days", sa.Integer(), server_default="30", nullable=False))
+        batch.add_column(sa.Column("deleting_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("purged_at", sa.DateTime(timezone=True), nullable=True))
+    op.create_table(
+        "event_purges",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("event_id", sa.Integer(), nullable=True),
+        sa.Column("reason", sa.String(length=16), nullable=False),
+        sa.Column("photos_deleted", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("available_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("lease_owner", sa.String(length=64), nullable=True),
+        sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("error_code", sa.String(length=32), nullable=True),
+        sa.Column("error_message", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_event_purges")),
+    )
+    # The daily sweep that queues the retention purges (a job that re-queues itself).
+    purges = sa.table(
+        "event_purges",
+        sa.column("reason", sa.String),
+        sa.column("photos_deleted", sa.Integer),
+        sa.column("created_at", sa.DateTime),
+        sa.column("status", sa.String),
+        sa.column("attempts", sa.Integer),
+    )
+    op.bulk_insert(
+        purges,
+        [{"reason": "sweep", "photos_deleted": 0, "created_at": datetime.now(UTC), "status": "pending", "attempts": 0}],
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("event_purges")
+    with op.batch_alter_table("events") as batch:
+        batch.drop_column("purged_at")
+        batch.drop_column("deleting_at")
+        batch.drop_column("retention_days")
     op.drop_table("not_me")
     with op.batch_alter_table("users") as batch:
         batch.drop_column("consent_version")

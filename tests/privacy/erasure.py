@@ -1,0 +1,54 @@
+"""What the erasure tests share: a party of two guests, and what is left of someone."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy import inspect, text
+
+from app.core.config import get_settings
+from app.core.database import get_engine
+from tests.fixtures.events import IndexedEvent
+from tests.helpers import fixture_bytes, side_by_side
+
+
+def rows_naming(column_value: tuple[str, int]) -> dict[str, int]:
+    """Rows of every table naming a user, photo or event (``user_id`` columns and ``users.id``...)."""
+    kind, value = column_value
+    found: dict[str, int] = {}
+    with get_engine().connect() as conn:
+        for table in inspect(conn).get_table_names():
+            columns = {c["name"] for c in inspect(conn).get_columns(table)}
+            wanted = [c for c in columns if c == f"{kind}_id"]
+            if table == f"{kind}s":
+                wanted.append("id")
+            for column in wanted:
+                n = conn.execute(
+                    text(f"SELECT count(*) FROM {table} WHERE {column} = :v"), {"v": value}
+                ).scalar()
+                if n:
+                    found[f"{table}.{column}"] = int(n)
+    return found
+
+
+def media_files() -> set[str]:
+    root = get_settings().media_dir
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+
+
+class Party(IndexedEvent):
+    """A alone in one photo, A next to B in another; guests A and B with their selfies."""
+
+    def __init__(self, client: TestClient) -> None:
+        super().__init__(client, "Privacy Party")
+        self.upload(
+            {"a.jpg": fixture_bytes("obama2.jpg"), "ab.jpg": side_by_side("obama3.jpg", "biden.jpg")},
+            index=True,
+        )
+        self.a = self.guest()
+        self.b = self.guest()
+        assert self.selfie(self.a, fixture_bytes("obama.jpg"))["status"] == "ready"
+        assert self.selfie(self.b, fixture_bytes("biden.jpg"))["status"] == "ready"
+        assert self.my_photos(self.a) == {"a.jpg", "ab.jpg"} and self.my_photos(self.b) == {"ab.jpg"}
+
+    def user_id(self, headers: dict[str, str]) -> int:
+        return int(self.client.get("/api/me", headers=headers).json()["id"])
