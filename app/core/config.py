@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     selfie_validation_strict: bool = True
     # Keep a selfie's image once its face template is stored (false: it is deleted then).
     selfie_keep_image: bool = False
+    # Times a guest may replace their selfie in 24 hours (each change is shown to organizers).
+    selfie_changes_per_day: int = Field(default=3, ge=0, le=1000)
     # Days after an event's end when its photos, faces and matches are purged (per event).
     event_retention_days: int = Field(default=30, ge=1, le=3650)
     # Photos erased per committed step of an event purge.

@@ -32,3 +32,14 @@ class Selfie(LeasedJob, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     checked_at: Mapped[datetime | None]
     matched_at: Mapped[datetime | None]
+
+
+class SelfieChange(Base):
+    """A guest replaced their selfie: limited per day, shown to their events' organizers
+    (someone holding the code could upload another person's face)."""
+
+    __tablename__ = "selfie_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

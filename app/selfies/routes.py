@@ -11,16 +11,16 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from app.accounts.deps import CurrentUser
+from app.accounts.deps import CurrentOrganizer, CurrentUser
 from app.core.config import get_settings
 from app.core.database import SessionDep, session_scope
 from app.core.errors import NotFound
 from app.core.openapi import errors
 from app.core.schemas import IdPath, OptionalIdQuery
 from app.core.uploads import multipart_body, read_parts
-from app.events.service import is_member
+from app.events.service import get_managed_event, is_member
 from app.selfies import service
-from app.selfies.schemas import MyPhotos, SelfieAccepted, SelfieState
+from app.selfies.schemas import EventGuests, MyPhotos, SelfieAccepted, SelfieState
 from app.selfies.service import IN_PROGRESS, Snapshot
 from app.selfies.waiter import selfie_watcher
 
@@ -171,3 +171,12 @@ def not_me(photo_id: IdPath, user: CurrentUser, session: SessionDep) -> None:
 def undo_not_me(photo_id: IdPath, user: CurrentUser, session: SessionDep) -> None:
     """Take back a "not me": your matches are computed again in the background."""
     service.not_me(session=session, user_id=user.id, photo_id=photo_id, undo=True)
+
+
+@router.get("/events/{event_id}/guests", responses=errors(403, 404))
+def event_guests(event_id: IdPath, organizer: CurrentOrganizer, session: SessionDep) -> EventGuests:
+    """Your event's guests, with their selfie's state and how often each replaced it: someone
+    holding the code could upload another person's face, and a guest who keeps changing
+    selfies is worth a look (``DELETE /api/events/{id}/guests/{user_id}`` removes a guest)."""
+    event = get_managed_event(session=session, organizer=organizer, event_id=event_id)
+    return EventGuests(guests=service.event_guests(session=session, event_id=event.id))

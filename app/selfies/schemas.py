@@ -46,3 +46,17 @@ class MatchedPhoto(BaseModel):
 
 class MyPhotos(BaseModel):
     photos: list[MatchedPhoto]
+
+
+class EventGuest(BaseModel):
+    user_id: int
+    username: str
+    display_name: str | None
+    joined_at: datetime
+    selfie_status: PublicStatus | None
+    selfie_changes: int = Field(description="Times the guest replaced their selfie (ever).")
+    last_selfie_change_at: datetime | None
+
+
+class EventGuests(BaseModel):
+    guests: list[EventGuest]

@@ -12,15 +12,19 @@ from __future__ import annotations
 import errno
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import cast
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.accounts import service as accounts_service
+from app.accounts.models import User
 from app.core import storage
 from app.core.config import Settings
+from app.core.database import utcnow
 from app.core.errors import NotFound, PayloadTooLarge, ServiceUnavailable
-from app.core.throttle import Throttle
+from app.core.throttle import Throttle, TooManyRequests
 from app.core.uploads import Part, missing_files
 from app.events import service as events_service
 from app.events.models import EventMembership
@@ -29,8 +33,8 @@ from app.faces.images import FILE_EXTENSIONS, probe_image
 from app.faces.models import FaceMatch
 from app.faces.providers.base import GuestSelfie
 from app.jobs import queue, wakeup
-from app.selfies.models import Selfie, SelfieStatus
-from app.selfies.schemas import MatchedPhoto, PublicStatus, SelfieState
+from app.selfies.models import Selfie, SelfieChange, SelfieStatus
+from app.selfies.schemas import EventGuest, MatchedPhoto, PublicStatus, SelfieState
 
 PUBLIC_STATUS: dict[str, PublicStatus] = {
     SelfieStatus.pending: "checking",
@@ -69,6 +73,26 @@ def check_upload(data: bytes, settings: Settings) -> str:
     return probe_image(data, max_pixels=settings.selfie_max_pixels).format
 
 
+def record_selfie_change(*, session: Session, user_id: int, settings: Settings) -> None:
+    """A guest who already has a selfie is replacing it: at most ``SELFIE_CHANGES_PER_DAY``
+    times in 24 hours (429 ``selfie_changes_exhausted``), each one recorded for organizers."""
+    if session.scalar(select(Selfie.id).where(Selfie.user_id == user_id).limit(1)) is None:
+        return
+    since = utcnow() - timedelta(days=1)
+    recent = session.scalar(
+        select(func.count())
+        .select_from(SelfieChange)
+        .where(SelfieChange.user_id == user_id, SelfieChange.created_at > since)
+    )
+    if (recent or 0) >= settings.selfie_changes_per_day:
+        raise TooManyRequests(
+            f"You can change your selfie {settings.selfie_changes_per_day} times a day. Try again tomorrow.",
+            code="selfie_changes_exhausted",
+            headers={"Retry-After": "3600"},
+        )
+    session.add(SelfieChange(user_id=user_id))
+
+
 def create_selfie(
     *, session: Session, user_id: int, data: bytes, image_format: str, settings: Settings
 ) -> tuple[Selfie, int]:
@@ -76,6 +100,7 @@ def create_selfie(
     check (if any) is cancelled. Only a full disk refuses it (503). Returns the selfie and its
     place in the queue (read before writing: on SQLite the write lock is held from the first
     write to the commit, so nothing else runs in between)."""
+    record_selfie_change(session=session, user_id=user_id, settings=settings)
     ahead = session.scalar(
         select(func.count())
         .select_from(Selfie)
@@ -224,6 +249,41 @@ def not_me(*, session: Session, user_id: int, photo_id: int, undo: bool = False)
     faces_service.set_not_me(session=session, user_id=user_id, photo_id=photo_id, not_me=not undo)
     if undo:
         rematch(session=session, user_id=user_id)
+
+
+def event_guests(*, session: Session, event_id: int) -> list[EventGuest]:
+    """The event's guests, with their selfie's state and how often they changed it."""
+    changes = (
+        select(
+            SelfieChange.user_id,
+            func.count().label("n"),
+            func.max(SelfieChange.created_at).label("last"),
+        )
+        .group_by(SelfieChange.user_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(
+            User.id, User.username, User.display_name, EventMembership.joined_at, changes.c.n, changes.c.last
+        )
+        .join(EventMembership, EventMembership.user_id == User.id)
+        .outerjoin(changes, changes.c.user_id == User.id)
+        .where(EventMembership.event_id == event_id)
+        .order_by(EventMembership.joined_at, User.id)
+    ).all()
+    states = snapshots(session=session, user_ids=[r.id for r in rows])
+    return [
+        EventGuest(
+            user_id=r.id,
+            username=r.username,
+            display_name=r.display_name,
+            joined_at=r.joined_at,
+            selfie_status=cast(PublicStatus | None, states[r.id].status) if r.id in states else None,
+            selfie_changes=int(r.n or 0),
+            last_selfie_change_at=r.last,
+        )
+        for r in rows
+    ]
 
 
 def rematch(*, session: Session, user_id: int) -> None:

@@ -1,4 +1,5 @@
-"""Privacy: consent records, "not me" answers, event retention and durable event purges.
+"""Privacy: consent records, "not me" answers, selfie changes, event retention and durable
+event purges.
 
 Revision ID: 0005
 Revises: 0004
@@ -53,6 +54,16 @@ def upgrade() -> None:
         sa.Column("error_message", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_event_purges")),
     )
+    op.create_table(
+        "selfie_changes",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_selfie_changes_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_selfie_changes")),
+    )
     # The daily sweep that queues the retention purges (a job that re-queues itself).
     purges = sa.table(
         "event_purges",
@@ -69,6 +80,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("selfie_changes")
     op.drop_table("event_purges")
     with op.batch_alter_table("events") as batch:
         batch.drop_column("purged_at")
