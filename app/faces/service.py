@@ -232,6 +232,12 @@ def set_not_me(*, session: Session, user_id: int, photo_id: int, not_me: bool) -
     session.flush()
 
 
+def not_me_photo_ids(*, session: Session, user_id: int) -> list[int]:
+    return list(
+        session.scalars(select(NotMe.photo_id).where(NotMe.user_id == user_id).order_by(NotMe.photo_id))
+    )
+
+
 def delete_event_matches(*, session: Session, event_id: int, user_id: int | None = None) -> None:
     """The matches in an event (of one guest, or of everyone)."""
     stmt = delete(FaceMatch).where(FaceMatch.event_id == event_id)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
+from zipstream import ZipStream
 
 from app.accounts.deps import CurrentOrganizer, CurrentUser
 from app.core import storage
@@ -13,10 +14,10 @@ from app.core.config import get_settings
 from app.core.database import SessionDep
 from app.core.errors import AppError
 from app.core.openapi import errors
-from app.core.schemas import IdPath, OffsetQuery
+from app.core.schemas import IdPath, OffsetQuery, OptionalIdQuery
 from app.core.uploads import missing_files, multipart_body, read_parts
 from app.events.service import get_managed_event
-from app.photos import service
+from app.photos import export, service
 from app.photos.models import PhotoStatus
 from app.photos.schemas import AcceptedPhoto, PhotoList, PhotoOut, PhotoUploadResponse, RejectedPhoto
 
@@ -145,3 +146,39 @@ def photo_thumbnail(photo_id: IdPath, user: CurrentUser, session: SessionDep) ->
 def photo_original(photo_id: IdPath, user: CurrentUser, session: SessionDep) -> FileResponse:
     """The full photo, upright, with EXIF (GPS included) removed."""
     return _serve(photo_id, user, session, thumbnail=False)
+
+
+_ZIP: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"application/zip": {"schema": {"type": "string", "contentMediaType": "application/zip"}}}
+    }
+}
+
+
+def _zip_response(archive: ZipStream, filename: str) -> StreamingResponse:
+    return StreamingResponse(
+        iter(archive),
+        media_type="application/zip",
+        headers={
+            "Content-Length": str(len(archive)),
+            "Content-Disposition": f'attachment; filename="{filename}"',
+        },
+    )
+
+
+@router.get("/me/export", response_class=StreamingResponse, responses=_ZIP)
+def export_my_data(user: CurrentUser, session: SessionDep) -> StreamingResponse:
+    """Everything kept about you, as a zip: ``me.json`` (account, consent, events, selfie
+    state, selfie changes, matches, "not me" answers) and the photos you are matched in."""
+    record = export.export_record(session=session, user=user)
+    files = export.photo_files(session=session, user_id=user.id, event_id=None)
+    return _zip_response(export.zip_of(files, record), "my-data.zip")
+
+
+@router.get("/my-photos/download", response_class=StreamingResponse, responses=_ZIP)
+def download_my_photos(
+    user: CurrentUser, session: SessionDep, event_id: OptionalIdQuery = None
+) -> StreamingResponse:
+    """All the photos you are matched in (of one event with ``event_id``), as one zip."""
+    files = export.photo_files(session=session, user_id=user.id, event_id=event_id)
+    return _zip_response(export.zip_of(files), "my-photos.zip")

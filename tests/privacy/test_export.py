@@ -1,0 +1,48 @@
+"""A guest downloads everything kept about them, and all their photos, as streamed zips."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from tests.privacy.erasure import Party
+
+
+@pytest.fixture
+def party(client: TestClient) -> Party:
+    return Party(client)
+
+
+def test_the_export_holds_the_guests_data_and_the_photos_they_are_in(party: Party) -> None:
+    c = party.client
+    c.post(f"/api/my-photos/{party.photos['a.jpg']}/not-me", headers=party.a)
+    r = c.get("/api/me/export", headers=party.a)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    assert int(r.headers["content-length"]) == len(r.content)
+    archive = zipfile.ZipFile(io.BytesIO(r.content))
+    names = archive.namelist()
+    me = json.loads(archive.read("me.json"))
+    assert me["account"]["username"] == "guest1" and me["consent"]["policy_version"]
+    assert [e["id"] for e in me["events"]] == [party.event["id"]]
+    assert me["selfie"]["status"] == "ready" and me["selfie"]["face_template_stored"] is True
+    assert me["not_me"] == [party.photos["a.jpg"]]
+    assert [p["id"] for p in me["matched_photos"]] == [party.photos["ab.jpg"]]
+    photos = [n for n in names if n != "me.json"]
+    assert len(photos) == 1 and photos[0].startswith(f"{party.event['id']} Privacy Party/")
+    with Image.open(io.BytesIO(archive.read(photos[0]))) as img:
+        assert img.size[0] > 100 and not img.getexif().get_ifd(0x8825)  # no GPS
+
+
+def test_download_all_my_photos_is_the_same_zip_without_me_json(party: Party) -> None:
+    c = party.client
+    r = c.get("/api/my-photos/download", headers=party.a)
+    names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
+    assert "me.json" not in names and len(names) == 2
+    other = c.get("/api/my-photos/download", params={"event_id": 999}, headers=party.a)
+    assert zipfile.ZipFile(io.BytesIO(other.content)).namelist() == []
+    assert c.get("/api/my-photos/download").status_code == 401
