@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, LargeBinary, String, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base, utcnow
+from app.jobs.models import LeasedJob
 
 
 class Face(Base):
@@ -54,3 +55,19 @@ class NotMe(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProviderErasure(LeasedJob, Base):
+    """Faces to erase at a remote provider (Azure Face) after their rows went: a durable job,
+    retried while the provider cannot answer. ``what``: ``selfies`` (signatures in the selfie
+    list), ``faces`` (signatures in an event's list) or ``event`` (the event's whole list)."""
+
+    __tablename__ = "provider_erasures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    what: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[int | None]
+    signatures: Mapped[str | None] = mapped_column(Text)  # one per line
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]

@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from app.faces.matching import Gallery, from_blob
-from app.faces.models import Face, FaceMatch, NotMe
+from app.faces.models import Face, FaceMatch, NotMe, ProviderErasure
 from app.faces.providers.base import (
     DetectedFace,
     FaceBox,
@@ -25,6 +25,7 @@ from app.faces.providers.base import (
     GuestSelfie,
     StoredFace,
 )
+from app.jobs import wakeup
 
 _galleries: dict[int, tuple[Gallery, int]] = {}
 
@@ -230,6 +231,44 @@ def set_not_me(*, session: Session, user_id: int, photo_id: int, not_me: bool) -
     else:
         session.execute(delete(NotMe).where(NotMe.user_id == user_id, NotMe.photo_id == photo_id))
     session.flush()
+
+
+def queue_provider_erasure(
+    *,
+    session: Session,
+    provider: str,
+    what: str,
+    signatures: Sequence[bytes] = (),
+    event_id: int | None = None,
+) -> None:
+    """Erase faces at their remote provider once this transaction commits (a durable job of
+    the face workers, ``faces/jobs.py``). The local provider keeps nothing elsewhere."""
+    if provider == "local" or (what != "event" and not signatures):
+        return
+    session.add(
+        ProviderErasure(
+            provider=provider,
+            what=what,
+            event_id=event_id,
+            signatures="\n".join(bytes(s).decode() for s in signatures) or None,
+            status="pending",
+        )
+    )
+    session.flush()
+    wakeup.notify_on_commit(session)
+
+
+def remote_signatures(*, session: Session, photo_ids: Sequence[int]) -> dict[tuple[str, int], list[bytes]]:
+    """(provider, event) -> signatures of these photos' faces made by remote providers."""
+    found: dict[tuple[str, int], list[bytes]] = {}
+    rows = session.execute(
+        select(Face.provider, Face.event_id, Face.descriptor).where(
+            Face.photo_id.in_(photo_ids), Face.provider != "local"
+        )
+    )
+    for r in rows:
+        found.setdefault((r.provider, r.event_id), []).append(r.descriptor)
+    return found
 
 
 def not_me_photo_ids(*, session: Session, user_id: int) -> list[int]:

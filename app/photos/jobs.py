@@ -148,6 +148,16 @@ def handle_purge(session: Session, purge: EventPurge) -> Outcome:
     )
     if batch:
         keys = [k for p in batch for k in (p.original_key, p.thumbnail_key, p.served_key)]
+        remote = faces_service.remote_signatures(session=session, photo_ids=[p.id for p in batch])
+        for (provider, event_id), signatures in remote.items():
+            if purge.reason == PurgeReason.deleted:  # the event's whole list goes
+                faces_service.queue_provider_erasure(
+                    session=session, provider=provider, what="event", event_id=event_id
+                )
+            else:
+                faces_service.queue_provider_erasure(
+                    session=session, provider=provider, what="faces", signatures=signatures, event_id=event_id
+                )
         session.execute(delete(Photo).where(Photo.id.in_([p.id for p in batch])))
         return Outcome(
             {"photos_deleted": purge.photos_deleted + len(batch)},

@@ -16,6 +16,7 @@ from app.core.errors import Conflict, NotFound, PayloadTooLarge
 from app.events import service as events_service
 from app.events.models import Event, EventMembership
 from app.events.schemas import PhotoCounts
+from app.faces import service as faces_service
 from app.faces.images import FILE_EXTENSIONS, probe_image
 from app.faces.models import FaceMatch
 from app.jobs import wakeup
@@ -67,6 +68,12 @@ def delete_photo(*, session: Session, event: Event, photo_id: int) -> None:
     if photo is None or photo.event_id != event.id:
         raise NotFound("No such photo in this event.", code="photo_not_found")
     keys = [photo.original_key, photo.thumbnail_key, photo.served_key]
+    for (provider, event_id), signatures in faces_service.remote_signatures(
+        session=session, photo_ids=[photo.id]
+    ).items():
+        faces_service.queue_provider_erasure(
+            session=session, provider=provider, what="faces", signatures=signatures, event_id=event_id
+        )
     session.delete(photo)
     session.flush()
     storage.delete_after_commit(session, [k for k in keys if k])

@@ -56,11 +56,13 @@ def _check(session: Session, selfie: Selfie, provider: FaceProvider) -> Outcome:
     for old in older:
         session.delete(old)
     storage.delete_after_commit(session, [old.image_key for old in older])
-    stale = [old.descriptor for old in older if old.descriptor is not None and old.provider == provider.name]
-
-    def forget() -> None:
-        for descriptor in stale:
-            provider.forget_selfie(descriptor)
+    for name in {old.provider for old in older if old.descriptor is not None}:
+        faces_service.queue_provider_erasure(
+            session=session,
+            provider=name,
+            what="selfies",
+            signatures=[o.descriptor for o in older if o.descriptor is not None and o.provider == name],
+        )
 
     return Outcome(
         {
@@ -72,7 +74,6 @@ def _check(session: Session, selfie: Selfie, provider: FaceProvider) -> Outcome:
             "error_message": None,
         },
         done=False,
-        after_commit=forget,
     )
 
 

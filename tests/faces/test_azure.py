@@ -151,6 +151,33 @@ def test_photos_indexed_after_the_selfie_are_matched_to_it(
     assert fake.calls["find_similar"] >= 2  # each new photo's faces against the selfie list
 
 
+def test_erasures_reach_azure_selfie_photo_and_event(
+    client: TestClient, azure: AzureProvider, fake: FakeAzureFace
+) -> None:
+    party = IndexedEvent(client, "Azure Gala")
+    ids = party.upload(
+        {"a.jpg": fixture_bytes("obama2.jpg"), "ab.jpg": side_by_side("obama3.jpg", "biden.jpg")}, index=True
+    )
+    guest = party.guest()
+    assert party.selfie(guest, fixture_bytes("obama.jpg"))["status"] == "ready"
+    event_list = f"event-{party.event['id']}"
+    assert len(fake.lists["selfies"].faces) == 1 and len(fake.lists[event_list].faces) == 3
+
+    assert client.delete("/api/selfie", headers=guest).status_code == 204
+    drain_jobs()
+    assert fake.lists["selfies"].faces == {}
+    assert not (fake.lists["selfies"].trained or {})  # retrained: find-similar no longer sees it
+
+    r = client.delete(f"/api/events/{party.event['id']}/photos/{ids['ab.jpg']}", headers=party.org)
+    assert r.status_code == 204
+    drain_jobs()
+    assert len(fake.lists[event_list].faces) == 1
+
+    assert client.delete(f"/api/events/{party.event['id']}", headers=party.org).status_code == 204
+    drain_jobs()
+    assert event_list not in fake.lists
+
+
 @pytest.mark.parametrize(
     ("make", "code"),
     [

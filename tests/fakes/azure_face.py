@@ -67,7 +67,17 @@ MAX_BYTES = 6 * 1024 * 1024
 MIN_BYTES = 1024
 MAX_SIDE = 4096
 
-ENDPOINTS = ("detect", "create_list", "get_list", "add_face", "train", "training_status", "find_similar")
+ENDPOINTS = (
+    "detect",
+    "create_list",
+    "get_list",
+    "add_face",
+    "train",
+    "training_status",
+    "find_similar",
+    "delete_list",
+    "delete_face",
+)
 
 
 def quality_for_recognition(face_px: float, sharpness: float, brightness: float) -> str:
@@ -155,7 +165,7 @@ class FakeAzureFace:
         self.app = Starlette(
             routes=[
                 Route(f"{BASE}/detect", self._detect, methods=["POST"]),
-                Route(f"{BASE}/largefacelists/{{list_id}}", self._list, methods=["PUT", "GET"]),
+                Route(f"{BASE}/largefacelists/{{list_id}}", self._list, methods=["PUT", "GET", "DELETE"]),
                 Route(f"{BASE}/largefacelists/{{list_id}}/persistedfaces", self._add_face, methods=["POST"]),
                 Route(
                     f"{BASE}/largefacelists/{{list_id}}/persistedfaces/{{face_id}}",
@@ -360,6 +370,13 @@ class FakeAzureFace:
                     body.get("recognitionModel") or "recognition_01",
                     body.get("userData"),
                 )
+            return Response(status_code=200)
+        if request.method == "DELETE":
+            if refused := await self._gate("delete_list", request):
+                return refused
+            with self._lock:
+                if self.lists.pop(list_id, None) is None:
+                    return self._not_found(list_id)
             return Response(status_code=200)
         if refused := await self._gate("get_list", request):
             return refused

@@ -186,7 +186,15 @@ class FaceProvider(Protocol):
         ...
 
     def forget_selfie(self, signature: bytes) -> None:
-        """A selfie was replaced: drop whatever the provider keeps of it (best effort)."""
+        """A selfie was replaced or erased: drop whatever the provider keeps of it."""
+        ...
+
+    def forget_faces(self, *, event_id: int, signatures: Sequence[bytes]) -> None:
+        """Photo faces of an event were erased: drop what the provider keeps of them."""
+        ...
+
+    def forget_event(self, event_id: int) -> None:
+        """An event was erased: drop everything the provider keeps for it."""
         ...
 
     def find_photos(

@@ -56,6 +56,12 @@ class LocalProvider:
     def forget_selfie(self, signature: bytes) -> None:
         """Nothing to do: the descriptor lives only in our database."""
 
+    def forget_faces(self, *, event_id: int, signatures: Sequence[bytes]) -> None:
+        """Nothing to do: descriptors live only in our database."""
+
+    def forget_event(self, event_id: int) -> None:
+        """Nothing to do: descriptors live only in our database."""
+
     def find_photos(
         self,
         *,

@@ -1,5 +1,5 @@
-"""Privacy: consent records, "not me" answers, selfie changes, event retention and durable
-event purges.
+"""Privacy: consent records, "not me" answers, selfie changes, event retention, durable
+event purges and erasures at the face provider.
 
 Revision ID: 0005
 Revises: 0004
@@ -64,6 +64,24 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_selfie_changes")),
     )
+    op.create_table(
+        "provider_erasures",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("provider", sa.String(length=16), nullable=False),
+        sa.Column("what", sa.String(length=16), nullable=False),
+        sa.Column("event_id", sa.Integer(), nullable=True),
+        sa.Column("signatures", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("available_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("lease_owner", sa.String(length=64), nullable=True),
+        sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("error_code", sa.String(length=32), nullable=True),
+        sa.Column("error_message", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_provider_erasures")),
+    )
     # The daily sweep that queues the retention purges (a job that re-queues itself).
     purges = sa.table(
         "event_purges",
@@ -80,6 +98,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("provider_erasures")
     op.drop_table("selfie_changes")
     op.drop_table("event_purges")
     with op.batch_alter_table("events") as batch:

@@ -171,7 +171,25 @@ class FaceApi:
         return None  # pragma: no cover - the loop returns or raises
 
     def delete_face(self, list_id: str, persisted: str) -> None:
-        self.calls("delete_face", lambda: self.client.large_face_list.delete_face(list_id, persisted))
+        """Delete a persisted face; one already gone (or its list) is fine."""
+        from azure.cognitiveservices.vision.face.models import APIErrorException
+
+        try:
+            self.calls("delete_face", lambda: self.client.large_face_list.delete_face(list_id, persisted))
+        except APIErrorException as exc:
+            if status_of(exc) != 404:
+                raise
+
+    def delete_list(self, list_id: str) -> None:
+        """Delete a large face list and every face in it; one already gone is fine."""
+        from azure.cognitiveservices.vision.face.models import APIErrorException
+
+        try:
+            self.calls("delete list", lambda: self.client.large_face_list.delete(list_id))
+        except APIErrorException as exc:
+            if status_of(exc) != 404:
+                raise
+        self._known_lists.discard(list_id)
 
     def train(self, list_id: str) -> None:
         """Train the list and wait until a training that includes our changes succeeded.

@@ -29,7 +29,6 @@ from app.faces.providers.base import (
     FaceLookup,
     GuestSelfie,
     PhotoMatch,
-    ProviderUnavailable,
     SelfieAnalysis,
     SelfieMatch,
     SelfieRejected,
@@ -188,13 +187,21 @@ class AzureProvider:
         return persisted.encode()
 
     def forget_selfie(self, signature: bytes) -> None:
-        """Delete a replaced selfie's face from the selfie list (best effort: if Azure is
-        unavailable the face stays there, unused: matching ignores unknown ids)."""
-        persisted = signature.decode()
-        try:
-            self.api.delete_face(self.selfie_list, persisted)
-        except ProviderUnavailable as exc:
-            log.warning("could not delete replaced selfie face %s from Azure: %s", persisted, exc.message)
+        """Delete a selfie's face from the selfie list, and train it so find-similar no longer
+        sees it. Raises ``ProviderUnavailable`` when Azure cannot answer (the erasure job
+        retries)."""
+        self.api.delete_face(self.selfie_list, signature.decode())
+        self.api.train(self.selfie_list)
+
+    def forget_faces(self, *, event_id: int, signatures: Sequence[bytes]) -> None:
+        list_id = self.event_list(event_id)
+        for signature in signatures:
+            self.api.delete_face(list_id, signature.decode())
+        if signatures:
+            self.api.train(list_id)
+
+    def forget_event(self, event_id: int) -> None:
+        self.api.delete_list(self.event_list(event_id))
 
     def index_photo(self, data: bytes, *, event_id: int) -> list[DetectedFace]:
         prepared, width, height = prepare_image(data, max_pixels=self.max_pixels)
