@@ -45,7 +45,9 @@ def _purge(_args: argparse.Namespace) -> int:
     done = 0
     while runner.run_one(photo_jobs.PURGE_JOB, worker_id=f"purge-cli-{os.getpid()}"):
         done += 1
-    print(f"{queued} event(s) due for retention; {done} purge step(s) run")
+    with session_scope() as session:
+        orphans = photos_service.sweep_orphan_files(session=session)
+    print(f"{queued} event(s) due for retention; {done} purge job(s) run; {orphans} orphan file(s) deleted")
     return 0
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import event
@@ -69,6 +71,21 @@ def delete_folders(prefixes: list[str]) -> None:
 
     for prefix in prefixes:
         shutil.rmtree(path_for(prefix), ignore_errors=True)
+
+
+def delete_unnamed(named: set[str], *, older_than: timedelta) -> int:
+    """Delete the files under the media folder whose key is not in ``named`` and that were
+    last written more than ``older_than`` ago; how many."""
+    root = get_settings().media_dir
+    if not root.exists():
+        return 0
+    cutoff = time.time() - older_than.total_seconds()
+    deleted = 0
+    for path in root.rglob("*"):
+        if path.is_file() and str(path.relative_to(root)) not in named and path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            deleted += 1
+    return deleted
 
 
 def delete_after_commit(session: Session, keys: list[str]) -> None:

@@ -135,7 +135,8 @@ def handle_purge(session: Session, purge: EventPurge) -> Outcome:
     settings = get_settings()
     if purge.reason == PurgeReason.sweep:
         queued = service.queue_retention_purges(session=session)
-        log.info("retention sweep: %d event(s) due", len(queued))
+        orphans = service.sweep_orphan_files(session=session)
+        log.info("retention sweep: %d event(s) due, %d orphan file(s) deleted", len(queued), orphans)
         return Outcome({"status": "pending", "attempts": 0}, retry_after=24 * 3600)
     assert purge.event_id is not None
     batch = list(

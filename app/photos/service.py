@@ -3,6 +3,7 @@ indexing is the photo job (``photos/jobs.py``)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -21,6 +22,7 @@ from app.faces.images import FILE_EXTENSIONS, probe_image
 from app.faces.models import FaceMatch
 from app.jobs import wakeup
 from app.photos.models import EventPurge, Photo, PhotoStatus, PurgeReason
+from app.selfies.models import Selfie
 
 
 def clean_filename(name: str | None) -> str:
@@ -88,6 +90,16 @@ def start_event_erasure(*, session: Session, event: Event) -> EventPurge:
     session.flush()
     wakeup.notify_on_commit(session)
     return purge
+
+
+def sweep_orphan_files(*, session: Session, older_than: timedelta = timedelta(hours=1)) -> int:
+    """Delete the media files no row names any more (a crash between a commit and its file
+    deletions, rows deleted by hand), if older than ``older_than`` (uploads in flight are
+    written before their row). How many were deleted."""
+    named: set[str] = set()
+    for column in (Photo.original_key, Photo.thumbnail_key, Photo.served_key, Selfie.image_key):
+        named.update(k for k in session.scalars(select(column).where(column.is_not(None))) if k)
+    return storage.delete_unnamed(named, older_than=older_than)
 
 
 def queue_retention_purges(*, session: Session) -> list[EventPurge]:

@@ -8,6 +8,8 @@ runner (``app.jobs.runner``) claims, renews, retries and commits; this module on
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -100,6 +102,12 @@ def handle(session: Session, selfie: Selfie) -> Outcome:
     )
 
 
+def on_failed(selfie: Selfie) -> Callable[[], None]:
+    """A selfie that could not be checked keeps its row (the guest sees why), not its image."""
+    key = selfie.image_key
+    return lambda: storage.delete(key)
+
+
 SELFIE_JOB = register(
     JobKind(
         name="selfie",
@@ -108,5 +116,6 @@ SELFIE_JOB = register(
         failed_status=SelfieStatus.failed,
         handle=handle,
         priority=10,  # a guest is waiting
+        on_failed=on_failed,
     )
 )
