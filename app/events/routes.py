@@ -20,6 +20,7 @@ from app.events.schemas import (
     EventList,
     EventOrganizerView,
     EventPublic,
+    EventSettings,
     JoinEventIn,
     JoinEventResponse,
     MeResponse,
@@ -145,6 +146,18 @@ def remove_guest(event_id: IdPath, user_id: IdPath, organizer: CurrentOrganizer,
     (they can join again only with the code while the event is open)."""
     event = service.get_managed_event(session=session, organizer=organizer, event_id=event_id)
     service.remove_guest(session=session, event=event, user_id=user_id)
+
+
+@router.patch("/events/{event_id}", responses=errors(403, 404))
+def update_event(
+    event_id: IdPath, body: EventSettings, organizer: CurrentOrganizer, session: SessionDep
+) -> EventOrganizerView:
+    """Change the event's settings: ``retention_days``, how long after its end its photos,
+    faces and matches are kept before the daily purge erases them."""
+    event = service.set_retention(
+        session=session, organizer=organizer, event_id=event_id, days=body.retention_days
+    )
+    return _organizer_view(event, service.count_guests(session=session, event_id=event.id))
 
 
 @router.post("/events/{event_id}/close", responses=errors(403, 404))

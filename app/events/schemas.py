@@ -83,6 +83,10 @@ class EventCreate(RequestModel):
         return self
 
 
+class EventSettings(RequestModel):
+    retention_days: int = Field(ge=1, le=3650, description="Days after the end when photos are purged.")
+
+
 class EventList(BaseModel):
     events: list[EventOrganizerView]
 

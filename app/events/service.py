@@ -142,6 +142,13 @@ def get_managed_event(*, session: Session, organizer: User, event_id: int) -> Ev
     return event
 
 
+def set_retention(*, session: Session, organizer: User, event_id: int, days: int) -> Event:
+    event = get_managed_event(session=session, organizer=organizer, event_id=event_id)
+    event.retention_days = days
+    session.flush()
+    return event
+
+
 def set_event_open(*, session: Session, organizer: User, event_id: int, is_open: bool) -> Event:
     event = get_managed_event(session=session, organizer=organizer, event_id=event_id)
     event.is_open = is_open

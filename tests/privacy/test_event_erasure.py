@@ -64,6 +64,14 @@ def test_photos_are_purged_when_the_events_retention_is_over(
     ).json()
     young = client.post("/api/events", json={"name": "Young", "ends_at": recent}, headers=org_headers).json()
     assert young["retention_days"] == 30
+    changed = client.patch(f"/api/events/{young['id']}", json={"retention_days": 365}, headers=org_headers)
+    assert changed.status_code == 200 and changed.json()["retention_days"] == 365
+    assert (
+        client.patch(
+            f"/api/events/{young['id']}", json={"retention_days": 0}, headers=org_headers
+        ).status_code
+        == 422
+    )
     from tests.helpers import upload_photos
 
     upload_photos(client, org_headers, old["id"], {"a.jpg": fixture_bytes("obama2.jpg")})
