@@ -18,6 +18,19 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+def _job_columns() -> list[sa.Column[object]]:
+    """The lease columns of a durable job (``app.jobs.models.LeasedJob``)."""
+    return [
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("available_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("lease_owner", sa.String(length=64), nullable=True),
+        sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("error_code", sa.String(length=32), nullable=True),
+        sa.Column("error_message", sa.Text(), nullable=True),
+    ]
+
+
 def upgrade() -> None:
     with op.batch_alter_table("users") as batch:
         batch.add_column(sa.Column("consent_at", sa.DateTime(timezone=True), nullable=True))
@@ -45,13 +58,7 @@ def upgrade() -> None:
         sa.Column("photos_deleted", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("available_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("lease_owner", sa.String(length=64), nullable=True),
-        sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("error_code", sa.String(length=32), nullable=True),
-        sa.Column("error_message", sa.Text(), nullable=True),
+        *_job_columns(),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_event_purges")),
     )
     op.create_table(
@@ -73,13 +80,7 @@ def upgrade() -> None:
         sa.Column("signatures", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("available_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("lease_owner", sa.String(length=64), nullable=True),
-        sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("error_code", sa.String(length=32), nullable=True),
-        sa.Column("error_message", sa.Text(), nullable=True),
+        *_job_columns(),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_provider_erasures")),
     )
     # The daily sweep that queues the retention purges (a job that re-queues itself).
