@@ -21,8 +21,15 @@ from tests.privacy.erasure import Party, media_files, rows_naming
 
 
 @pytest.fixture
-def party(client: TestClient) -> Party:
+def party(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> Party:
+    # Selfie images kept, so that their erasure is seen.
+    monkeypatch.setattr(get_settings(), "selfie_keep_image", True)
     return Party(client)
+
+
+def _selfie_files(session: Session, user_id: int) -> list[Path]:
+    keys = session.scalars(select(Selfie.image_key).where(Selfie.user_id == user_id)).all()
+    return [get_settings().media_dir / key for key in keys]
 
 
 def test_not_me_takes_a_photo_out_of_one_guests_list_for_good(party: Party) -> None:
@@ -49,10 +56,12 @@ def test_deleting_the_selfie_erases_its_image_its_template_and_every_match(
     c = party.client
     user_id = party.user_id(party.a)
     before = media_files()
+    files = _selfie_files(session, user_id)
+    assert files and all(f.exists() for f in files)
     assert c.delete("/api/selfie", headers=party.a).status_code == 204
     assert session.scalars(select(Selfie).where(Selfie.user_id == user_id)).all() == []
     assert rows_naming(("user", user_id)) == {"users.id": 1, "event_memberships.user_id": 1}
-    assert not any(f.startswith(f"selfies/{user_id}/") for f in media_files())
+    assert not any(f.exists() for f in files)
     assert media_files() <= before
     assert c.get("/api/selfie", headers=party.a).status_code == 404
     assert party.my_photos(party.a) == set() and party.my_photos(party.b) == {"ab.jpg"}
@@ -61,15 +70,17 @@ def test_deleting_the_selfie_erases_its_image_its_template_and_every_match(
     assert c.delete("/api/selfie", headers=party.a).status_code == 404
 
 
-def test_deleting_the_account_erases_everything_of_it_and_its_tokens(party: Party) -> None:
+def test_deleting_the_account_erases_everything_of_it_and_its_tokens(party: Party, session: Session) -> None:
     c = party.client
     user_id = party.user_id(party.a)
+    files = _selfie_files(session, user_id)
+    assert files and all(f.exists() for f in files)
     wrong = c.request("DELETE", "/api/me", json={"password": "not my password"}, headers=party.a)
     assert (wrong.status_code, wrong.json()["error"]["code"]) == (401, "wrong_password")
     assert c.request("DELETE", "/api/me", json={"password": PASSWORD}, headers=party.a).status_code == 204
     assert c.get("/api/me", headers=party.a).status_code == 401
     assert rows_naming(("user", user_id)) == {}
-    assert not any(f.startswith(f"selfies/{user_id}/") for f in media_files())
+    assert not any(f.exists() for f in files)
     assert party.my_photos(party.b) == {"ab.jpg"}
     assert c.post("/api/login", json={"login": "guest1", "password": PASSWORD}).status_code == 401
 
