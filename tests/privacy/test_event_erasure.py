@@ -153,3 +153,25 @@ def test_an_event_erasure_killed_half_way_is_finished_by_the_next_worker(
     assert purge().status == "done" and purge().photos_deleted >= 40 - half.photos_deleted
     assert rows_naming(("event", event["id"])) == {}
     assert not {f for f in media_files() if f.split("/")[1:2] == [str(event["id"])]}
+
+
+def test_the_daily_sweep_queues_due_purges_and_comes_back_the_next_day(
+    client: TestClient, org_headers: dict[str, str]
+) -> None:
+    from app.photos.models import PurgeReason
+    from tests.helpers import upload_photos
+
+    ended = (utcnow() - timedelta(days=40)).isoformat()
+    old = client.post("/api/events", json={"name": "Old", "ends_at": ended}, headers=org_headers).json()
+    upload_photos(client, org_headers, old["id"], {"a.jpg": fixture_bytes("obama2.jpg")})
+    with session_scope() as session:
+        session.add(EventPurge(reason=PurgeReason.sweep, status="pending"))
+    drain_jobs()
+    with session_scope() as session:
+        sweep = session.scalars(select(EventPurge).where(EventPurge.reason == PurgeReason.sweep)).one()
+        assert sweep.status == "pending" and sweep.available_at is not None
+        assert sweep.available_at.replace(tzinfo=None) > (utcnow() + timedelta(hours=23)).replace(tzinfo=None)
+        retention = session.scalars(
+            select(EventPurge).where(EventPurge.reason == PurgeReason.retention)
+        ).one()
+        assert retention.status == "done" and retention.photos_deleted == 1
