@@ -8,8 +8,8 @@ figures of each worker from its own files.
 
 "Last minute" is the difference between now and an earlier reading of the same registry:
 the process answering keeps its readings for a minute, and reports the window it actually
-covers (``window_seconds``): 60 once it has answered a minute earlier, less in a worker that
-started since.
+covers (``window_seconds``): everything while the server is younger than a minute, then 60
+once the worker has answered a minute earlier, less in a worker that started since.
 """
 
 from __future__ import annotations
@@ -140,6 +140,11 @@ def take_reading() -> Reading:
 
 
 def _baseline(now: Reading) -> Reading | None:
+    """The reading "last minute" is counted from: this process's newest reading a minute old;
+    None (everything since the server started) while the server is younger than a minute;
+    else this process's oldest reading (a worker started since: a shorter window)."""
+    if now.at - server_started_at() <= WINDOW_SECONDS:
+        return None
     with _readings_lock:
         older = [r for r in _readings if r is not now]
     due = [r for r in older if r.at <= now.at - WINDOW_SECONDS]
