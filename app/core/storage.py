@@ -14,6 +14,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def delete(key: str | None) -> None:
         path_for(key).unlink(missing_ok=True)
 
 
-def delete_all(keys: list[str | None]) -> None:
+def delete_all(keys: Sequence[str | None]) -> None:
     """Delete these files, logging (not raising) what cannot be deleted."""
     _delete_quietly([k for k in keys if k])
 

@@ -8,7 +8,7 @@ of id order is never missed).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -258,8 +258,19 @@ def queue_provider_erasure(
     wakeup.notify_on_commit(session)
 
 
-def remote_signatures(*, session: Session, photo_ids: Sequence[int]) -> dict[tuple[str, int], list[bytes]]:
-    """(provider, event) -> signatures of these photos' faces made by remote providers."""
+def forget_selfies(*, session: Session, selfies: Iterable[tuple[str, bytes | None]]) -> None:
+    """Erase these selfies' faces (``(provider, signature)`` pairs) at their providers."""
+    by_provider: dict[str, list[bytes]] = {}
+    for provider, signature in selfies:
+        if signature is not None:
+            by_provider.setdefault(provider, []).append(signature)
+    for provider, signatures in by_provider.items():
+        queue_provider_erasure(session=session, provider=provider, what="selfies", signatures=signatures)
+
+
+def forget_photo_faces(*, session: Session, photo_ids: Sequence[int], whole_event: bool = False) -> None:
+    """Erase these photos' faces at their remote providers (``whole_event``: the events'
+    whole lists, when the events themselves go)."""
     found: dict[tuple[str, int], list[bytes]] = {}
     rows = session.execute(
         select(Face.provider, Face.event_id, Face.descriptor).where(
@@ -268,7 +279,13 @@ def remote_signatures(*, session: Session, photo_ids: Sequence[int]) -> dict[tup
     )
     for r in rows:
         found.setdefault((r.provider, r.event_id), []).append(r.descriptor)
-    return found
+    for (provider, event_id), signatures in found.items():
+        if whole_event:
+            queue_provider_erasure(session=session, provider=provider, what="event", event_id=event_id)
+        else:
+            queue_provider_erasure(
+                session=session, provider=provider, what="faces", signatures=signatures, event_id=event_id
+            )
 
 
 def not_me_photo_ids(*, session: Session, user_id: int) -> list[int]:

@@ -102,7 +102,7 @@ def handle(session: Session, photo: Photo) -> Outcome:
 
 def on_failed(photo: Photo) -> Callable[[], None]:
     """A photo that failed for good keeps its row (the organizer sees why) but not its files."""
-    keys = [photo.original_key, photo.thumbnail_key, photo.served_key]
+    keys = photo.file_keys
     return lambda: storage.delete_all(keys)
 
 
@@ -148,17 +148,12 @@ def handle_purge(session: Session, purge: EventPurge) -> Outcome:
         )
     )
     if batch:
-        keys = [k for p in batch for k in (p.original_key, p.thumbnail_key, p.served_key)]
-        remote = faces_service.remote_signatures(session=session, photo_ids=[p.id for p in batch])
-        for (provider, event_id), signatures in remote.items():
-            if purge.reason == PurgeReason.deleted:  # the event's whole list goes
-                faces_service.queue_provider_erasure(
-                    session=session, provider=provider, what="event", event_id=event_id
-                )
-            else:
-                faces_service.queue_provider_erasure(
-                    session=session, provider=provider, what="faces", signatures=signatures, event_id=event_id
-                )
+        keys = [k for p in batch for k in p.file_keys]
+        faces_service.forget_photo_faces(
+            session=session,
+            photo_ids=[p.id for p in batch],
+            whole_event=purge.reason == PurgeReason.deleted,
+        )
         session.execute(delete(Photo).where(Photo.id.in_([p.id for p in batch])))
         return Outcome(
             {"photos_deleted": purge.photos_deleted + len(batch)},

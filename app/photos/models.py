@@ -38,6 +38,11 @@ class Photo(LeasedJob, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     indexed_at: Mapped[datetime | None]
 
+    @property
+    def file_keys(self) -> list[str]:
+        """The storage keys of the photo's files: its original and what was derived from it."""
+        return [k for k in (self.original_key, self.thumbnail_key, self.served_key) if k]
+
 
 class PurgeReason(enum.StrEnum):
     deleted = "deleted"  # the organizer deleted the event: everything goes, the event too

@@ -69,16 +69,11 @@ def delete_photo(*, session: Session, event: Event, photo_id: int) -> None:
     photo = session.get(Photo, photo_id)
     if photo is None or photo.event_id != event.id:
         raise NotFound("No such photo in this event.", code="photo_not_found")
-    keys = [photo.original_key, photo.thumbnail_key, photo.served_key]
-    for (provider, event_id), signatures in faces_service.remote_signatures(
-        session=session, photo_ids=[photo.id]
-    ).items():
-        faces_service.queue_provider_erasure(
-            session=session, provider=provider, what="faces", signatures=signatures, event_id=event_id
-        )
+    keys = photo.file_keys
+    faces_service.forget_photo_faces(session=session, photo_ids=[photo.id])
     session.delete(photo)
     session.flush()
-    storage.delete_after_commit(session, [k for k in keys if k])
+    storage.delete_after_commit(session, keys)
 
 
 def start_event_erasure(*, session: Session, event: Event) -> EventPurge:

@@ -58,13 +58,7 @@ def _check(session: Session, selfie: Selfie, provider: FaceProvider) -> Outcome:
     for old in older:
         session.delete(old)
     storage.delete_after_commit(session, [old.image_key for old in older])
-    for name in {old.provider for old in older if old.descriptor is not None}:
-        faces_service.queue_provider_erasure(
-            session=session,
-            provider=name,
-            what="selfies",
-            signatures=[o.descriptor for o in older if o.descriptor is not None and o.provider == name],
-        )
+    faces_service.forget_selfies(session=session, selfies=[(o.provider, o.descriptor) for o in older])
 
     return Outcome(
         {

@@ -226,13 +226,7 @@ def delete_selfies(*, session: Session, user_id: int) -> int:
     """Erase the guest's selfies (rows, images) and all their matches; nothing is matched
     again until a new selfie. How many selfies there were."""
     selfies = list(session.scalars(select(Selfie).where(Selfie.user_id == user_id)))
-    for provider in {s.provider for s in selfies if s.descriptor is not None}:
-        faces_service.queue_provider_erasure(
-            session=session,
-            provider=provider,
-            what="selfies",
-            signatures=[s.descriptor for s in selfies if s.descriptor is not None and s.provider == provider],
-        )
+    faces_service.forget_selfies(session=session, selfies=[(s.provider, s.descriptor) for s in selfies])
     session.execute(delete(FaceMatch).where(FaceMatch.user_id == user_id))
     for selfie in selfies:
         session.delete(selfie)
