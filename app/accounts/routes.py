@@ -19,7 +19,7 @@ from app.accounts.schemas import (
     PrivacyPolicy,
     TokenResponse,
 )
-from app.core.database import SessionDep, release_connection
+from app.core.database import SessionDep
 from app.core.errors import Unprocessable
 from app.core.openapi import errors
 from app.core.throttle import ClientAddress
@@ -55,12 +55,7 @@ def login(body: LoginIn, session: SessionDep, address: ClientAddress) -> TokenRe
     logins are throttled per account and per client address: past the limits, 429
     ``too_many_requests`` with ``Retry-After`` (see the README, "Security").
     """
-    user = service.get_user_by_login(session=session, login=body.login)
-    service.check_login_throttles(user=user, login=body.login, address=address)
-    release_connection(session)  # argon2 runs next: its connection goes back to the pool meanwhile
-    user = service.authenticate(
-        session=session, user=user, login=body.login, password=body.password, address=address
-    )
+    user = service.log_in(session=session, login=body.login, password=body.password, address=address)
     return service.token_for(user)
 
 

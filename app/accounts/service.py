@@ -15,7 +15,7 @@ from app.accounts.models import Role, User
 from app.accounts.privacy import POLICY_VERSION
 from app.accounts.schemas import Availability, TokenResponse, UserPublic
 from app.core import security
-from app.core.database import utcnow
+from app.core.database import release_connection, utcnow
 from app.core.errors import Conflict, Forbidden, Unauthorized, Unprocessable
 from app.core.throttle import Throttle
 
@@ -266,6 +266,15 @@ def authenticate(*, session: Session, user: User | None, login: str, password: s
     user.last_login_at = utcnow()
     session.flush()
     return user
+
+
+def log_in(*, session: Session, login: str, password: str, address: str) -> User:
+    """The user of ``login`` if ``password`` is right (throttled, see ``authenticate``). The
+    session's connection goes back to the pool while argon2 runs."""
+    user = get_user_by_login(session=session, login=login)
+    check_login_throttles(user=user, login=login, address=address)
+    release_connection(session)
+    return authenticate(session=session, user=user, login=login, password=password, address=address)
 
 
 def get_user(*, session: Session, user_id: int) -> User | None:

@@ -8,7 +8,7 @@ from fastapi.responses import RedirectResponse
 from app.accounts import service as accounts_service
 from app.accounts.deps import CurrentOrganizer, CurrentUser
 from app.accounts.schemas import RegisterIn, TokenResponse, UserPublic
-from app.core.database import SessionDep, release_connection
+from app.core.database import SessionDep
 from app.core.openapi import errors
 from app.core.schemas import IdPath
 from app.core.throttle import ClientAddress
@@ -46,21 +46,7 @@ def register_with_event_code(body: RegisterIn, session: SessionDep, address: Cli
     ``email_taken``, 422 ``consent_required`` / ``invalid_username`` / ``invalid_email`` /
     ``weak_password``.
     """
-    accounts_service.require_consent(body.accept_face_processing)
-    # A wrong code is refused before any hashing; then the connection goes back to the pool
-    # while argon2 runs.
-    event = service.event_for_code(session=session, code=body.event_code, address=address)
-    context = [event.name, event.code]
-    release_connection(session)
-    new_user = accounts_service.prepare_user(
-        username=body.username,
-        email=body.email,
-        password=body.password,
-        display_name=body.display_name,
-        context=context,
-        consent=True,
-    )
-    user = service.register_guest(session=session, user=new_user, event_code=body.event_code, address=address)
+    user = service.register_with_event_code(session=session, data=body, address=address)
     return accounts_service.token_for(user)
 
 
@@ -105,9 +91,9 @@ def join_event(
     responses=errors(404, 429),
 )
 def join_link(token: str, session: SessionDep, address: ClientAddress) -> RedirectResponse:
-    """The join link of an event's QR code: a redirect to the web app with the event's code
-    filled in (``/?event=<code>``). 404 ``event_not_found`` for an unknown link (throttled
-    like wrong codes)."""
+    """The join link of an event's QR code, ``/e/<code>`` or ``/e/<join token>``: a redirect
+    to the web app with the event's code filled in (``/?event=<code>``). 404
+    ``event_not_found`` for an unknown link (throttled like wrong codes)."""
     event = service.event_for_join_token(session=session, token=token, address=address)
     return RedirectResponse(f"/?event={event.code}", status_code=status.HTTP_303_SEE_OTHER)
 

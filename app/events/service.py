@@ -9,13 +9,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.accounts import service as accounts_service
 from app.accounts.models import Role, User
+from app.accounts.schemas import RegisterIn
 from app.core.config import get_settings
-from app.core.database import utcnow
+from app.core.database import release_connection, utcnow
 from app.core.errors import Gone, NotFound
 from app.core.throttle import Throttle
 from app.events.models import Event, EventMembership
@@ -84,9 +85,12 @@ def event_for_code(*, session: Session, code: str, address: str) -> Event:
 
 
 def event_for_join_token(*, session: Session, token: str, address: str) -> Event:
-    """The event of a join link (its QR code); throttled like codes."""
+    """The event of a join link, ``/e/<join token>`` or ``/e/<code>`` (its QR code); throttled
+    like codes."""
     CODE_FAILURES.check(address, message=_TOO_MANY_CODES)
-    found = select(Event).where(Event.join_token == token, Event.deleting_at.is_(None))
+    found = select(Event).where(
+        or_(Event.join_token == token, Event.code == normalize_code(token)), Event.deleting_at.is_(None)
+    )
     event = session.scalar(found) if len(token) <= 32 else None
     if event is None:
         CODE_FAILURES.hit(address)
@@ -254,6 +258,26 @@ EventDetailPart = Callable[[Session, int], dict[str, Any]]
 GuestJoinedHook = Callable[[Session, int], None]
 _detail_parts: list[EventDetailPart] = []
 _joined_hooks: list[GuestJoinedHook] = []
+
+
+def register_with_event_code(*, session: Session, data: RegisterIn, address: str) -> User:
+    """Create a guest account from ``data`` and join the event of its code, in one step.
+
+    Consent and the code are checked before any hashing; the connection goes back to the pool
+    while argon2 runs."""
+    accounts_service.require_consent(data.accept_face_processing)
+    event = event_for_code(session=session, code=data.event_code, address=address)
+    context = [event.name, event.code]
+    release_connection(session)
+    new_user = accounts_service.prepare_user(
+        username=data.username,
+        email=data.email,
+        password=data.password,
+        display_name=data.display_name,
+        context=context,
+        consent=True,
+    )
+    return register_guest(session=session, user=new_user, event_code=data.event_code, address=address)
 
 
 def contribute_to_event_detail(part: EventDetailPart) -> EventDetailPart:

@@ -307,3 +307,10 @@ def delete_user_matches(*, session: Session, user_id: int, keep_selfie_id: int |
     if keep_selfie_id is not None:
         stmt = stmt.where(FaceMatch.selfie_id != keep_selfie_id)
     session.execute(stmt)
+
+
+def match_count(*, session: Session, event_id: int) -> int:
+    """How many (guest, photo) matches the event has."""
+    return int(
+        session.scalar(select(func.count()).select_from(FaceMatch).where(FaceMatch.event_id == event_id)) or 0
+    )

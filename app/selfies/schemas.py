@@ -42,6 +42,7 @@ class MatchedPhoto(BaseModel):
     thumbnail_url: str
     url: str
     distance: float
+    matched_at: datetime = Field(description="When the match was found (for 'new since your last visit').")
 
 
 class MyPhotos(BaseModel):

@@ -200,7 +200,7 @@ def snapshots(*, session: Session, user_ids: list[int]) -> dict[int, Snapshot]:
 def my_photos(*, session: Session, user_id: int, event_id: int | None) -> list[MatchedPhoto]:
     """Photos the user's current selfie matched, in events they belong to, best first."""
     stmt = (
-        select(FaceMatch.photo_id, FaceMatch.event_id, FaceMatch.distance)
+        select(FaceMatch.photo_id, FaceMatch.event_id, FaceMatch.distance, FaceMatch.created_at)
         .join(
             EventMembership,
             (EventMembership.user_id == FaceMatch.user_id) & (EventMembership.event_id == FaceMatch.event_id),
@@ -217,6 +217,7 @@ def my_photos(*, session: Session, user_id: int, event_id: int | None) -> list[M
             thumbnail_url=f"/api/photos/{r.photo_id}/thumbnail",
             url=f"/api/photos/{r.photo_id}/original",
             distance=round(r.distance, 4),
+            matched_at=r.created_at,
         )
         for r in session.execute(stmt)
     ]
