@@ -6,7 +6,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: run test test-fast install migrate lint lock clean
+.PHONY: run test test-fast install browser migrate lint lock messages clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Installs the lock (exact versions and hashes: what CI tested), then the project itself.
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -25,14 +26,29 @@ lock:
 
 install: $(VENV)/.installed
 
+# After changing a page's text: extracts the messages and updates both catalogs (then translate
+# the new French entries in app/web/locales/fr/LC_MESSAGES/messages.po).
+messages: install
+	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ --no-location --sort-output -o app/web/locales/messages.pot .
+	$(VENV)/bin/pybabel update -i app/web/locales/messages.pot -d app/web/locales --width 100
+	rm app/web/locales/messages.pot
+
 migrate: install
 	$(PY) -m app migrate
 
 run: migrate
 	$(VENV)/bin/gunicorn main:app -c gunicorn_config.py
 
+# The browser tests drive Debian's Chromium (never a browser Playwright downloads): installed
+# with apt when missing.
+browser:
+	@command -v chromium >/dev/null || { \
+		echo "== installing Debian's chromium for the browser tests"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 # The suite on SQLite always, then on PostgreSQL when TEST_DATABASE_URL is set.
-test: install
+test: install browser
 	env -u TEST_DATABASE_URL $(PY) -m pytest -q
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL ($$TEST_DATABASE_URL)"; \

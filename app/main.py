@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from fastapi.staticfiles import StaticFiles
 
 from app.accounts.routes import router as accounts_router
 from app.core.config import get_settings
@@ -25,6 +26,10 @@ from app.ops.service import warm_up
 from app.ops.stats import take_reading
 from app.photos.routes import router as photos_router
 from app.selfies.routes import router as selfies_router
+from app.web import STATIC_DIR
+from app.web.errors import install_page_errors
+from app.web.guest import router as web_guest_router
+from app.web.organizer import router as web_organizer_router
 
 _MULTIPART_OVERHEAD = 64 * 1024
 
@@ -58,6 +63,8 @@ def create_app() -> FastAPI:
         summary="Guests find the event photos they appear in from one selfie.",
         version="1.0.0",
         lifespan=lifespan,
+        docs_url=None,  # served from local files by install_openapi, not from a CDN
+        redoc_url=None,
     )
     install_error_handlers(app)
     install_openapi(app)
@@ -76,4 +83,8 @@ def create_app() -> FastAPI:
     app.include_router(join_router)
     app.include_router(photos_router)
     app.include_router(selfies_router)
+    app.include_router(web_guest_router)
+    app.include_router(web_organizer_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    install_page_errors(app)  # last: it wraps every error handler installed above
     return app

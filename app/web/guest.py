@@ -1,0 +1,265 @@
+"""The guest's pages: event code, registration or log-in, selfie, "my photos", account.
+
+Each page calls the same services as the API. Uploads and zips are the API's own endpoints,
+which browsers reach with the session cookie (and the CSRF header for uploads).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+
+from app.accounts import service as accounts_service
+from app.accounts import sessions
+from app.accounts.deps import PageUser, SignedIn
+from app.accounts.privacy import POLICY
+from app.accounts.schemas import RegisterIn
+from app.core.database import SessionDep
+from app.core.errors import AppError
+from app.core.schemas import IdPath
+from app.core.throttle import ClientAddress
+from app.events import service as events_service
+from app.selfies import service as selfies_service
+from app.web.forms import CSRF, Form, field, first_problem, home_for, safe_next, see_other
+from app.web.i18n import LANG_COOKIE, LANGUAGES, language_for
+from app.web.templating import error_message, error_text, render
+
+router = APIRouter(include_in_schema=False)
+# The code of the error a form field's failed validation means for a person.
+_FIELD_ERRORS = {
+    "username": "invalid_username",
+    "email": "invalid_email",
+    "password": "weak_password",
+    "event_code": "event_not_found",
+}
+SEEN_COOKIE = "seen"
+
+
+@router.get("/", response_class=HTMLResponse)
+def index(
+    request: Request,
+    user: PageUser,
+    session: SessionDep,
+    address: ClientAddress,
+    event: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    """Enter the event's code; with ``?event=`` (the QR code's link), the event's name and the
+    registration form."""
+    if event is None and user is not None:
+        return see_other(home_for(user))
+    found, error = None, None
+    if event:
+        try:
+            found = events_service.event_for_code(session=session, code=event, address=address)
+        except AppError as exc:
+            error = error_message(request, exc)
+    return render(request, "index.html", {"event": found, "code": event or "", "error": error}, user=user)
+
+
+@router.post("/register", response_class=HTMLResponse)
+def register(request: Request, form: Form, session: SessionDep, address: ClientAddress) -> Response:
+    values = {name: field(form, name) for name in ("event_code", "username", "email")}
+    try:
+        data = RegisterIn(
+            **values,
+            password=field(form, "password", 128),
+            accept_face_processing=field(form, "accept_face_processing") == "yes",
+        )
+        user = events_service.register_with_event_code(session=session, data=data, address=address)
+    except ValidationError as exc:
+        code = _FIELD_ERRORS.get(first_problem(exc), "validation_error")
+        error, status_code = error_text(language_for(request), code), 422
+    except AppError as exc:
+        session.rollback()
+        error, status_code = error_message(request, exc), exc.status_code
+    else:
+        response = see_other("/selfie")
+        sessions.start_session(response, accounts_service.token_for(user).access_token)
+        return response
+    event = events_service.get_event_by_code(session=session, code=values["event_code"])
+    context = {"event": event, "code": values["event_code"], "values": values, "error": error}
+    return render(request, "index.html", context, status_code=status_code)
+
+
+@router.get("/availability", response_class=HTMLResponse)
+def availability(
+    request: Request,
+    session: SessionDep,
+    address: ClientAddress,
+    username: Annotated[str | None, Query(max_length=64)] = None,
+    email: Annotated[str | None, Query(max_length=320)] = None,
+) -> Response:
+    """Live availability of a username or email while the guest types (an HTML fragment)."""
+    if not (username or email):
+        return HTMLResponse("")
+    try:
+        accounts_service.AVAILABILITY_CHECKS.check(address)
+        accounts_service.AVAILABILITY_CHECKS.hit(address)
+    except AppError as exc:
+        return render(request, "_availability.html", {"name": "", "message": error_message(request, exc)})
+    name = "username" if username else "email"
+    answer = accounts_service.check_availability(session=session, username=username, email=email)[name]
+    code = {"taken": f"{name}_taken", "invalid": f"invalid_{name}"}.get(answer.reason or "", "")
+    return render(
+        request,
+        "_availability.html",
+        {"name": name, "available": answer.available, "message": error_text(language_for(request), code)},
+    )
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, user: PageUser, next: str | None = None) -> Response:
+    if user is not None:
+        return see_other(safe_next(next, home_for(user)))
+    return render(request, "login.html", {"next": safe_next(next, "")})
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(request: Request, form: Form, session: SessionDep, address: ClientAddress) -> Response:
+    login_name, target = field(form, "login"), safe_next(field(form, "next"), "")
+    try:
+        user = accounts_service.log_in(
+            session=session, login=login_name, password=field(form, "password", 128), address=address
+        )
+    except AppError as exc:
+        session.rollback()
+        context = {"next": target, "login": login_name, "error": error_message(request, exc)}
+        return render(request, "login.html", context, status_code=exc.status_code)
+    response = see_other(target or home_for(user))
+    sessions.start_session(response, accounts_service.token_for(user).access_token)
+    return response
+
+
+@router.post("/logout", dependencies=CSRF)
+def logout(user: PageUser, session: SessionDep) -> Response:
+    """Log out: this browser's cookie goes, and so does every token issued before (as
+    ``POST /api/logout``), so a copied cookie stops working too."""
+    if user is not None:
+        accounts_service.revoke_tokens(session=session, user=user)
+    response = see_other("/")
+    sessions.end_session(response)
+    return response
+
+
+@router.get("/lang/{language}")
+def switch_language(language: str, next: str | None = None) -> Response:
+    """The language switch of every page: remembered for a year."""
+    response = see_other(safe_next(next))
+    if language in LANGUAGES:
+        response.set_cookie(LANG_COOKIE, language, max_age=60 * 60 * 24 * 365, samesite="lax")
+    return response
+
+
+@router.get("/privacy", response_class=HTMLResponse)
+def privacy(request: Request, user: PageUser) -> Response:
+    return render(request, "privacy.html", {"policy": POLICY}, user=user)
+
+
+@router.get("/selfie", response_class=HTMLResponse)
+def selfie_page(request: Request, user: SignedIn, session: SessionDep) -> Response:
+    """Take or replace the selfie; its verdict appears live below."""
+    return render(request, "selfie.html", {"state": _selfie_state(session, user.id)}, user=user)
+
+
+@router.get("/selfie/status", response_class=HTMLResponse)
+def selfie_status(request: Request, user: SignedIn, session: SessionDep) -> Response:
+    return render(request, "_selfie_status.html", {"state": _selfie_state(session, user.id)}, user=user)
+
+
+def _selfie_state(session: SessionDep, user_id: int) -> object:
+    selfie = selfies_service.latest_selfie(session=session, user_id=user_id)
+    return None if selfie is None else selfies_service.selfie_state(session=session, selfie=selfie)
+
+
+def _grid_context(session: SessionDep, user_id: int, since: datetime | None) -> dict[str, object]:
+    photos = selfies_service.my_photos(session=session, user_id=user_id, event_id=None)
+    new = {p.id for p in photos if since is not None and p.matched_at.replace(tzinfo=UTC) > since}
+    return {
+        "photos": photos,
+        "new": new,
+        "since": since.isoformat() if since else "",
+        "state": _selfie_state(session, user_id),
+    }
+
+
+def _parse_since(value: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value).astimezone(UTC) if value else None
+    except ValueError:
+        return None
+
+
+@router.get("/photos", response_class=HTMLResponse)
+def photos_page(request: Request, user: SignedIn, session: SessionDep) -> Response:
+    """The photos the guest appears in; new ones fill in without a reload."""
+    context = _grid_context(session, user.id, _parse_since(request.cookies.get(SEEN_COOKIE)))
+    response = render(request, "photos.html", context, user=user)
+    now = datetime.now(UTC).isoformat()
+    response.set_cookie(SEEN_COOKIE, now, max_age=60 * 60 * 24 * 365, httponly=True, samesite="lax")
+    return response
+
+
+@router.get("/photos/grid", response_class=HTMLResponse)
+def photos_grid(
+    request: Request,
+    user: SignedIn,
+    session: SessionDep,
+    since: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    return render(request, "_grid.html", _grid_context(session, user.id, _parse_since(since)), user=user)
+
+
+@router.get("/photos/{photo_id}", response_class=HTMLResponse)
+def photo_page(request: Request, photo_id: IdPath, user: SignedIn, session: SessionDep) -> Response:
+    """One photo, full size, with its download and "not me"."""
+    mine = {p.id for p in selfies_service.my_photos(session=session, user_id=user.id, event_id=None)}
+    if photo_id not in mine:
+        return render(
+            request,
+            "error.html",
+            {"message": error_text(language_for(request), "photo_not_found")},
+            user=user,
+            status_code=404,
+        )
+    return render(request, "photo.html", {"photo_id": photo_id}, user=user)
+
+
+@router.post("/photos/{photo_id}/not-me", response_class=HTMLResponse, dependencies=CSRF)
+def not_me(request: Request, photo_id: IdPath, user: SignedIn, session: SessionDep) -> Response:
+    """Not me: the photo leaves the guest's list (htmx removes its tile)."""
+    with contextlib.suppress(AppError):  # already gone: the result the guest wanted
+        selfies_service.not_me(session=session, user_id=user.id, photo_id=photo_id)
+    if request.headers.get("HX-Request"):
+        return HTMLResponse("")
+    return see_other("/photos")
+
+
+@router.get("/account", response_class=HTMLResponse)
+def account(request: Request, user: SignedIn, session: SessionDep) -> Response:
+    """Replace or delete the selfie, export the data, delete the account."""
+    context = {"state": _selfie_state(session, user.id), "done": request.query_params.get("done", "")}
+    return render(request, "account.html", context, user=user)
+
+
+@router.post("/account/delete-selfie", dependencies=CSRF)
+def delete_selfie(user: SignedIn, session: SessionDep) -> Response:
+    selfies_service.delete_selfies(session=session, user_id=user.id)
+    return see_other("/account?done=selfie_deleted")
+
+
+@router.post("/account/delete", response_class=HTMLResponse)
+def delete_account(request: Request, form: Form, user: SignedIn, session: SessionDep) -> Response:
+    try:
+        accounts_service.erase_user(session=session, user=user, password=field(form, "password", 128))
+    except AppError as exc:
+        session.rollback()
+        context = {"state": _selfie_state(session, user.id), "error": error_message(request, exc)}
+        return render(request, "account.html", context, user=user, status_code=exc.status_code)
+    response = render(request, "deleted.html")
+    sessions.end_session(response)
+    return response

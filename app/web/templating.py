@@ -1,0 +1,88 @@
+"""Rendering a page: the Jinja2 environment and what every template is given.
+
+Every page gets the request's language and its translation functions, the signed-in user,
+and the CSRF token of this browser (its cookie is set on the response when it is new).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from app.accounts import sessions
+from app.accounts.models import User
+from app.core.errors import AppError
+from app.web.i18n import LANGUAGE_NAMES, LANGUAGES, language_for, translations
+from app.web.messages import ERROR_MESSAGES
+
+TEMPLATES = Path(__file__).parent / "templates"
+# Pages hold personal data (never stored by a cache), load only our own files (no inline
+# script: htmx is configured without eval), and are never framed by another site.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; script-src 'self'; "
+    "style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+environment = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(["html", "svg"]),
+    extensions=["jinja2.ext.i18n"],
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def error_text(language: str, code: str, fallback: str = "") -> str:
+    """The message for people of an API error code, in ``language``."""
+    message = ERROR_MESSAGES.get(code)
+    return translations(language).gettext(message) if message else fallback
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    user: User | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    language = language_for(request)
+    catalog = translations(language)
+
+    # Jinja's "newstyle" gettext: named placeholders filled in (and escaped by autoescape).
+    def gettext(message: str, **values: Any) -> str:
+        text = catalog.gettext(message)
+        return text % values if values else text
+
+    def ngettext(singular: str, plural: str, num: int, **values: Any) -> str:
+        return catalog.ngettext(singular, plural, num) % {"num": num, **values}
+
+    csrf_cookie = sessions.ensure_csrf_cookie(request)
+    page = environment.get_template(template).render(
+        request=request,
+        user=user,
+        lang=language,
+        languages=[(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
+        csrf_token=sessions.csrf_token(csrf_cookie),
+        _=gettext,
+        gettext=gettext,
+        ngettext=ngettext,
+        error_text=lambda code, fallback="": error_text(language, code, fallback),
+        **(context or {}),
+    )
+    response = HTMLResponse(page, status_code=status_code, headers=PAGE_HEADERS)
+    if request.cookies.get(sessions.CSRF_COOKIE) != csrf_cookie:
+        sessions.set_csrf_cookie(response, csrf_cookie)
+    return response
+
+
+def error_message(request: Request, exc: AppError) -> str:
+    return error_text(language_for(request), exc.code, exc.message)
