@@ -62,7 +62,11 @@ def running_server(
         yield base, environ
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a client kept a stream open past the graceful timeout
+            proc.kill()
+            proc.wait(timeout=30)
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 APP = Path(__file__).resolve().parents[1] / "app"
-ORDER = ["core", "jobs", "faces", "accounts", "events", "selfies", "photos", "ops"]
+ORDER = ["core", "jobs", "faces", "accounts", "events", "selfies", "photos", "ops", "web"]
 # Composition roots wire everything together; nothing imports them.
 ROOTS = {"main", "worker", "__main__", "models", "migrations"}
 #: A module longer than this does more than one job: split it.

@@ -1,0 +1,109 @@
+"""Browser tests: pytest-playwright driving Debian's Chromium (``/usr/bin/chromium``, never a
+browser Playwright downloads) against the real server, Gunicorn with its face worker.
+
+Every request the pages make to anything but the local server is aborted and recorded, and a
+test fails if there was one. Screenshots go to ``build/screenshots`` (a few are committed in
+``docs/screenshots``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route
+
+from benchmarks._server import running_server
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+# Chromium stays quiet: no update checks, sync, or lookups of Google's hosts on this closed network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-domain-reliability",
+    "--disable-breakpad",
+]
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[str, dict[str, str]]]:
+    """Gunicorn with two web workers and one face worker, on this test run's database."""
+    with running_server(workers=2, env={"FACE_WORKERS": "1", "SELFIE_CHANGES_PER_DAY": "20"}) as running:
+        yield running
+
+
+class Offsite:
+    """The requests aborted because they were for another host than the local server."""
+
+    def __init__(self) -> None:
+        self.urls: list[str] = []
+        self.contexts: list[BrowserContext] = []
+
+    def route(self, route: Route) -> None:
+        if urlsplit(route.request.url).hostname in LOCAL_HOSTS or route.request.url.startswith("data:"):
+            route.continue_()
+        else:
+            self.urls.append(route.request.url)
+            route.abort()
+
+
+@pytest.fixture
+def offsite() -> Iterator[Offsite]:
+    blocked = Offsite()
+    yield blocked
+    for context in blocked.contexts:  # closed even when a test fails: no stream left open
+        context.close()
+    assert blocked.urls == [], f"the pages asked for other hosts: {blocked.urls}"
+
+
+def new_context(browser: Browser, offsite: Offsite, **options: Any) -> BrowserContext:
+    context = browser.new_context(accept_downloads=True, **options)
+    context.route("**/*", offsite.route)
+    offsite.contexts.append(context)
+    context.set_default_timeout(30_000)
+    return context
+
+
+def phone(playwright: Playwright, locale: str) -> dict[str, Any]:
+    return {**playwright.devices["Pixel 7"], "locale": locale}
+
+
+_axe = Axe()
+
+
+def audit(page: Page) -> None:
+    """axe-core on the page as it is: no serious or critical violation."""
+    results = _axe.run(page)
+    bad = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+    assert bad == [], f"{page.url}: " + "; ".join(
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}" for v in bad
+    )
+
+
+def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_screenshots() -> None:
+    shutil.rmtree(SCREENSHOTS, ignore_errors=True)

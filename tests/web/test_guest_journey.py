@@ -1,0 +1,285 @@
+"""The guest's whole journey on a phone (Pixel 7), in French then in English, in Chromium
+against the real server: the QR code's link, registration with live availability, a refused
+selfie then a good one, photos appearing without a reload, "not me", download all, and the
+account page. axe-core audits every page."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from PIL import Image
+from playwright.sync_api import Browser, Page, Playwright, Route, expect
+
+from tests.helpers import PASSWORD, create_organizer_cli, fixture_bytes, side_by_side
+from tests.web.conftest import Offsite, audit, new_context, phone, screenshot
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass(frozen=True)
+class Words:
+    locale: str
+    event_code: str
+    username: str
+    email: str
+    password: str
+    selfie: str
+    available: str
+    no_face: str
+    ready: str
+    not_me: str
+    download_all: str
+    still_looking: str
+
+
+FRENCH = Words(
+    "fr-FR",
+    "Code de l'événement",
+    "Nom d'utilisateur",
+    "E-mail",
+    "Mot de passe",
+    "Selfie",
+    "Disponible",
+    "Aucun visage trouvé : regardez l'objectif, en bonne lumière.",
+    "Prêt",
+    "Ce n'est pas moi",
+    "Tout télécharger",
+    "Nous cherchons encore",
+)
+ENGLISH = Words(
+    "en-US",
+    "Event code",
+    "Username",
+    "Email",
+    "Password",
+    "Selfie",
+    "Available",
+    "No face found: face the camera in good light.",
+    "Ready",
+    "Not me",
+    "Download all",
+    "We are still looking",
+)
+
+
+def _org_name(event_name: str) -> str:
+    return "org-" + event_name.lower().replace(" ", "-")
+
+
+def _organizer_event(base: str, env: dict[str, str], name: str) -> tuple[dict[str, str], dict[str, object]]:
+    create_organizer_cli(env, username=_org_name(name))
+    with httpx.Client(base_url=base, timeout=30) as c:
+        login = {"login": _org_name(name), "password": PASSWORD}
+        headers = {"Authorization": "Bearer " + c.post("/api/login", json=login).json()["access_token"]}
+        event = c.post("/api/events", json={"name": name}, headers=headers).json()
+    return headers, event
+
+
+def _upload(base: str, headers: dict[str, str], event_id: object, photos: dict[str, bytes]) -> None:
+    files = [("files", (name, data)) for name, data in photos.items()]
+    with httpx.Client(base_url=base, timeout=60) as c:
+        answer = c.post(f"/api/events/{event_id}/photos", files=files, headers=headers).json()
+    assert len(answer["accepted"]) == len(photos), answer
+
+
+def _selfie(page: Page, words: Words, name: str) -> None:
+    page.get_by_label(words.selfie, exact=True).set_input_files(
+        files=[{"name": name, "mimeType": "image/jpeg", "buffer": fixture_bytes(name)}]
+    )
+
+
+@pytest.mark.parametrize("words", [FRENCH, ENGLISH], ids=["fr-FR", "en-US"])
+def test_a_guest_finds_their_photos_with_only_a_phone(
+    clean_db: None,
+    server: tuple[str, dict[str, str]],
+    browser: Browser,
+    playwright: Playwright,
+    offsite: Offsite,
+    words: Words,
+) -> None:
+    base, env = server
+    lang = words.locale[:2]
+    org, event = _organizer_event(base, env, f"Gala {lang}")
+    context = new_context(browser, offsite, **phone(playwright, words.locale))
+    page = context.new_page()
+
+    # The QR code's link opens the event with its code filled in.
+    page.goto(f"{base}/e/{event['code']}")
+    expect(page.get_by_role("heading", level=1)).to_have_text(str(event["name"]))
+    expect(page.get_by_label(words.event_code, exact=True)).to_have_value(str(event["code"]))
+    assert page.evaluate("document.documentElement.lang") == lang
+    audit(page)
+    screenshot(page, f"{lang}-1-register")
+
+    page.get_by_label(words.username, exact=True).fill(f"alice_{lang}")
+    expect(page.locator("#username-availability")).to_have_text(words.available)
+    page.get_by_label(words.email, exact=True).fill(f"alice.{lang}@example.com")
+    page.get_by_label(words.password, exact=True).fill(PASSWORD)
+    page.locator("#consent").check()
+    page.locator("form[action='/register'] button[type=submit]").click()
+    page.wait_for_url(f"{base}/selfie")
+
+    # A photo without a face is refused, with the reason in the guest's language.
+    audit(page)
+    _selfie(page, words, "mask_blue.jpg")
+    expect(page.locator("#verdict [data-status=rejected]")).to_contain_text(words.no_face, timeout=60_000)
+    screenshot(page, f"{lang}-2-selfie-refused")
+    _selfie(page, words, "obama.jpg")
+    expect(page.locator("#verdict [data-status=ready]")).to_contain_text(words.ready, timeout=60_000)
+
+    # The photos page waits, then fills in as the organizer's photos are indexed: no reload.
+    page.goto(f"{base}/photos")
+    expect(page.locator("#grid .empty")).to_contain_text(words.still_looking)
+    audit(page)
+    screenshot(page, f"{lang}-3-photos-empty")
+    page.evaluate("window.notReloaded = true")
+    photos = {
+        "a2.jpg": fixture_bytes("obama2.jpg"),
+        "a3.jpg": fixture_bytes("obama3.jpg"),
+        "ab.jpg": side_by_side("obama3.jpg", "biden.jpg"),
+        "b.jpg": fixture_bytes("biden.jpg"),
+    }
+    _upload(base, org, event["id"], photos)
+    tiles = page.locator("#grid .grid li")
+    expect(tiles).to_have_count(3, timeout=120_000)
+    assert page.evaluate("window.notReloaded") is True
+    expect(page.locator("#grid .grid img").first).to_have_js_property("complete", True)
+    audit(page)
+    screenshot(page, f"{lang}-4-photos")
+
+    # A full-size view with its download.
+    tiles.first.locator("a").click()
+    expect(page.locator("img.full")).to_be_visible()
+    audit(page)
+    page.go_back()
+
+    # "Not me" takes the photo out, for good.
+    tiles.nth(2).get_by_role("button", name=words.not_me).click()
+    expect(tiles).to_have_count(2)
+    page.reload()
+    expect(page.locator("#grid .grid li")).to_have_count(2)
+
+    # Download all: one zip with the two photos.
+    with page.expect_download() as download:
+        page.get_by_role("link", name=words.download_all).click()
+    path = download.value.path()
+    with zipfile.ZipFile(io.BytesIO(path.read_bytes())) as archive:
+        assert len([n for n in archive.namelist() if not n.endswith("/")]) == 2
+
+    # The session survives a browser restart: a new context with the same cookies.
+    state = context.storage_state()
+    context.close()
+    context = new_context(browser, offsite, **phone(playwright, words.locale), storage_state=state)
+    page = context.new_page()
+    page.goto(f"{base}/account")
+    expect(page.get_by_text(f"alice_{lang}")).to_be_visible()
+    audit(page)
+    screenshot(page, f"{lang}-5-account")
+    for path_ in ("/privacy", "/login"):
+        page.goto(f"{base}{path_}")
+        audit(page)
+    context.close()
+
+
+GUEST_PAGE_BUDGET = 150 * 1024
+_TRANSFERRED = """() => {
+    const entries = [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')];
+    return entries.filter((e) => e.initiatorType !== 'img').reduce((sum, e) => sum + e.transferSize, 0);
+}"""
+
+
+def test_guest_pages_are_light_work_with_the_keyboard_and_render_before_any_script(
+    clean_db: None,
+    server: tuple[str, dict[str, str]],
+    browser: Browser,
+    playwright: Playwright,
+    offsite: Offsite,
+) -> None:
+    base, env = server
+    _org, event = _organizer_event(base, env, "Weights")
+    context = new_context(browser, offsite, **phone(playwright, "fr-FR"))
+    page = context.new_page()
+    weights = {}
+    for name, path in (("code", "/"), ("register", f"/?event={event['code']}")):
+        page.goto(f"{base}{path}", wait_until="networkidle")
+        weights[name] = page.evaluate(_TRANSFERRED)
+        page.context.clear_cookies()
+    # Registration with the keyboard only: the first Tab reaches the skip link, Space ticks the
+    # consent, Enter submits.
+    page.goto(f"{base}/?event={event['code']}")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip"
+    page.get_by_label(FRENCH.username, exact=True).fill("weigher")
+    page.keyboard.press("Tab")
+    page.keyboard.type("weigher@example.com")
+    page.locator("#consent").focus()
+    page.keyboard.press("Space")
+    page.get_by_label(FRENCH.password, exact=True).fill(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{base}/selfie")
+    for name in ("selfie", "photos", "account"):
+        fresh = context.new_page()  # a first load: nothing cached
+        fresh.route(
+            "**/*",
+            lambda route: route.continue_(headers={**route.request.headers, "cache-control": "no-cache"}),
+        )
+        fresh.goto(f"{base}/{name}", wait_until="load")
+        weights[name] = fresh.evaluate(_TRANSFERRED)
+        fresh.close()
+    print("guest pages, bytes transferred on first load (images aside):", weights)
+    assert all(0 < weight < GUEST_PAGE_BUDGET for weight in weights.values()), weights
+
+    # Without JavaScript the forms are there, labelled, and usable.
+    no_script = new_context(browser, offsite, **phone(playwright, "fr-FR"), java_script_enabled=False)
+    page = no_script.new_page()
+    page.goto(f"{base}/e/{event['code']}")
+    expect(page.get_by_label(FRENCH.event_code, exact=True)).to_have_value(str(event["code"]))
+    expect(page.get_by_label(FRENCH.username, exact=True)).to_be_visible()
+    context.close()
+    no_script.close()
+
+
+def test_the_selfie_is_downscaled_in_the_browser_before_it_is_sent(
+    clean_db: None,
+    server: tuple[str, dict[str, str]],
+    browser: Browser,
+    playwright: Playwright,
+    offsite: Offsite,
+) -> None:
+    base, env = server
+    _org, event = _organizer_event(base, env, "Big selfie")
+    big = io.BytesIO()
+    original = Image.open(io.BytesIO(fixture_bytes("obama.jpg"))).convert("RGB")
+    size = (4000, round(4000 * original.height / original.width))
+    original.resize(size, Image.Resampling.LANCZOS).save(big, "JPEG", quality=92)
+    sent: list[bytes] = []
+
+    def keep(route: Route) -> None:
+        sent.append(route.request.post_data_buffer or b"")
+        route.continue_()
+
+    context = new_context(browser, offsite, **phone(playwright, "fr-FR"))
+    page = context.new_page()
+    page.route("**/api/upload-selfie", keep)
+    page.goto(f"{base}/e/{event['code']}")
+    page.get_by_label(FRENCH.username, exact=True).fill("bigphone")
+    page.get_by_label(FRENCH.email, exact=True).fill("bigphone@example.com")
+    page.get_by_label(FRENCH.password, exact=True).fill(PASSWORD)
+    page.locator("#consent").check()
+    page.locator("form[action='/register'] button[type=submit]").click()
+    page.wait_for_url(f"{base}/selfie")
+    page.get_by_label(FRENCH.selfie, exact=True).set_input_files(
+        files=[{"name": "big.jpg", "mimeType": "image/jpeg", "buffer": big.getvalue()}]
+    )
+    expect(page.locator("#verdict [data-status=ready]")).to_be_visible(timeout=60_000)
+    assert len(sent) == 1
+    jpeg = sent[0][sent[0].index(b"\xff\xd8") :]
+    received = Image.open(io.BytesIO(jpeg))
+    print(f"selfie chosen: {size}, {len(big.getvalue())} bytes; sent: {received.size}, {len(sent[0])} bytes")
+    assert max(received.size) == 1600
+    assert abs(received.size[0] / received.size[1] - size[0] / size[1]) < 0.01
+    context.close()

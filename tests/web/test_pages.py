@@ -1,0 +1,239 @@
+"""The pages without a browser: sessions, CSRF, languages, redirects, errors, QR codes and the
+docs, through the real app and database (HTTPS test client: the cookies are ``Secure``)."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.helpers import PASSWORD, login, make_event, register
+
+CSRF = re.compile(r'name="csrf-token" content="([0-9a-f]+)"')
+
+
+@pytest.fixture
+def web(client: TestClient) -> Iterator[TestClient]:
+    from main import app
+
+    with TestClient(app, base_url="https://testserver") as c:
+        yield c
+
+
+def text(response: Any) -> str:
+    return html.unescape(response.text)
+
+
+def csrf(web: TestClient, path: str = "/login") -> str:
+    match = CSRF.search(web.get(path).text)
+    assert match
+    return match.group(1)
+
+
+def register_form(web: TestClient, code: str, username: str = "alice", **extra: str) -> Any:
+    form = {
+        "csrf_token": csrf(web),
+        "event_code": code,
+        "username": username,
+        "email": f"{username}@example.com",
+        "password": PASSWORD,
+        "accept_face_processing": "yes",
+        **extra,
+    }
+    return web.post("/register", data=form, follow_redirects=False)
+
+
+def test_pages_are_in_french_by_default_and_follow_accept_language(web: TestClient) -> None:
+    french = text(web.get("/"))
+    assert '<html lang="fr">' in french and "Code de l'événement" in french
+    english = text(web.get("/", headers={"Accept-Language": "en-US,en;q=0.9,fr;q=0.5"}))
+    assert '<html lang="en">' in english and ">Event code</label>" in english
+    assert '<html lang="fr">' in text(web.get("/", headers={"Accept-Language": "de-DE, fr;q=0.8"}))
+
+
+def test_the_language_switch_is_remembered_and_only_redirects_within_the_site(web: TestClient) -> None:
+    r = web.get("/lang/en?next=/login", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login"
+    assert "lang=en" in r.headers["set-cookie"] and "Max-Age=31536000" in r.headers["set-cookie"]
+    assert ">Password</label>" in text(web.get("/login"))
+    for target in ("//evil.example", "https://evil.example", "/\\evil.example"):
+        assert web.get(f"/lang/fr?next={target}", follow_redirects=False).headers["location"] == "/"
+
+
+def test_the_guest_form_labels_read_exactly_as_asked_in_english(
+    web: TestClient, event: dict[str, Any]
+) -> None:
+    page = text(web.get(f"/?event={event['code']}", headers={"Accept-Language": "en"}))
+    for label in ("Event code", "Username", "Email", "Password"):
+        assert f">{label}</label>" in page
+    web.get("/lang/en")
+    register_form(web, event["code"])
+    assert '<label for="selfie">Selfie</label>' in text(web.get("/selfie"))
+    assert 'accept="image/*" capture="user"' in text(web.get("/selfie"))
+
+
+def test_registration_opens_a_lasting_http_only_session(web: TestClient, event: dict[str, Any]) -> None:
+    r = register_form(web, event["code"])
+    assert r.status_code == 303 and r.headers["location"] == "/selfie"
+    cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith("session="))
+    for attribute in ("HttpOnly", "SameSite=lax", "Secure", "Max-Age=604800"):
+        assert attribute in cookie
+    assert web.get("/selfie").status_code == 200
+    me = web.get("/api/me")  # the API takes the cookie too (a GET needs no CSRF header)
+    assert me.status_code == 200 and me.json()["username"] == "alice"
+
+
+def test_registration_errors_are_shown_in_the_form_with_the_values_kept(
+    web: TestClient, event: dict[str, Any]
+) -> None:
+    register(web, event["code"], "alice")
+    r = register_form(web, event["code"], "alice")
+    assert r.status_code == 409
+    assert "Ce nom d'utilisateur est déjà pris" in text(r) and 'value="alice@example.com"' in text(r)
+    r = register_form(web, event["code"], "bob", accept_face_processing="")
+    assert r.status_code == 422 and "Acceptez le traitement de votre visage" in text(r)
+    r = register_form(web, "NOPE-2345", "carol")
+    assert r.status_code == 404 and "Aucun événement n'a ce code" in text(r)
+
+
+def test_a_form_without_its_csrf_token_is_refused(web: TestClient, event: dict[str, Any]) -> None:
+    csrf(web)
+    form = {
+        "event_code": event["code"],
+        "username": "mallory",
+        "email": "m@example.com",
+        "password": PASSWORD,
+    }
+    assert web.post("/register", data=form).status_code == 403
+    assert web.post("/register", data=form | {"csrf_token": "0" * 64}).status_code == 403
+    other = TestClient(web.app, base_url="https://testserver")  # another browser's token
+    assert web.post("/register", data=form | {"csrf_token": csrf(other)}).status_code == 403
+
+
+def test_cookie_sessions_need_the_csrf_header_on_the_api_and_bearer_tokens_do_not(
+    web: TestClient, event: dict[str, Any]
+) -> None:
+    register_form(web, event["code"])
+    token = csrf(web, "/selfie")
+    assert web.post("/api/logout").status_code == 403
+    assert web.post("/api/logout", headers={"X-CSRF-Token": token}).status_code == 204
+    assert web.get("/api/me").status_code == 401  # the logout revoked the cookie's token
+    bearer = login(web, "alice")
+    assert TestClient(web.app).post("/api/logout", headers=bearer).status_code == 204
+
+
+def test_logging_out_of_the_pages_revokes_the_session_everywhere(
+    web: TestClient, event: dict[str, Any]
+) -> None:
+    register_form(web, event["code"])
+    copied = dict(web.cookies)
+    r = web.post("/logout", data={"csrf_token": csrf(web, "/account")}, follow_redirects=False)
+    assert r.status_code == 303 and 'session=""' in r.headers["set-cookie"]
+    thief = TestClient(web.app, base_url="https://testserver", cookies=copied)
+    assert thief.get("/photos", follow_redirects=False).headers["location"] == "/login?next=%2Fphotos"
+
+
+def test_log_in_goes_back_to_the_page_asked_for_but_never_to_another_site(
+    web: TestClient, event: dict[str, Any]
+) -> None:
+    register(web, event["code"], "alice")
+    form = {"csrf_token": csrf(web), "login": "alice", "password": PASSWORD}
+    r = web.post("/login", data=form | {"next": "/account"}, follow_redirects=False)
+    assert r.headers["location"] == "/account"
+    web.cookies.clear()
+    form["csrf_token"] = csrf(web)
+    assert (
+        web.post("/login", data=form | {"next": "//evil.example"}, follow_redirects=False).headers["location"]
+        == "/photos"
+    )
+    web.cookies.clear()
+    form = {"csrf_token": csrf(web), "login": "alice", "password": "wrong password!"}
+    r = web.post("/login", data=form)
+    assert r.status_code == 401 and "mot de passe incorrect" in text(r)
+
+
+def test_availability_says_why_as_the_guest_types(web: TestClient, event: dict[str, Any]) -> None:
+    register(web, event["code"], "alice")
+    assert "Disponible" in text(web.get("/availability?username=bob"))
+    assert "déjà pris" in text(web.get("/availability?username=Alice"))
+    assert "3 à 30" in text(web.get("/availability?username=a"))
+    assert "Un compte utilise déjà cet e-mail" in text(web.get("/availability?email=alice@example.com"))
+
+
+def test_the_qr_link_with_the_code_opens_the_event(web: TestClient, event: dict[str, Any]) -> None:
+    r = web.get(f"/e/{event['code'].lower()}", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/?event={event['code']}"
+    page = text(web.get(r.headers["location"]))
+    assert event["name"] in page and f'value="{event["code"]}"' in page
+
+
+def test_organizer_pages_show_the_qr_code_to_print(
+    web: TestClient, organizer: dict[str, Any], org_headers: dict[str, str]
+) -> None:
+    form = {"csrf_token": csrf(web), "login": organizer["username"], "password": PASSWORD}
+    assert web.post("/login", data=form, follow_redirects=False).headers["location"] == "/organizer"
+    created = web.post(
+        "/organizer/events", data={"csrf_token": csrf(web), "name": "Bal"}, follow_redirects=False
+    )
+    event_page = web.get(created.headers["location"])
+    code = re.search(r'data-code="([A-Z0-9-]+)"', text(event_page))
+    assert code and "<svg" in text(event_page) and f"https://testserver/e/{code.group(1)}" in text(event_page)
+    svg = web.get(created.headers["location"] + "/qr.svg")
+    png = web.get(created.headers["location"] + "/qr.png")
+    assert svg.headers["content-type"] == "image/svg+xml" and svg.content.startswith(b"<?xml")
+    assert png.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_guest_cannot_open_organizer_pages(web: TestClient, event: dict[str, Any]) -> None:
+    register_form(web, event["code"])
+    r = web.get("/organizer")
+    assert (
+        r.status_code == 403
+        and "Seuls les organisateurs" in text(r)
+        and r.headers["content-type"].startswith("text/html")
+    )
+    assert web.get(f"/organizer/events/{event['id']}").status_code == 403
+
+
+def test_page_errors_are_pages_and_api_errors_stay_json(web: TestClient) -> None:
+    r = web.get("/photos/12345", follow_redirects=False)
+    assert r.status_code == 303  # signed out: the log-in page first
+    r = web.get("/no-such-page")
+    assert r.status_code == 404 and "Cette page n'existe pas." in text(r)
+    assert web.get("/api/no-such-endpoint").json()["error"]["code"] == "not_found"
+
+
+def test_another_guests_photo_page_is_not_found(web: TestClient, event: dict[str, Any]) -> None:
+    register_form(web, event["code"])
+    r = web.get("/photos/1")
+    assert r.status_code == 404 and "n'existe pas ou ne vous est pas destinée" in text(r)
+
+
+def test_account_deletion_asks_for_the_password(web: TestClient, event: dict[str, Any]) -> None:
+    register_form(web, event["code"])
+    r = web.post("/account/delete", data={"csrf_token": csrf(web, "/account"), "password": "not it at all"})
+    assert r.status_code == 401 and "Le mot de passe est incorrect." in text(r)
+    r = web.post("/account/delete", data={"csrf_token": csrf(web, "/account"), "password": PASSWORD})
+    assert r.status_code == 200 and "Compte supprimé" in text(r)
+    assert web.get("/api/me").status_code == 401
+
+
+def test_swagger_ui_is_served_from_local_files(web: TestClient) -> None:
+    page = text(web.get("/docs"))
+    assert "/static/vendor/swagger-ui/swagger-ui-bundle.js" in page
+    assert not re.search(r"https?://(?!testserver)", page.replace("http://www.w3.org", ""))
+    assert web.get("/static/vendor/swagger-ui/swagger-ui-bundle.js").status_code == 200
+    assert web.get("/static/vendor/htmx/htmx.min.js").status_code == 200
+
+
+def test_an_event_made_through_the_api_is_on_the_organizer_page(
+    web: TestClient, organizer: dict[str, Any], org_headers: dict[str, str]
+) -> None:
+    event = make_event(web, org_headers, "Fête")
+    form = {"csrf_token": csrf(web), "login": organizer["username"], "password": PASSWORD}
+    web.post("/login", data=form)
+    assert "Fête" in text(web.get("/organizer")) and event["code"] in text(web.get("/organizer"))
