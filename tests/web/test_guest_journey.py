@@ -179,15 +179,26 @@ def test_a_guest_finds_their_photos_with_only_a_phone(
     expect(page.get_by_text(f"alice_{lang}")).to_be_visible()
     audit(page)
     screenshot(page, f"{lang}-5-account")
-    for path_ in ("/privacy", "/login"):
-        page.goto(f"{base}{path_}")
-        audit(page)
+    page.goto(f"{base}/privacy")
+    audit(page)
+
+    # Deleting the account: the password again, then nothing is left signed in.
+    page.goto(f"{base}/account")
+    page.get_by_label(words.password, exact=True).fill(PASSWORD)
+    page.locator("form[action='/account/delete'] button").click()
+    expect(page.get_by_role("status")).to_be_visible()
+    audit(page)
+    page.goto(f"{base}/photos")
+    page.wait_for_url(f"{base}/login?next=%2Fphotos")
+    audit(page)
     context.close()
 
 
 GUEST_PAGE_BUDGET = 150 * 1024
 _TRANSFERRED = """() => {
-    const entries = [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')];
+    const entries = [
+        ...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource'),
+    ];
     return entries.filter((e) => e.initiatorType !== 'img').reduce((sum, e) => sum + e.transferSize, 0);
 }"""
 
@@ -207,7 +218,11 @@ def test_guest_pages_are_light_work_with_the_keyboard_and_render_before_any_scri
     for name, path in (("code", "/"), ("register", f"/?event={event['code']}")):
         page.goto(f"{base}{path}", wait_until="networkidle")
         weights[name] = page.evaluate(_TRANSFERRED)
+        audit(page)
         page.context.clear_cookies()
+    page.goto(f"{base}/?event=NOPE-2345")  # a wrong code: the reason, in the form
+    expect(page.get_by_role("alert")).to_contain_text("Aucun événement n'a ce code")
+    audit(page)
     # Registration with the keyboard only: the first Tab reaches the skip link, Space ticks the
     # consent, Enter submits.
     page.goto(f"{base}/?event={event['code']}")

@@ -237,3 +237,19 @@ def test_an_event_made_through_the_api_is_on_the_organizer_page(
     form = {"csrf_token": csrf(web), "login": organizer["username"], "password": PASSWORD}
     web.post("/login", data=form)
     assert "Fête" in text(web.get("/organizer")) and event["code"] in text(web.get("/organizer"))
+
+
+def test_every_form_of_the_pages_is_refused_without_its_csrf_token(web: TestClient) -> None:
+    from fastapi.routing import APIRoute
+
+    from app.web import guest, organizer
+
+    posts = [
+        route.path
+        for route in [*guest.router.routes, *organizer.router.routes]
+        if isinstance(route, APIRoute) and "POST" in route.methods
+    ]
+    assert len(posts) >= 10
+    csrf(web)  # the browser has its CSRF cookie, but these posts do not carry the token
+    for path in posts:
+        assert web.post(re.sub(r"\{[^}]+\}", "1", path), data={"name": "x"}).status_code == 403, path
