@@ -59,9 +59,9 @@ def main() -> None:
             context = browser.new_context(**pw.devices["Pixel 7"], locale="fr-FR")
             context.route(
                 "**/*",
-                lambda route: route.continue_()
-                if httpx.URL(route.request.url).host in LOCAL_HOSTS
-                else route.abort(),
+                lambda route: (
+                    route.continue_() if httpx.URL(route.request.url).host in LOCAL_HOSTS else route.abort()
+                ),
             )
             page = context.new_page()
             page.goto(f"{base}/e/{code}")
