@@ -27,6 +27,7 @@ from benchmarks._server import running_server  # noqa: E402
 from tests.fixtures.events import gallery_photos  # noqa: E402
 from tests.helpers import PASSWORD, create_organizer_cli, fixture_bytes  # noqa: E402
 from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, LOCAL_HOSTS  # noqa: E402
+from tests.web.test_guest_journey import FRENCH, register_on_page  # noqa: E402
 
 
 def _prepare(base: str, env: dict[str, str]) -> str:
@@ -65,12 +66,7 @@ def main() -> None:
             )
             page = context.new_page()
             page.goto(f"{base}/e/{code}")
-            page.get_by_label("Nom d'utilisateur", exact=True).fill(f"bench{run}")
-            page.get_by_label("E-mail", exact=True).fill(f"bench{run}@example.com")
-            page.get_by_label("Mot de passe", exact=True).fill(PASSWORD)
-            page.locator("#consent").check()
-            page.locator("form[action='/register'] button[type=submit]").click()
-            page.wait_for_url(f"{base}/selfie")
+            register_on_page(page, FRENCH, f"bench{run}")
             started = time.perf_counter()
             page.get_by_label("Selfie", exact=True).set_input_files(
                 files=[{"name": "selfie.jpg", "mimeType": "image/jpeg", "buffer": selfie}]

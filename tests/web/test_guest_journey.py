@@ -86,6 +86,18 @@ def _upload(base: str, headers: dict[str, str], event_id: object, photos: dict[s
     assert len(answer["accepted"]) == len(photos), answer
 
 
+def register_on_page(page: Page, words: Words, username: str, *, check_availability: bool = False) -> None:
+    """Fill in and send the registration form the page shows; lands on the selfie page."""
+    page.get_by_label(words.username, exact=True).fill(username)
+    if check_availability:
+        expect(page.locator("#username-availability")).to_have_text(words.available)
+    page.get_by_label(words.email, exact=True).fill(f"{username}@example.com")
+    page.get_by_label(words.password, exact=True).fill(PASSWORD)
+    page.locator("#consent").check()
+    page.locator("form[action='/register'] button[type=submit]").click()
+    page.wait_for_url("**/selfie")
+
+
 def _selfie(page: Page, words: Words, name: str) -> None:
     page.get_by_label(words.selfie, exact=True).set_input_files(
         files=[{"name": name, "mimeType": "image/jpeg", "buffer": fixture_bytes(name)}]
@@ -115,13 +127,7 @@ def test_a_guest_finds_their_photos_with_only_a_phone(
     audit(page)
     screenshot(page, f"{lang}-1-register")
 
-    page.get_by_label(words.username, exact=True).fill(f"alice_{lang}")
-    expect(page.locator("#username-availability")).to_have_text(words.available)
-    page.get_by_label(words.email, exact=True).fill(f"alice.{lang}@example.com")
-    page.get_by_label(words.password, exact=True).fill(PASSWORD)
-    page.locator("#consent").check()
-    page.locator("form[action='/register'] button[type=submit]").click()
-    page.wait_for_url(f"{base}/selfie")
+    register_on_page(page, words, f"alice_{lang}", check_availability=True)
 
     # A photo without a face is refused, with the reason in the guest's language.
     audit(page)
@@ -281,12 +287,7 @@ def test_the_selfie_is_downscaled_in_the_browser_before_it_is_sent(
     page = context.new_page()
     page.route("**/api/upload-selfie", keep)
     page.goto(f"{base}/e/{event['code']}")
-    page.get_by_label(FRENCH.username, exact=True).fill("bigphone")
-    page.get_by_label(FRENCH.email, exact=True).fill("bigphone@example.com")
-    page.get_by_label(FRENCH.password, exact=True).fill(PASSWORD)
-    page.locator("#consent").check()
-    page.locator("form[action='/register'] button[type=submit]").click()
-    page.wait_for_url(f"{base}/selfie")
+    register_on_page(page, FRENCH, "bigphone")
     page.get_by_label(FRENCH.selfie, exact=True).set_input_files(
         files=[{"name": "big.jpg", "mimeType": "image/jpeg", "buffer": big.getvalue()}]
     )
