@@ -99,6 +99,16 @@ class Settings(BaseSettings):
     # Prefix of the face list ids, so deployments sharing one Face resource stay apart.
     azure_face_list_prefix: str = Field(default="", max_length=20, pattern=r"^[a-z0-9_-]*$")
     face_match_threshold: float = Field(default=0.5, gt=0, lt=2)
+    # Gallery-aware matching (local provider): a face within FACE_MATCH_EXPAND of the average
+    # of the selfie and its direct matches, and within FACE_MATCH_GUARD of the selfie, matches
+    # too. 0 switches it off. docs/FACES.md has the curves behind the defaults.
+    face_match_expand: float = Field(default=0.5, ge=0, lt=2)
+    face_match_guard: float = Field(default=0.6, ge=0, lt=2)
+    # Event photos are searched for faces on a copy this size (long side) with this many
+    # doublings: 4096 finds the 60-80 px faces of group photos at about twice the CPU per photo,
+    # 4096 with 1 doubling the 40 px ones at about ten times (docs/FACES.md, "Small faces").
+    face_detect_max_side: int = Field(default=2560, ge=320, le=8192)
+    face_detect_upsample: int = Field(default=0, ge=0, le=2)
     selfie_validation_strict: bool = True
     # Keep a selfie's image once its face template is stored (false: it is deleted then).
     selfie_keep_image: bool = False

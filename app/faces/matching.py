@@ -11,6 +11,8 @@ float64, so the reported distances and the threshold test are exact.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 
 DESCRIPTOR_SIZE = 128
@@ -115,26 +117,41 @@ class Gallery:
             new[: self._size] = old[: self._size]
             setattr(self, name, new)
 
-    def match(self, probe: np.ndarray, *, threshold: float) -> list[tuple[int, int, float]]:
+    def match(
+        self,
+        probe: np.ndarray,
+        *,
+        threshold: float,
+        expand: float = 0.0,
+        guard: float = 0.0,
+        exclude_photos: Collection[int] = (),
+    ) -> list[tuple[int, int, float]]:
         """Faces within ``threshold`` of ``probe``, keeping only the best face of each photo.
 
-        Returns ``(face_id, photo_id, distance)`` sorted by distance, then face id.
+        Gallery-aware when ``expand`` and ``guard`` are set (average query expansion): the
+        probe and the faces it matched directly are averaged, and a face within ``expand`` of
+        that average and within ``guard`` of the probe matches too. A person's photos are
+        closer to the average of their other photos than to one selfie, so a hard photo
+        (turned, dim, compressed) is found through the easy ones. One round only, and never
+        beyond ``guard`` of the probe: the search cannot walk from one person to another.
+        Faces of ``exclude_photos`` ("not me") neither match nor weigh in the average.
+
+        Returns ``(face_id, photo_id, distance to the probe)`` sorted by distance, then face id.
         """
         query = np.asarray(probe, dtype=np.float32).reshape(-1)
         if query.shape != (self.dim,):
             raise ValueError(f"probe must have shape ({self.dim},), not {query.shape}")
         if self._size == 0:
             return []
-        vectors = self.vectors
-        query_sq = float(query @ query)
-        sq_dist = self.sq_norms + np.float32(query_sq) - 2.0 * (vectors @ query)
-        candidates = np.flatnonzero(_screen(sq_dist, self.sq_norms + query_sq, threshold))
-        if candidates.size == 0:
-            return []
-        diff = vectors[candidates].astype(np.float64) - query.astype(np.float64)
-        distances = np.sqrt(np.einsum("ij,ij->i", diff, diff))
-        keep = distances <= threshold
-        candidates, distances = candidates[keep], distances[keep]
+        expanding = expand > 0 and guard > threshold
+        radius = guard if expanding else threshold
+        candidates, distances = self._within(query, radius, exclude_photos)
+        direct = distances <= threshold
+        if expanding and direct.any() and not direct.all():
+            average = np.vstack([query.astype(np.float64), self.vectors[candidates[direct]]]).mean(axis=0)
+            gap = self.vectors[candidates].astype(np.float64) - average
+            direct |= np.einsum("ij,ij->i", gap, gap) <= expand * expand
+        candidates, distances = candidates[direct], distances[direct]
         face_ids = self.ids[candidates]
         photo_ids = self.photo_ids[candidates]
         # Best face per photo: order by photo, then distance, then face id; take each first.
@@ -145,6 +162,21 @@ class Gallery:
         best = order[first]
         best = best[np.lexsort((face_ids[best], distances[best]))]
         return [(int(face_ids[i]), int(photo_ids[i]), float(distances[i])) for i in best]
+
+    def _within(
+        self, query: np.ndarray, radius: float, exclude_photos: Collection[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Indexes of the faces within ``radius`` of ``query`` and their exact distances."""
+        query_sq = float(query @ query)
+        sq_dist = self.sq_norms + np.float32(query_sq) - 2.0 * (self.vectors @ query)
+        candidates = np.flatnonzero(_screen(sq_dist, self.sq_norms + query_sq, radius))
+        if exclude_photos and candidates.size:
+            excluded = np.fromiter(exclude_photos, dtype=np.int64)
+            candidates = candidates[~np.isin(self.photo_ids[candidates], excluded)]
+        diff = self.vectors[candidates].astype(np.float64) - query.astype(np.float64)
+        distances = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        keep = distances <= radius
+        return candidates[keep], distances[keep]
 
 
 def match_many(

@@ -154,14 +154,20 @@ def match_selfie(
 ) -> int:
     """(Re)compute every match of a selfie in ``event_ids`` (all the user's events); the
     number found. Computed before anything is written, so no write lock is held while the
-    provider works."""
+    provider works. Matches still found keep their row (and when they were found); photos the
+    user said were not of them are left out of the search."""
     found = provider.find_photos(
         signature=signature,
         image=image,
         event_ids=event_ids,
         faces=EventFaces(session=session, provider=provider.name),
+        exclude_photos=set(not_me_photo_ids(session=session, user_id=user_id)),
     )
-    session.execute(delete(FaceMatch).where(FaceMatch.selfie_id == selfie_id))
+    photos = {m.photo_id for m in found}
+    session.execute(
+        delete(FaceMatch).where(FaceMatch.selfie_id == selfie_id, FaceMatch.photo_id.not_in(photos))
+    )
+    known = set(session.scalars(select(FaceMatch.photo_id).where(FaceMatch.selfie_id == selfie_id)))
     _insert_matches(
         session,
         [
@@ -174,6 +180,7 @@ def match_selfie(
                 "distance": m.distance,
             }
             for m in found
+            if m.photo_id not in known
         ],
     )
     return len(found)

@@ -83,6 +83,10 @@ def _match(session: Session, photo: Photo, provider: FaceProvider) -> Outcome:
             # selfies again and redo the few matches.
             if attempt == 2:
                 raise
+    # The gallery grew: guests this photo may concern have their matches computed again, so
+    # that it can join through their other photos, and bring earlier photos of theirs along.
+    for user_id in provider.rematch_candidates(faces=faces, selfies=selfies):
+        selfies_service.rematch(session=session, user_id=user_id)
     return Outcome(
         {"status": PhotoStatus.indexed, "indexed_at": utcnow(), "error_code": None, "error_message": None}
     )

@@ -242,15 +242,15 @@ def _erase_selfies(session: Session, user_id: int) -> None:
 
 
 def not_me(*, session: Session, user_id: int, photo_id: int, undo: bool = False) -> None:
-    """ "Not me": the photo leaves the guest's list and is never matched to them again.
-    ``undo`` takes it back and recomputes the guest's matches in the background."""
+    """ "Not me": the photo leaves the guest's list and is never matched to them again; the
+    guest's matches are then recomputed in the background, so photos that joined only through
+    this one (gallery-aware matching) go too. ``undo`` takes it back, recomputed the same way."""
     if not undo and photo_id not in {
         p.id for p in my_photos(session=session, user_id=user_id, event_id=None)
     }:
         raise NotFound("This photo is not in your list.", code="photo_not_found")
     faces_service.set_not_me(session=session, user_id=user_id, photo_id=photo_id, not_me=not undo)
-    if undo:
-        rematch(session=session, user_id=user_id)
+    rematch(session=session, user_id=user_id)
 
 
 def event_guests(*, session: Session, event_id: int) -> list[EventGuest]:

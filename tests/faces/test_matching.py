@@ -165,3 +165,68 @@ def test_match_many_with_no_probes_or_no_selfies_matches_nothing() -> None:
     some = random_descriptors(np.random.default_rng(5), 3)
     assert match_many(empty, some, 0.6) == []
     assert match_many(some, empty, 0.6) == []
+
+
+# --- gallery-aware matching (average query expansion) --------------------------------------
+
+
+def _axis(index: int, length: float) -> np.ndarray:
+    vector = np.zeros(128, dtype=np.float32)
+    vector[index] = length
+    return vector
+
+
+def _gallery(faces: dict[int, np.ndarray]) -> Gallery:
+    """One face per photo: face id == photo id."""
+    gallery = Gallery()
+    ids = np.array(list(faces))
+    gallery.append(ids, ids, np.stack(list(faces.values())))
+    return gallery
+
+
+SELFIE = np.zeros(128, dtype=np.float32)
+EASY = _axis(0, 0.45)  # matches directly
+HARD = _axis(0, 0.55)  # beyond the threshold, close to the average of the selfie and EASY
+TOO_FAR = _axis(0, 0.65)  # close to that average too, but beyond the guard
+STRANGER = _axis(1, 0.55)  # as far from the selfie as HARD, on another side
+
+
+def _photos(gallery: Gallery, **options: object) -> set[int]:
+    return {photo for _face, photo, _d in gallery.match(SELFIE, threshold=0.5, **options)}  # type: ignore[arg-type]
+
+
+def test_a_hard_photo_joins_through_the_average_of_the_selfie_and_its_easy_photos() -> None:
+    gallery = _gallery({1: EASY, 2: HARD, 3: TOO_FAR, 4: STRANGER})
+    assert _photos(gallery) == {1}
+    found = gallery.match(SELFIE, threshold=0.5, expand=0.5, guard=0.6)
+    assert [(photo, round(d, 2)) for _f, photo, d in found] == [
+        (1, 0.45),
+        (2, 0.55),
+    ]  # distances to the selfie
+
+
+def test_nothing_joins_beyond_the_guard_or_away_from_the_guests_photos() -> None:
+    gallery = _gallery({1: EASY, 3: TOO_FAR, 4: STRANGER})
+    assert _photos(gallery, expand=0.5, guard=0.6) == {1}
+    assert _photos(gallery, expand=0.5, guard=0.7) == {1, 3}  # the guard is what keeps TOO_FAR out
+
+
+def test_without_a_direct_match_nothing_is_expanded() -> None:
+    assert _photos(_gallery({2: HARD, 3: TOO_FAR}), expand=0.5, guard=0.6) == set()
+
+
+def test_a_photo_said_not_me_neither_matches_nor_pulls_others_in() -> None:
+    gallery = _gallery({1: EASY, 2: HARD})
+    assert _photos(gallery, expand=0.5, guard=0.6) == {1, 2}
+    assert _photos(gallery, expand=0.5, guard=0.6, exclude_photos={1}) == set()
+    assert _photos(gallery, expand=0.5, guard=0.6, exclude_photos={2}) == {1}
+
+
+def test_expansion_is_off_with_expand_zero_and_keeps_one_face_per_photo() -> None:
+    gallery = Gallery()
+    gallery.append(np.array([1, 2, 3]), np.array([7, 7, 8]), np.stack([EASY, _axis(0, 0.3), HARD]))
+    assert gallery.match(SELFIE, threshold=0.5, expand=0.0, guard=0.6) == [(2, 7, pytest.approx(0.3))]
+    assert [(f, p) for f, p, _d in gallery.match(SELFIE, threshold=0.5, expand=0.5, guard=0.6)] == [
+        (2, 7),
+        (3, 8),
+    ]

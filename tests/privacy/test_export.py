@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from tests.helpers import drain_jobs
 from tests.privacy.erasure import Party
 
 
@@ -21,6 +22,7 @@ def party(client: TestClient) -> Party:
 def test_the_export_holds_the_guests_data_and_the_photos_they_are_in(party: Party) -> None:
     c = party.client
     c.post(f"/api/my-photos/{party.photos['a.jpg']}/not-me", headers=party.a)
+    drain_jobs()  # "not me" recomputes the guest's matches in the background
     r = c.get("/api/me/export", headers=party.a)
     assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
     assert int(r.headers["content-length"]) == len(r.content)

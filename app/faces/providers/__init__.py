@@ -19,7 +19,14 @@ def build_provider(settings: Settings) -> FaceProvider:
         return AzureProvider.from_settings(settings)
     from app.faces.providers.local import LocalProvider
 
-    return LocalProvider(threshold=settings.face_match_threshold, max_pixels=settings.max_image_pixels)
+    return LocalProvider(
+        threshold=settings.face_match_threshold,
+        max_pixels=settings.max_image_pixels,
+        expand=settings.face_match_expand,
+        guard=settings.face_match_guard,
+        detect_max_side=settings.face_detect_max_side,
+        upsample=settings.face_detect_upsample,
+    )
 
 
 @lru_cache

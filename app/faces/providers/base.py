@@ -198,10 +198,16 @@ class FaceProvider(Protocol):
         ...
 
     def find_photos(
-        self, *, signature: bytes, image: Callable[[], bytes], event_ids: Sequence[int], faces: FaceLookup
+        self,
+        *,
+        signature: bytes,
+        image: Callable[[], bytes],
+        event_ids: Sequence[int],
+        faces: FaceLookup,
+        exclude_photos: Collection[int] = (),
     ) -> list[PhotoMatch]:
         """The event faces matching a selfie (``image`` loads it, for a provider that needs
-        it again): the best face per photo."""
+        it again): the best face per photo, none of ``exclude_photos`` (the guest's "not me")."""
         ...
 
     def find_selfies(
@@ -209,4 +215,10 @@ class FaceProvider(Protocol):
     ) -> list[SelfieMatch]:
         """The guests' selfies matching the faces of a new photo (``image`` loads the photo,
         for a provider that needs it again): the best face per selfie."""
+        ...
+
+    def rematch_candidates(self, *, faces: Sequence[StoredFace], selfies: Sequence[GuestSelfie]) -> list[int]:
+        """The users whose gallery-aware matches a new photo's faces may change (this photo,
+        or earlier ones it links to): their matches are computed again. Empty for a provider
+        that does not match gallery-aware."""
         ...

@@ -7,7 +7,7 @@ selfies. Nothing is kept outside our database.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 
@@ -29,12 +29,28 @@ class LocalProvider:
 
     name = "local"
 
-    def __init__(self, *, threshold: float, max_pixels: int) -> None:
-        self.engine = LocalDlibEngine(max_pixels=max_pixels)
+    def __init__(
+        self,
+        *,
+        threshold: float,
+        max_pixels: int,
+        expand: float = 0.0,
+        guard: float = 0.0,
+        detect_max_side: int = 2560,
+        upsample: int = 0,
+    ) -> None:
+        self.engine = LocalDlibEngine(
+            max_pixels=max_pixels, detect_max_side=detect_max_side, upsample=upsample
+        )
         self.threshold = threshold
+        self.expand = expand
+        self.guard = guard
 
     def __repr__(self) -> str:
-        return f"LocalProvider(threshold={self.threshold}, engine={self.engine!r})"
+        return (
+            f"LocalProvider(threshold={self.threshold}, expand={self.expand}, guard={self.guard}, "
+            f"engine={self.engine!r})"
+        )
 
     def load_models(self) -> None:
         self.engine.load_models()
@@ -69,12 +85,21 @@ class LocalProvider:
         image: Callable[[], bytes],  # noqa: ARG002 - the FaceProvider protocol
         event_ids: Sequence[int],
         faces: FaceLookup,
+        exclude_photos: Collection[int] = (),
     ) -> list[PhotoMatch]:
+        """Gallery-aware: each event's faces close to the average of the selfie and its direct
+        matches join them (``Gallery.match``, ``FACE_MATCH_EXPAND`` / ``FACE_MATCH_GUARD``)."""
         probe = from_blob(signature)
         return [
             PhotoMatch(face_id, photo_id, event_id, distance)
             for event_id in event_ids
-            for face_id, photo_id, distance in faces.gallery(event_id).match(probe, threshold=self.threshold)
+            for face_id, photo_id, distance in faces.gallery(event_id).match(
+                probe,
+                threshold=self.threshold,
+                expand=self.expand,
+                guard=self.guard,
+                exclude_photos=exclude_photos,
+            )
         ]
 
     def find_selfies(
@@ -96,3 +121,14 @@ class LocalProvider:
             SelfieMatch(selfies[i].selfie_id, selfies[i].user_id, faces[face_i].face_id, distance)
             for i, (face_i, distance) in best.items()
         ]
+
+    def rematch_candidates(self, *, faces: Sequence[StoredFace], selfies: Sequence[GuestSelfie]) -> list[int]:
+        """The guests with a selfie within ``guard`` of one of the photo's faces: a new direct
+        match can bring earlier photos along, and a face beyond the threshold can join through
+        the guest's other photos."""
+        if not (self.expand and faces and selfies):
+            return []
+        probes = np.stack([from_blob(s.signature) for s in selfies])
+        vectors = np.stack([from_blob(f.signature) for f in faces])
+        near = {probe_i for probe_i, _face_i, _d in match_many(probes, vectors, self.guard)}
+        return sorted({selfies[i].user_id for i in near})

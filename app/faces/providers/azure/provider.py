@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING
 
 from cachetools import TTLCache
@@ -226,7 +226,13 @@ class AzureProvider:
         return face.ref.encode()
 
     def find_photos(
-        self, *, signature: bytes, image: Callable[[], bytes], event_ids: Sequence[int], faces: FaceLookup
+        self,
+        *,
+        signature: bytes,
+        image: Callable[[], bytes],
+        event_ids: Sequence[int],
+        faces: FaceLookup,
+        exclude_photos: Collection[int] = (),
     ) -> list[PhotoMatch]:
         if not event_ids:
             return []
@@ -247,11 +253,17 @@ class AzureProvider:
                 continue
             best: dict[int, PhotoMatch] = {}
             for ref in faces.with_signatures(event_id, [pid.encode() for pid in candidates]):
+                if ref.photo_id in exclude_photos:
+                    continue
                 distance = 1.0 - candidates[bytes(ref.signature).decode()]
                 if ref.photo_id not in best or distance < best[ref.photo_id].distance:
                     best[ref.photo_id] = PhotoMatch(ref.face_id, ref.photo_id, event_id, distance)
             matches.extend(best.values())
         return matches
+
+    def rematch_candidates(self, *, faces: Sequence[StoredFace], selfies: Sequence[GuestSelfie]) -> list[int]:  # noqa: ARG002 - the FaceProvider protocol
+        """None: Azure's find-similar is not gallery-aware."""
+        return []
 
     def find_selfies(
         self, *, faces: Sequence[StoredFace], image: Callable[[], bytes], selfies: Sequence[GuestSelfie]
