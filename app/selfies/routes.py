@@ -63,8 +63,7 @@ def upload_selfie(request: Request, user: CurrentUser, session: SessionDep) -> S
 
 def _state(user_id: int) -> SelfieState | None:
     with session_scope() as session:
-        selfie = service.latest_selfie(session=session, user_id=user_id)
-        return None if selfie is None else service.selfie_state(session=session, selfie=selfie)
+        return service.current_state(session=session, user_id=user_id)
 
 
 def _snapshot(state: SelfieState | None) -> Snapshot:

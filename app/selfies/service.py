@@ -167,6 +167,12 @@ def selfie_state(*, session: Session, selfie: Selfie) -> SelfieState:
     )
 
 
+def current_state(*, session: Session, user_id: int) -> SelfieState | None:
+    """The state of the user's latest selfie, or None before any upload."""
+    selfie = latest_selfie(session=session, user_id=user_id)
+    return None if selfie is None else selfie_state(session=session, selfie=selfie)
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """What a waiting client compares: the latest selfie, its status, the guest's matches."""

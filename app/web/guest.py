@@ -24,6 +24,7 @@ from app.core.errors import AppError
 from app.core.schemas import IdPath
 from app.core.throttle import ClientAddress
 from app.events import service as events_service
+from app.photos import service as photos_service
 from app.selfies import service as selfies_service
 from app.web.forms import CSRF, Form, field, first_problem, home_for, safe_next, see_other
 from app.web.i18n import LANG_COOKIE, LANGUAGES, language_for
@@ -163,17 +164,22 @@ def privacy(request: Request, user: PageUser) -> Response:
 @router.get("/selfie", response_class=HTMLResponse)
 def selfie_page(request: Request, user: SignedIn, session: SessionDep) -> Response:
     """Take or replace the selfie; its verdict appears live below."""
-    return render(request, "selfie.html", {"state": _selfie_state(session, user.id)}, user=user)
+    return render(
+        request,
+        "selfie.html",
+        {"state": selfies_service.current_state(session=session, user_id=user.id)},
+        user=user,
+    )
 
 
 @router.get("/selfie/status", response_class=HTMLResponse)
 def selfie_status(request: Request, user: SignedIn, session: SessionDep) -> Response:
-    return render(request, "_selfie_status.html", {"state": _selfie_state(session, user.id)}, user=user)
-
-
-def _selfie_state(session: SessionDep, user_id: int) -> object:
-    selfie = selfies_service.latest_selfie(session=session, user_id=user_id)
-    return None if selfie is None else selfies_service.selfie_state(session=session, selfie=selfie)
+    return render(
+        request,
+        "_selfie_status.html",
+        {"state": selfies_service.current_state(session=session, user_id=user.id)},
+        user=user,
+    )
 
 
 def _grid_context(session: SessionDep, user_id: int, since: datetime | None) -> dict[str, object]:
@@ -183,7 +189,7 @@ def _grid_context(session: SessionDep, user_id: int, since: datetime | None) -> 
         "photos": photos,
         "new": new,
         "since": since.isoformat() if since else "",
-        "state": _selfie_state(session, user_id),
+        "state": selfies_service.current_state(session=session, user_id=user_id),
     }
 
 
@@ -216,16 +222,8 @@ def photos_grid(
 
 @router.get("/photos/{photo_id}", response_class=HTMLResponse)
 def photo_page(request: Request, photo_id: IdPath, user: SignedIn, session: SessionDep) -> Response:
-    """One photo, full size, with its download and "not me"."""
-    mine = {p.id for p in selfies_service.my_photos(session=session, user_id=user.id, event_id=None)}
-    if photo_id not in mine:
-        return render(
-            request,
-            "error.html",
-            {"message": error_text(language_for(request), "photo_not_found")},
-            user=user,
-            status_code=404,
-        )
+    """One photo, full size, with its download and "not me" (404 unless the guest is in it)."""
+    photos_service.photo_for_viewer(session=session, user=user, photo_id=photo_id)
     return render(request, "photo.html", {"photo_id": photo_id}, user=user)
 
 
@@ -242,7 +240,10 @@ def not_me(request: Request, photo_id: IdPath, user: SignedIn, session: SessionD
 @router.get("/account", response_class=HTMLResponse)
 def account(request: Request, user: SignedIn, session: SessionDep) -> Response:
     """Replace or delete the selfie, export the data, delete the account."""
-    context = {"state": _selfie_state(session, user.id), "done": request.query_params.get("done", "")}
+    context = {
+        "state": selfies_service.current_state(session=session, user_id=user.id),
+        "done": request.query_params.get("done", ""),
+    }
     return render(request, "account.html", context, user=user)
 
 
@@ -258,7 +259,10 @@ def delete_account(request: Request, form: Form, user: SignedIn, session: Sessio
         accounts_service.erase_user(session=session, user=user, password=field(form, "password", 128))
     except AppError as exc:
         session.rollback()
-        context = {"state": _selfie_state(session, user.id), "error": error_message(request, exc)}
+        context = {
+            "state": selfies_service.current_state(session=session, user_id=user.id),
+            "error": error_message(request, exc),
+        }
         return render(request, "account.html", context, user=user, status_code=exc.status_code)
     response = render(request, "deleted.html")
     sessions.end_session(response)
