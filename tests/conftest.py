@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ os.environ["PASSWORD_HASH_NICE"] = "0"
 import pytest  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import text  # noqa: E402
+from sqlalchemy.exc import OperationalError  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from app.core.config import get_settings  # noqa: E402
@@ -54,14 +56,27 @@ def migrated_database() -> Iterator[None]:
     get_engine().dispose()
 
 
+# A server under test (browser tests, drills) keeps polling the tables while a test empties
+# them; PostgreSQL may then pick the TRUNCATE as the victim of a deadlock. It is retried.
+_RETRIED_PGCODES = {"40P01", "55P03"}  # deadlock_detected, lock_not_available
+
+
 def truncate_all() -> None:
     tables = [t.name for t in metadata.sorted_tables]
-    with get_engine().begin() as conn:
-        if IS_POSTGRES:
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for name in reversed(tables):
-                conn.execute(text(f"DELETE FROM {name}"))
+    for attempt in range(1, 11):
+        try:
+            with get_engine().begin() as conn:
+                if IS_POSTGRES:
+                    conn.execute(text("SET LOCAL lock_timeout = '5s'"))
+                    conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+                else:
+                    for name in reversed(tables):
+                        conn.execute(text(f"DELETE FROM {name}"))
+            return
+        except OperationalError as exc:
+            if getattr(exc.orig, "pgcode", None) not in _RETRIED_PGCODES or attempt == 10:
+                raise
+            time.sleep(0.1 * attempt)
 
 
 @pytest.fixture
