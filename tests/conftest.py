@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ from app.core.config import get_settings  # noqa: E402
 from app.core.database import get_engine, get_sessionmaker  # noqa: E402
 from app.core.migrations import upgrade  # noqa: E402
 from app.models import metadata  # noqa: E402
+from benchmarks._seaweedfs import S3Server, running_seaweedfs  # noqa: E402
 
 IS_POSTGRES = os.environ["DATABASE_URL"].startswith("postgresql")
 
@@ -111,6 +114,59 @@ def throttle_storage(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyP
     yield request.param
     throttle.reset()
     throttle.forget_limiter()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A real S3-compatible server for this test run: SeaweedFS on 127.0.0.1, telemetry off."""
+    with running_seaweedfs() as server:
+        yield server
+
+
+@dataclass(frozen=True)
+class Bucket:
+    server: S3Server
+    name: str
+    prefix: str
+
+    def stored_keys(self) -> set[str]:
+        """Every key under the prefix, relative to it."""
+        pages = self.server.client().get_paginator("list_objects_v2").paginate(Bucket=self.name)
+        return {o["Key"].removeprefix(f"{self.prefix}/") for page in pages for o in page.get("Contents", [])}
+
+
+@pytest.fixture
+def s3_storage(s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bucket]:
+    """Storage in a new bucket of the real S3 server (STORAGE_URL=s3://bucket/media), and an
+    empty DATA_DIR: what lands on local disk is seen."""
+    from app.core import storage
+
+    bucket = Bucket(s3_server, f"test-{uuid.uuid4().hex[:16]}", "media")
+    s3_server.client().create_bucket(Bucket=bucket.name)
+    settings = get_settings()
+    for name, value in {
+        "data_dir": tmp_path / "data",
+        "storage_url": f"s3://{bucket.name}/{bucket.prefix}",
+        "s3_endpoint_url": s3_server.endpoint_url,
+        "aws_access_key_id": s3_server.access_key,
+        "aws_secret_access_key": s3_server.secret_key,
+        "aws_region": s3_server.region,
+    }.items():
+        monkeypatch.setattr(settings, name, value)
+    storage.forget_backend()
+    yield bucket
+    storage.forget_backend()
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage_kind(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The test runs on local files (in an empty DATA_DIR), then on the real S3 server (in an
+    empty bucket)."""
+    if request.param == "s3":
+        request.getfixturevalue("s3_storage")
+    else:
+        monkeypatch.setattr(get_settings(), "data_dir", tmp_path)
+    return str(request.param)
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -44,6 +46,12 @@ class Settings(BaseSettings):
     db_pool_timeout: float = Field(default=3.0, gt=0, le=60)
     db_connect_timeout: int = Field(default=3, ge=1, le=60)
     sqlite_busy_timeout_ms: int = Field(default=15_000, ge=0)
+    # DATABASE_URL points at PgBouncer in transaction pooling mode: the start-up budget check
+    # counts connections to the pooler, not to PostgreSQL, and LISTEN (which a transaction
+    # pooler cannot carry) goes to DATABASE_LISTEN_URL, a direct URL; without it, idle face
+    # workers poll every JOB_IDLE_POLL_SECONDS.
+    database_pooler: Literal["none", "pgbouncer"] = "none"
+    database_listen_url: str = ""
 
     secret_key: str = ""
     access_token_expire_minutes: int = Field(default=60 * 24 * 7, ge=1)
@@ -66,6 +74,25 @@ class Settings(BaseSettings):
     # /api/stats, /api/db-raw-test and /metrics require it; when unset, one is generated at
     # first start and kept in DATA_DIR/ops_token (0600).
     ops_token: str = ""
+
+    # Storage of photos and selfies: empty for files under DATA_DIR/media, or
+    # s3://bucket/prefix for an S3-compatible bucket (every node of a deployment shares it).
+    storage_url: str = Field(default="", pattern=r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?)?$")
+    s3_endpoint_url: str = ""  # empty: AWS; else e.g. http://127.0.0.1:8333 (SeaweedFS, MinIO)
+    aws_access_key_id: str = ""  # empty: boto3's own chain (environment, profile, instance role)
+    aws_secret_access_key: str = ""
+    aws_region: str = "us-east-1"
+    s3_timeout: float = Field(default=10.0, gt=0, le=120)  # seconds, connect and per read
+    # Photos are served by redirecting to a short-lived presigned URL of the bucket; false when
+    # clients cannot reach the bucket: the nodes then stream the files themselves.
+    storage_presigned_urls: bool = True
+    storage_url_expire_seconds: int = Field(default=300, ge=10, le=7 * 24 * 3600)
+    # This node's own runtime files (metrics of its processes, wake-up sockets); never shared.
+    # Empty: DATA_DIR/run with local storage, a folder in the system's temporary directory
+    # with a bucket.
+    run_dir: Path | None = None
+    # This node's name in job leases, wake-up sockets and logs (default: the host name).
+    node_name: str = Field(default_factory=socket.gethostname, min_length=1, max_length=64)
 
     # Throttles (app.core.throttle): counts in Redis when set (shared by all workers and
     # servers), else in each process's memory. Limits are "N/period" strings of `limits`.
@@ -196,6 +223,17 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _require_shared_secret_with_shared_storage(self) -> Settings:
+        # With a bucket, nodes share no disk: a key generated into one node's DATA_DIR would
+        # make the tokens of one node worthless on the next.
+        if self.storage_is_s3 and not self.secret_key and self.environment != "test":
+            raise ValueError(
+                "STORAGE_URL=s3://... is for several nodes, which must share one SECRET_KEY: set it "
+                "(the same random value of at least 32 characters on every node)."
+            )
+        return self
+
     @property
     def sqlalchemy_url(self) -> str:
         if self.database_url:
@@ -207,9 +245,26 @@ class Settings(BaseSettings):
         return self.data_dir / "media"
 
     @property
-    def run_dir(self) -> Path:
-        """This server's own runtime files (wake-up sockets); never shared between machines."""
+    def node_dir(self) -> Path:
+        """This node's own runtime files (RUN_DIR); never shared between machines. By default
+        under DATA_DIR with local storage; with a bucket, DATA_DIR may be anything, so a folder
+        of this node in the system's temporary directory."""
+        if self.run_dir:
+            return self.run_dir
+        if self.storage_is_s3:
+            return Path(tempfile.gettempdir()) / f"event-photos-{self.node_name}-{os.getuid()}"
         return self.data_dir / "run"
+
+    @property
+    def storage_is_s3(self) -> bool:
+        return self.storage_url.startswith("s3://")
+
+    @property
+    def listen_url(self) -> str | None:
+        """Where face workers LISTEN for new jobs (PostgreSQL), or None to poll."""
+        if self.database_pooler == "pgbouncer":
+            return sqlalchemy_url(self.database_listen_url) if self.database_listen_url else None
+        return self.sqlalchemy_url
 
     @property
     def is_sqlite(self) -> bool:

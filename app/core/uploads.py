@@ -9,15 +9,20 @@ larger than ``max_part_bytes`` is dropped as it streams (reported, never buffere
 limit), more than ``max_parts`` parts is a 413. The whole body is still bounded in size and
 read time by ``core.limits.RequestBoundsMiddleware``.
 
+A file part is spooled as it arrives (in memory up to 1 MiB, then in a temporary file), so a
+40 MB photo is never held in memory; storage then streams it on.
+
 Routes stay synchronous (they run in the threadpool); the body is pulled from the event loop
 with ``anyio.from_thread``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from tempfile import SpooledTemporaryFile
 from typing import Any
 
 import anyio.from_thread
@@ -39,15 +44,30 @@ def missing_files(field: str, message: str | None = None) -> Unprocessable:
     )
 
 
+_SPOOL_BYTES = 1024 * 1024
+
+
 @dataclass
 class Part:
-    """One file part: its field name, the client's filename and its bytes (empty and
-    ``too_large`` when it exceeded the part limit)."""
+    """One file part: its field name, the client's filename and its content, spooled (empty
+    and ``too_large`` when it exceeded the part limit)."""
 
     field: str
     filename: str | None
-    data: bytes = b""
+    # Closed by read_parts once the part has been handled.
+    file: SpooledTemporaryFile[bytes] = dataclasses.field(
+        default_factory=lambda: SpooledTemporaryFile(_SPOOL_BYTES)  # noqa: SIM115
+    )
+    size: int = 0
     too_large: bool = False
+
+    def read(self) -> bytes:
+        """The whole content (for small parts such as a selfie)."""
+        self.file.seek(0)
+        return self.file.read()
+
+    def close(self) -> None:
+        self.file.close()
 
 
 @dataclass
@@ -55,8 +75,6 @@ class _State:
     headers: dict[bytes, bytes] = field(default_factory=dict)
     header_field: bytearray = field(default_factory=bytearray)
     header_value: bytearray = field(default_factory=bytearray)
-    chunks: list[bytes] = field(default_factory=list)
-    size: int = 0
     current: Part | None = None
     done: deque[Part] = field(default_factory=deque)
 
@@ -79,7 +97,7 @@ def read_parts(request: Request, *, fields: set[str], max_part_bytes: int, max_p
     seen = 0
 
     def on_part_begin() -> None:
-        state.headers, state.chunks, state.size, state.current = {}, [], 0, None
+        state.headers, state.current = {}, None
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
         state.header_field += data[start:end]
@@ -103,19 +121,22 @@ def read_parts(request: Request, *, fields: set[str], max_part_bytes: int, max_p
         if part is None or part.too_large:
             return
         limit = max_part_bytes if part.filename is not None else _MAX_FIELD_BYTES
-        state.size += end - start
-        if state.size > limit:
+        part.size += end - start
+        if part.size > limit:
             part.too_large = True
-            state.chunks = []
+            part.file.seek(0)
+            part.file.truncate()
             return
-        state.chunks.append(data[start:end])
+        part.file.write(data[start:end])
 
     def on_part_end() -> None:
         part = state.current
         if part is not None and part.filename is not None and part.field in fields:
-            part.data = b"".join(state.chunks)
+            part.file.seek(0)
             state.done.append(part)
-        state.chunks, state.current = [], None
+        elif part is not None:
+            part.close()
+        state.current = None
 
     parser = MultipartParser(
         _boundary(request, field_name),
@@ -141,9 +162,14 @@ def read_parts(request: Request, *, fields: set[str], max_part_bytes: int, max_p
             raise missing_files(field_name, f"The multipart body is malformed: {exc}") from None
         while state.done:
             seen += 1
-            if seen > max_parts:
-                raise PayloadTooLarge(f"Send at most {max_parts} files per request.", code="too_many_files")
-            yield state.done.popleft()
+            part = state.done.popleft()
+            try:
+                if seen > max_parts:
+                    message = f"Send at most {max_parts} files per request."
+                    raise PayloadTooLarge(message, code="too_many_files")
+                yield part
+            finally:
+                part.close()
         if chunk is None:
             return
 

@@ -14,6 +14,7 @@ import io
 import threading
 import warnings
 from dataclasses import dataclass
+from typing import IO
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
@@ -76,14 +77,19 @@ def register_heif() -> None:
             _heif_registered = True
 
 
-def probe_image(data: bytes, *, max_pixels: int) -> ImageInfo:
-    """Identify the format and size of ``data`` without decoding its pixels.
+def probe_image(data: bytes | IO[bytes], *, max_pixels: int) -> ImageInfo:
+    """Identify the format and size of ``data`` (bytes, or a seekable binary file, left
+    rewound) without decoding its pixels.
 
     Raises ``UnsupportedMediaType`` (``unsupported_format``) for anything that is not a JPEG,
     PNG, WebP or HEIC/HEIF image (including garbage and truncated headers), and
     ``PayloadTooLarge`` (``image_too_large``) when width x height exceeds ``max_pixels``.
     """
-    _, info = _open(data, max_pixels=max_pixels)
+    try:
+        _, info = _open(data, max_pixels=max_pixels)
+    finally:
+        if not isinstance(data, bytes):
+            data.seek(0)
     return info
 
 
@@ -174,8 +180,14 @@ def sanitized_original(
 # --------------------------------------------------------------------------------------------
 
 
-def _open(data: bytes, *, max_pixels: int) -> tuple[Image.Image, ImageInfo]:
-    if not data:
+def _open(data: bytes | IO[bytes], *, max_pixels: int) -> tuple[Image.Image, ImageInfo]:
+    source: IO[bytes]
+    if isinstance(data, bytes):
+        empty, source = not data, io.BytesIO(data)
+    else:
+        empty, source = data.seek(0, io.SEEK_END) == 0, data
+        data.seek(0)
+    if empty:
         raise UnsupportedMediaType(f"The file is empty. {_ACCEPTED_HINT}", code="unsupported_format")
     register_heif()
     try:
@@ -184,7 +196,7 @@ def _open(data: bytes, *, max_pixels: int) -> tuple[Image.Image, ImageInfo]:
             # not relied upon, and a failed parser attempt is not worth a log line.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             warnings.simplefilter("ignore", UserWarning)
-            im = Image.open(io.BytesIO(data), formats=_PARSERS)
+            im = Image.open(source, formats=_PARSERS)
     except Image.DecompressionBombError:
         raise _too_large(None, None, max_pixels) from None
     except MemoryError:

@@ -5,7 +5,7 @@ zipstream-ng: nothing is built in memory or on disk, and the size is known in ad
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -21,9 +21,16 @@ from app.selfies.models import SelfieChange
 from app.selfies.service import PUBLIC_STATUS, latest_selfie, my_photos
 
 
-def photo_files(*, session: Session, user_id: int, event_id: int | None) -> list[tuple[str, Path]]:
-    """(name in the zip, file) of the photos the guest is matched in: their served originals
-    (upright, without EXIF/GPS), one folder per event."""
+@dataclass(frozen=True, slots=True)
+class ZipEntry:
+    name: str  # in the zip
+    key: str  # in storage
+    size: int
+
+
+def photo_files(*, session: Session, user_id: int, event_id: int | None) -> list[ZipEntry]:
+    """The photos the guest is matched in, as zip entries: their served originals (upright,
+    without EXIF/GPS), one folder per event; files missing from storage are left out."""
     matched = [p.id for p in my_photos(session=session, user_id=user_id, event_id=event_id)]
     if not matched:
         return []
@@ -37,13 +44,11 @@ def photo_files(*, session: Session, user_id: int, event_id: int | None) -> list
     for r in rows:
         folder = f"{r.event_id} {_safe_name(r.name)}"
         extension = r.served_key.rsplit(".", 1)[-1]
-        files.append(
-            (
-                f"{folder}/{r.id} {_safe_name(r.filename.rsplit('.', 1)[0])}.{extension}",
-                storage.path_for(r.served_key),
-            )
-        )
-    return [(name, path) for name, path in files if path.exists()]
+        size = storage.size(r.served_key)
+        if size is not None:
+            name = f"{folder}/{r.id} {_safe_name(r.filename.rsplit('.', 1)[0])}.{extension}"
+            files.append(ZipEntry(name, r.served_key, size))
+    return files
 
 
 def _safe_name(text: str) -> str:
@@ -93,12 +98,17 @@ def export_record(*, session: Session, user: User) -> dict[str, Any]:
     }
 
 
-def zip_of(files: list[tuple[str, Path]], record: dict[str, Any] | None = None) -> ZipStream:
+def zip_of(files: list[ZipEntry], record: dict[str, Any] | None = None) -> ZipStream:
     """A streamed zip of ``files`` (and ``me.json`` when a ``record`` is given). Photos are
-    stored, not compressed: JPEGs do not shrink."""
+    stored, not compressed: JPEGs do not shrink. Each file is read from storage only when the
+    zip reaches it."""
     archive = ZipStream(sized=True)
     if record is not None:
         archive.add(json.dumps(record, indent=2, default=str, ensure_ascii=False).encode(), "me.json")
-    for name, path in files:
-        archive.add_path(str(path), name)
+    for entry in files:
+        path = storage.local_path(entry.key)
+        if path is not None:
+            archive.add_path(str(path), entry.name)
+        else:
+            archive.add(storage.chunks(entry.key), entry.name, size=entry.size)
     return archive

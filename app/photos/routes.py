@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from zipstream import ZipStream
 
 from app.accounts.deps import CurrentOrganizer, CurrentUser
 from app.core import storage
 from app.core.config import get_settings
-from app.core.database import SessionDep
-from app.core.errors import AppError
+from app.core.database import SessionDep, release_connection
+from app.core.errors import AppError, NotFound
 from app.core.openapi import errors
 from app.core.schemas import IdPath, OffsetQuery, OptionalIdQuery
 from app.core.uploads import missing_files, multipart_body, read_parts
@@ -23,7 +23,8 @@ from app.photos.schemas import AcceptedPhoto, PhotoList, PhotoOut, PhotoUploadRe
 
 router = APIRouter(prefix="/api", tags=["photos"])
 _IMAGE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"image/*": {"schema": {"type": "string", "contentMediaType": "image/*"}}}}
+    200: {"content": {"image/*": {"schema": {"type": "string", "contentMediaType": "image/*"}}}},
+    307: {"description": "With S3 storage: a redirect to a short-lived URL of the file in the bucket."},
 }
 
 
@@ -58,7 +59,7 @@ def upload_photos(
             if part.too_large:
                 raise service.file_too_large(settings)
             photo = service.accept_photo(
-                session=session, event=event, uploader=organizer, filename=filename, data=part.data
+                session=session, event=event, uploader=organizer, filename=filename, data=part.file
             )
         except AppError as exc:
             rejected.append(
@@ -128,22 +129,38 @@ def list_photos(
     )
 
 
-def _serve(photo_id: int, user: object, session: SessionDep, *, thumbnail: bool) -> FileResponse:
+def _serve(photo_id: int, user: object, session: SessionDep, *, thumbnail: bool) -> Response:
+    """The file from local storage, a redirect to a presigned URL of the bucket, or the
+    bucket's object streamed through this node (STORAGE_PRESIGNED_URLS=false)."""
     photo = service.photo_for_viewer(session=session, user=user, photo_id=photo_id)  # type: ignore[arg-type]
     key, media_type = service.served_file(photo, thumbnail=thumbnail)
-    return FileResponse(
-        storage.path_for(key), media_type=media_type, headers={"Cache-Control": "private, max-age=86400"}
+    release_connection(session)  # read-only: the pool gets the connection back before the file
+    cache = {"Cache-Control": "private, max-age=86400"}
+    path = storage.local_path(key)
+    if path is not None:
+        return FileResponse(path, media_type=media_type, headers=cache)
+    # The redirect is cached for less than the URL lives, so a browser reuses a valid URL.
+    max_age = get_settings().storage_url_expire_seconds // 2
+    url = storage.presigned_url(key, media_type=media_type, max_age=86400)
+    if url is not None:
+        redirect_cache = {"Cache-Control": f"private, max-age={max_age}"}
+        return RedirectResponse(url, status_code=307, headers=redirect_cache)
+    size = storage.size(key)
+    if size is None:
+        raise NotFound("The photo's file is missing from storage.", code="photo_not_found")
+    return StreamingResponse(
+        storage.chunks(key), media_type=media_type, headers={**cache, "Content-Length": str(size)}
     )
 
 
 @router.get("/photos/{photo_id}/thumbnail", response_class=FileResponse, responses=_IMAGE | errors(404, 409))
-def photo_thumbnail(photo_id: IdPath, user: CurrentUser, session: SessionDep) -> FileResponse:
+def photo_thumbnail(photo_id: IdPath, user: CurrentUser, session: SessionDep) -> Response:
     """A 480 px JPEG thumbnail, without EXIF. For the organizer and the guests matched in it."""
     return _serve(photo_id, user, session, thumbnail=True)
 
 
 @router.get("/photos/{photo_id}/original", response_class=FileResponse, responses=_IMAGE | errors(404, 409))
-def photo_original(photo_id: IdPath, user: CurrentUser, session: SessionDep) -> FileResponse:
+def photo_original(photo_id: IdPath, user: CurrentUser, session: SessionDep) -> Response:
     """The full photo, upright, with EXIF (GPS included) removed."""
     return _serve(photo_id, user, session, thumbnail=False)
 

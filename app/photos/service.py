@@ -3,8 +3,9 @@ indexing is the photo job (``photos/jobs.py``)."""
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -37,12 +38,16 @@ def file_too_large(settings: Settings) -> PayloadTooLarge:
     )
 
 
-def accept_photo(*, session: Session, event: Event, uploader: User, filename: str, data: bytes) -> Photo:
-    """Store one uploaded original and queue it for indexing. Raises for a bad file."""
+def accept_photo(
+    *, session: Session, event: Event, uploader: User, filename: str, data: bytes | IO[bytes]
+) -> Photo:
+    """Store one uploaded original (bytes, or a file streamed on to storage) and queue it for
+    indexing. Raises for a bad file."""
     settings = get_settings()
-    if len(data) > settings.photo_max_bytes:
+    size = len(data) if isinstance(data, bytes) else data.seek(0, io.SEEK_END)
+    if size > settings.photo_max_bytes:
         raise file_too_large(settings)
-    info = probe_image(data, max_pixels=settings.max_image_pixels)
+    info = probe_image(data, max_pixels=settings.max_image_pixels)  # leaves a file rewound
     key = storage.new_key(f"photos/{event.id}", FILE_EXTENSIONS[info.format])
     storage.save(key, data)
     photo = Photo(
@@ -51,7 +56,7 @@ def accept_photo(*, session: Session, event: Event, uploader: User, filename: st
         filename=filename,
         original_key=key,
         original_format=info.format,
-        size_bytes=len(data),
+        size_bytes=size,
         width=info.width,
         height=info.height,
         status=PhotoStatus.pending,

@@ -61,7 +61,7 @@ def read_selfie(parts: Iterator[Part], settings: Settings) -> bytes:
     for part in parts:
         if part.too_large:
             raise _selfie_too_large(settings)
-        return part.data
+        return part.read()
     raise missing_files("file")
 
 

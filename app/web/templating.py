@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse
 
 from app.accounts import sessions
 from app.accounts.models import User
+from app.core import storage
 from app.core.errors import AppError
 from app.web.i18n import LANGUAGE_NAMES, LANGUAGES, language_for, translations
 from app.web.messages import ERROR_MESSAGES
@@ -22,14 +23,25 @@ from app.web.messages import ERROR_MESSAGES
 TEMPLATES = Path(__file__).parent / "templates"
 # Pages hold personal data (never stored by a cache), load only our own files (no inline
 # script: htmx is configured without eval), and are never framed by another site.
-PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; script-src 'self'; "
+_CSP = (
+    "default-src 'self'; img-src 'self' data: blob:{images}; script-src 'self'; "
     "style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors 'none'",
-    "Referrer-Policy": "same-origin",
-    "X-Frame-Options": "DENY",
-}
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def page_headers() -> dict[str, str]:
+    """Headers of every page. With S3 storage and presigned URLs, photos are redirected to
+    the bucket, whose origin the pages then allow images from."""
+    origin = storage.backend().public_origin()
+    images = f" {origin}" if origin else ""
+    return {
+        "Cache-Control": "no-store",
+        "Content-Security-Policy": _CSP.format(images=images),
+        "Referrer-Policy": "same-origin",
+        "X-Frame-Options": "DENY",
+    }
+
 
 environment = Environment(
     loader=FileSystemLoader(TEMPLATES),
@@ -78,7 +90,7 @@ def render(
         error_text=lambda code, fallback="": error_text(language, code, fallback),
         **(context or {}),
     )
-    response = HTMLResponse(page, status_code=status_code, headers=PAGE_HEADERS)
+    response = HTMLResponse(page, status_code=status_code, headers=page_headers())
     if request.cookies.get(sessions.CSRF_COOKIE) != csrf_cookie:
         sessions.set_csrf_cookie(response, csrf_cookie)
     return response

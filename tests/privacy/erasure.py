@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect, text
 
-from app.core.config import get_settings
+from app.core import storage
 from app.core.database import get_engine
 from tests.fixtures.events import IndexedEvent
 from tests.helpers import fixture_bytes, side_by_side
@@ -31,8 +33,8 @@ def rows_naming(column_value: tuple[str, int]) -> dict[str, int]:
 
 
 def media_files() -> set[str]:
-    root = get_settings().media_dir
-    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+    """Every key in storage (local files or the bucket)."""
+    return set(storage.backend().keys_older_than(datetime.now(UTC) + timedelta(days=1)))
 
 
 class Party(IndexedEvent):

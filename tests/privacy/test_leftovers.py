@@ -42,8 +42,10 @@ def test_the_purge_sweeps_files_no_row_names(client: TestClient, guest_headers: 
         "/api/upload-selfie", files={"file": ("s.jpg", fixture_bytes("obama.jpg"))}, headers=guest_headers
     )
     assert r.status_code == 202
-    stale = storage.save("selfies/999/left-behind.jpg", b"a face")
-    fresh = storage.save("selfies/999/being-uploaded.jpg", b"a face")
+    storage.save("selfies/999/left-behind.jpg", b"a face")
+    storage.save("selfies/999/being-uploaded.jpg", b"a face")
+    stale = storage.path_for("selfies/999/left-behind.jpg")
+    fresh = storage.path_for("selfies/999/being-uploaded.jpg")
     an_hour_ago = time.time() - 2 * 3600
     os.utime(stale, (an_hour_ago, an_hour_ago))
     named_before = {p for p in get_settings().media_dir.rglob("*") if p.is_file()} - {stale, fresh}

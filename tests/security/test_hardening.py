@@ -65,7 +65,8 @@ def test_stored_files_and_folders_are_private(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(get_settings(), "data_dir", tmp_path)
     old = os.umask(0o022)  # even under a permissive umask
     try:
-        path = storage.save("selfies/7/abc.jpg", b"face")
+        storage.save("selfies/7/abc.jpg", b"face")
+        path = storage.path_for("selfies/7/abc.jpg")
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o600
