@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: run test test-fast install browser migrate lint lock messages clean
+.PHONY: run test test-fast install browser pgbouncer drill-scale migrate lint lock messages clean
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Installs the lock (exact versions and hashes: what CI tested), then the project itself.
@@ -47,8 +47,22 @@ browser:
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# PgBouncer for the pooling tests and the scale-out drill: Debian's package (its own service,
+# where systemd would start one, is stopped: the tests start theirs on a free port).
+pgbouncer:
+	@test -x /usr/sbin/pgbouncer || { \
+		echo "== installing Debian's pgbouncer for the pooling tests"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer && \
+		if [ -d /run/systemd/system ]; then $(SUDO) systemctl disable --now pgbouncer.service; fi; }
+
+# Three nodes on 127.0.0.2-4 over one PostgreSQL (through PgBouncer), SeaweedFS and Redis.
+drill-scale: install pgbouncer
+	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} \
+		$(PY) -m pytest -q -p no:playwright -s tests/drills
+
 # The suite on SQLite always, then on PostgreSQL when TEST_DATABASE_URL is set.
-test: install browser
+test: install browser pgbouncer
 	env -u TEST_DATABASE_URL $(PY) -m pytest -q
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL ($$TEST_DATABASE_URL)"; \

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from app.core import storage
 from app.core.config import get_settings
 from app.ops import server as checks
 
@@ -68,7 +69,7 @@ face_workers = settings.face_workers if _flag("EMBEDDED_FACE_WORKERS", settings.
 
 # prometheus-client multiprocess mode, in a folder of this server's own: set before any
 # worker imports prometheus_client.
-_prometheus_dir = checks.metrics_folder(settings.run_dir)
+_prometheus_dir = checks.metrics_folder(settings.node_dir)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_prometheus_dir)
 # Imported now, not in child_exit: that hook runs while the master reaps workers, and a first
 # import there, interrupted by the next worker's exit, fails half-initialised.
@@ -91,9 +92,17 @@ def on_starting(server: Any) -> None:
 
     os.environ["SERVER_STARTED_AT"] = str(time.time())
 
+    try:
+        storage.wait_until_reachable(timeout=10)
+    except Exception as exc:
+        log.error("storage: %s cannot be reached: %s", storage.backend().description, exc)
+        sys.exit(1)
+
     budget = checks.Budget(workers, settings.db_pool_size, settings.db_max_overflow, face_workers)
     capacity = None if settings.is_sqlite else checks.postgres_capacity(settings.sqlalchemy_url)
-    fits, lines = checks.budget_report(budget, capacity)
+    behind_pooler = settings.database_pooler == "pgbouncer"
+    pooler = checks.pgbouncer_limits(settings.sqlalchemy_url) if behind_pooler else None
+    fits, lines = checks.budget_report(budget, capacity, pooler=pooler, behind_pooler=behind_pooler)
     for line in lines:
         (log.info if fits else log.error)(line)
     _summary.extend(lines[:2])
@@ -113,6 +122,26 @@ def when_ready(server: Any) -> None:
         ("max_requests", f"{max_requests} (+ jitter {max_requests_jitter})"),
         ("worker_tmp_dir", str(worker_tmp_dir)),
         ("database", checks.masked_url(settings.sqlalchemy_url)),
+        (
+            "storage",
+            storage.backend().description
+            + (
+                ""
+                if not settings.storage_is_s3
+                else ", presigned URLs"
+                if settings.storage_presigned_urls
+                else ", streamed"
+            ),
+        ),
+        ("run dir", f"{settings.node_dir} (this node's own)"),
+        (
+            "job wake-ups",
+            "LISTEN/NOTIFY"
+            if settings.listen_url and not settings.is_sqlite
+            else f"polling every {settings.job_idle_poll_seconds:g}s (set DATABASE_LISTEN_URL)"
+            if not settings.is_sqlite
+            else "local sockets",
+        ),
         (
             "db pool",
             f"DB_POOL_SIZE {settings.db_pool_size}, DB_MAX_OVERFLOW {settings.db_max_overflow}, "

@@ -17,9 +17,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
@@ -29,11 +29,12 @@ def running_server(
 ) -> Iterator[tuple[str, dict[str, str]]]:
     """Yield (base_url, environment); the database is migrated, the server stopped after."""
     data = Path(tempfile.mkdtemp(prefix="bench-"))
-    port = free_port()
+    host = (env or {}).get("HOST", "127.0.0.1")
+    port = int((env or {}).get("PORT") or free_port())
     environ = {
         **os.environ,
         "DATA_DIR": str(data),
-        "HOST": "127.0.0.1",
+        "HOST": host,
         "PORT": str(port),
         "WEB_CONCURRENCY": str(workers),
         "LOG_LEVEL": "warning",
@@ -47,7 +48,7 @@ def running_server(
         cwd=ROOT,
         env=environ,
     )
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://{host}:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:

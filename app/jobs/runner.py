@@ -185,7 +185,7 @@ def serve(index: int) -> None:
     signal.signal(signal.SIGTERM, _request_stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     settings = get_settings()
-    worker_id = listener_name(index).replace("-", ":")
+    worker_id = f"{settings.node_name}:{os.getpid()}:{index}"  # node:pid:index, shown in leases
     listener = WakeListener(settings, listener_name(index))
     kinds = registered()
     log.info("worker %s ready for %s", worker_id, ", ".join(k.name for k in kinds))

@@ -30,7 +30,7 @@ log = logging.getLogger("app.jobs")
 
 
 def wake_dir(settings: Settings) -> Path:
-    return settings.run_dir / "wake"
+    return settings.node_dir / "wake"
 
 
 def notify_on_commit(session: Session) -> None:
@@ -92,12 +92,13 @@ class WakeListener:
     def __init__(self, settings: Settings, name: str) -> None:
         self.settings = settings
         self.postgres = settings.sqlalchemy_url.startswith("postgresql")
+        self._listen_url = settings.listen_url if self.postgres else None
         self._conn: Any = None
         self._sock: socket.socket | None = None
         self._path: Path | None = None
-        if self.postgres:
+        if self._listen_url:
             self._connect()
-        else:
+        elif not self.postgres:
             folder = wake_dir(settings)
             folder.mkdir(parents=True, exist_ok=True)
             self._path = folder / f"{name}.sock"
@@ -109,7 +110,7 @@ class WakeListener:
     def _connect(self) -> None:
         import psycopg2
 
-        url = make_url(self.settings.sqlalchemy_url).set(drivername="postgresql")
+        url = make_url(self._listen_url or "").set(drivername="postgresql")
         try:
             conn = psycopg2.connect(
                 url.render_as_string(hide_password=False),
@@ -130,7 +131,8 @@ class WakeListener:
         if self.postgres:
             if self._conn is None:
                 time.sleep(timeout)
-                self._connect()
+                if self._listen_url:
+                    self._connect()
                 return False
             return self._wait_postgres(timeout)
         assert self._sock is not None
@@ -175,4 +177,4 @@ class WakeListener:
 
 
 def listener_name(index: int) -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-{index}"
+    return f"{get_settings().node_name}-{os.getpid()}-{index}"

@@ -70,14 +70,52 @@ def postgres_capacity(url: str, timeout: int = 3) -> tuple[int, int, int] | None
     return max_conn, reserved, in_use
 
 
-def budget_report(budget: Budget, capacity: tuple[int, int, int] | None) -> tuple[bool, list[str]]:
-    """(fits, lines to print). On SQLite ``capacity`` is None and there is nothing to check."""
+@dataclass(frozen=True)
+class PoolerLimits:
+    max_client_conn: int
+    default_pool_size: int
+
+
+def pgbouncer_limits(url: str, timeout: int = 3) -> PoolerLimits | None:
+    """PgBouncer's own limits, read from its admin console (the ``pgbouncer`` database, open
+    to the ``admin_users`` and ``stats_users`` of its configuration), or None."""
+    import psycopg2
+
+    console = make_url(sqlalchemy_url(url)).set(drivername="postgresql", database="pgbouncer")
+    try:
+        conn = psycopg2.connect(console.render_as_string(hide_password=False), connect_timeout=timeout)
+    except psycopg2.Error:
+        return None
+    try:
+        conn.autocommit = True  # the console knows no transactions
+        with conn.cursor() as cur:
+            cur.execute("SHOW CONFIG")
+            config = {row[0]: row[1] for row in cur.fetchall()}
+        return PoolerLimits(int(config["max_client_conn"]), int(config["default_pool_size"]))
+    except (psycopg2.Error, KeyError, ValueError):
+        return None
+    finally:
+        conn.close()
+
+
+def budget_report(
+    budget: Budget,
+    capacity: tuple[int, int, int] | None,
+    *,
+    pooler: PoolerLimits | None = None,
+    behind_pooler: bool = False,
+) -> tuple[bool, list[str]]:
+    """(fits, lines to print). On SQLite ``capacity`` is None and there is nothing to check.
+    Behind PgBouncer the node's connections go to the pooler: they are checked against its
+    ``max_client_conn``, and its server pool against PostgreSQL's room."""
     lines = [
         f"database connections: {budget.workers} web workers x (DB_POOL_SIZE {budget.pool_size} + "
         f"DB_MAX_OVERFLOW {budget.max_overflow}) + {budget.face_workers} face workers"
         f" x {FACE_WORKER_CONNECTIONS}"
-        f" = {budget.total} at most"
+        f" = {budget.total} at most" + (", to PgBouncer" if behind_pooler else "")
     ]
+    if behind_pooler:
+        return _pooler_report(budget, capacity, pooler, lines)
     if capacity is None:
         return True, lines
     max_conn, reserved, in_use = capacity
@@ -96,6 +134,39 @@ def budget_report(budget: Budget, capacity: tuple[int, int, int] | None) -> tupl
         "!!! or put PgBouncer in front and raise max_connections).",
     ]
     return False, lines
+
+
+def _pooler_report(
+    budget: Budget, capacity: tuple[int, int, int] | None, pooler: PoolerLimits | None, lines: list[str]
+) -> tuple[bool, list[str]]:
+    if pooler is None:
+        lines.append(
+            "PgBouncer's limits could not be read (add this user to its stats_users): check that every "
+            "node's connections together stay within its max_client_conn"
+        )
+        return True, lines
+    lines.append(
+        f"PgBouncer allows max_client_conn={pooler.max_client_conn} (shared by every node) and opens "
+        f"default_pool_size={pooler.default_pool_size} PostgreSQL connections per database and user"
+    )
+    fits = True
+    if budget.total > pooler.max_client_conn:
+        fits = False
+        lines.append(
+            f"!!! This node alone may open {budget.total} connections to PgBouncer, which accepts "
+            f"{pooler.max_client_conn}: raise max_client_conn or lower DB_POOL_SIZE / DB_MAX_OVERFLOW."
+        )
+    if capacity is not None:
+        max_conn, reserved, in_use = capacity
+        room = max_conn - reserved
+        lines.append(f"PostgreSQL allows max_connections={max_conn} (- {reserved} reserved); {in_use} in use")
+        if pooler.default_pool_size > room:
+            fits = False
+            lines.append(
+                f"!!! PgBouncer may open {pooler.default_pool_size} connections but PostgreSQL accepts "
+                f"{room}: lower its default_pool_size."
+            )
+    return fits, lines
 
 
 def metrics_folder(run_dir: Path) -> Path:

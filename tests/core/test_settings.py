@@ -37,3 +37,34 @@ def test_workers_starting_at_once_all_get_the_same_secret(tmp_path: Path) -> Non
 def test_postgres_urls_heroku_style_or_plain_use_psycopg2() -> None:
     for url in ("postgres://u@h/db", "postgresql://u@h/db", "postgresql+psycopg2://u@h/db"):
         assert Settings(database_url=url).sqlalchemy_url == "postgresql+psycopg2://u@h/db"
+
+
+@pytest.mark.parametrize("url", ["s3://", "s3://B/x", "file:///tmp/x", "http://host/bucket", "s3:/bucket"])
+def test_storage_url_is_empty_or_an_s3_bucket(url: str) -> None:
+    with pytest.raises(ValidationError, match="storage_url"):
+        Settings(storage_url=url)
+    assert Settings(storage_url="s3://event-photos/media/2026").storage_is_s3
+
+
+def test_nodes_on_a_bucket_must_share_a_secret_key(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="same random value"):
+        Settings(environment="development", storage_url="s3://photos", secret_key="")
+    assert Settings(environment="development", storage_url="s3://photos", secret_key="k" * 40).storage_is_s3
+
+
+def test_the_run_dir_is_under_data_dir_only_with_local_storage(tmp_path: Path) -> None:
+    assert Settings(data_dir=tmp_path).node_dir == tmp_path / "run"
+    on_bucket = Settings(data_dir=tmp_path, storage_url="s3://photos", node_name="node-b")
+    assert tmp_path not in on_bucket.node_dir.parents and "node-b" in on_bucket.node_dir.name
+    assert Settings(data_dir=tmp_path, run_dir=tmp_path / "mine").node_dir == tmp_path / "mine"
+
+
+def test_behind_pgbouncer_workers_listen_on_the_direct_url_or_poll() -> None:
+    pooled, direct = "postgresql://u@127.0.0.1:6432/db", "postgresql://u@127.0.0.1:5432/db"
+    assert Settings(database_url=direct).listen_url == "postgresql+psycopg2://u@127.0.0.1:5432/db"
+    behind = Settings(database_url=pooled, database_pooler="pgbouncer")
+    assert behind.listen_url is None
+    assert (
+        Settings(database_url=pooled, database_pooler="pgbouncer", database_listen_url=direct).listen_url
+        == "postgresql+psycopg2://u@127.0.0.1:5432/db"
+    )

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -149,3 +150,22 @@ def test_the_connection_budget_reads_the_real_max_connections() -> None:
     assert capacity is not None
     max_connections, reserved, in_use = capacity
     assert max_connections >= 10 and 0 <= reserved < max_connections and in_use >= 0
+
+
+def test_a_starting_server_removes_only_the_metrics_of_its_own_hosts_dead_servers(tmp_path: Path) -> None:
+    host = socket.gethostname()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    folders = {
+        "alive": tmp_path / "metrics" / f"{host}-{os.getppid()}",  # a server of this host still running
+        "other host": tmp_path / "metrics" / f"elsewhere-{os.getpid()}",  # sharing the folder by mistake
+        "dead": tmp_path / "metrics" / f"{host}-{int(dead.stdout)}",
+    }
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+        (folder / "counter_1.db").write_bytes(b"figures")
+    mine = checks.metrics_folder(tmp_path)
+    assert mine.name == f"{host}-{os.getpid()}" and mine.is_dir()
+    assert (folders["alive"] / "counter_1.db").exists() and (folders["other host"] / "counter_1.db").exists()
+    assert not folders["dead"].exists()
