@@ -259,6 +259,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     parser.add_argument("--detect-max-side", type=int, default=defaults.face_detect_max_side)
     parser.add_argument("--upsample", type=int, default=defaults.face_detect_upsample)
     parser.add_argument("--sets", nargs="+", default=["devset", "degraded", "speed"])
+    parser.add_argument("--degradations", nargs="+", help="only these degraded sets, e.g. 40px 60px 80px")
     args = parser.parse_args(list(argv) if argv is not None else None)
     engine = LocalDlibEngine(detect_max_side=args.detect_max_side, upsample=args.upsample)
     print(f"engine: {engine!r}")
@@ -269,6 +270,8 @@ def main(argv: Iterable[str] | None = None) -> None:
     if "degraded" in args.sets:
         # The composites are cut with the default engine, so every detection setting sees the same photos.
         for label, labelled in make_degraded(LocalDlibEngine(), args.devset).items():
+            if args.degradations and label not in args.degradations:
+                continue
             report(
                 f"degraded {label}", index(engine, labelled), probes, args.threshold, args.expand, args.guard
             )

@@ -129,12 +129,13 @@ class Settings(BaseSettings):
     # Gallery-aware matching (local provider): a face within FACE_MATCH_EXPAND of the average
     # of the selfie and its direct matches, and within FACE_MATCH_GUARD of the selfie, matches
     # too. 0 switches it off. docs/FACES.md has the curves behind the defaults.
-    face_match_expand: float = Field(default=0.5, ge=0, lt=2)
+    face_match_expand: float = Field(default=0.55, ge=0, lt=2)
     face_match_guard: float = Field(default=0.6, ge=0, lt=2)
     # Event photos are searched for faces on a copy this size (long side) with this many
-    # doublings: 4096 finds the 60-80 px faces of group photos at about twice the CPU per photo,
-    # 4096 with 1 doubling the 40 px ones at about ten times (docs/FACES.md, "Small faces").
-    face_detect_max_side: int = Field(default=2560, ge=320, le=8192)
+    # doublings: 4096 finds the 60-80 px faces of 12 MP group photos (about twice the CPU of
+    # 2560, which misses them); 1 doubling finds 40 px ones at about five times more
+    # (docs/FACES.md, "Small faces").
+    face_detect_max_side: int = Field(default=4096, ge=320, le=8192)
     face_detect_upsample: int = Field(default=0, ge=0, le=2)
     selfie_validation_strict: bool = True
     # Keep a selfie's image once its face template is stored (false: it is deleted then).

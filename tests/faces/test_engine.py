@@ -282,3 +282,32 @@ def test_index_photo_of_a_large_group_photo_maps_boxes_to_original_pixels(
 
 def test_index_photo_without_people_finds_no_faces(engine: LocalDlibEngine) -> None:
     assert engine.index_photo(fixture_bytes("mask_white.jpg")) == []
+
+
+def _dlib_own_descriptor(data: bytes) -> np.ndarray:
+    """The descriptor of the photo's one face as dlib computes it, without our exposure step."""
+    import dlib
+
+    from app.faces.engine import _load_models
+    from app.faces.images import load_rgb
+
+    models = _load_models()
+    img = load_rgb(data, max_pixels=50_000_000)
+    ((_, (left, top, right, bottom)),) = LocalDlibEngine()._detect(img)
+    pixels = np.asarray(img)
+    shape = models.shape_predictor(pixels, dlib.rectangle(left, top, right - 1, bottom - 1))
+    return np.asarray(models.encoder.compute_face_descriptor(pixels, shape), dtype=np.float32)
+
+
+def test_a_normally_lit_face_keeps_exactly_dlibs_own_descriptor(engine: LocalDlibEngine) -> None:
+    (face,) = engine.index_photo(fixture_bytes("obama2.jpg"))
+    assert np.array_equal(face.descriptor, _dlib_own_descriptor(fixture_bytes("obama2.jpg")))
+
+
+def test_a_dim_face_is_described_closer_to_the_same_face_lit(engine: LocalDlibEngine) -> None:
+    lit = engine.index_photo(fixture_bytes("obama2.jpg"))[0].descriptor
+    out = io.BytesIO()
+    ImageEnhance.Brightness(Image.open(FIXTURES / "obama2.jpg")).enhance(0.35).save(out, "JPEG", quality=90)
+    (dim,) = engine.index_photo(out.getvalue())
+    plain = _dlib_own_descriptor(out.getvalue())
+    assert np.linalg.norm(dim.descriptor - lit) < np.linalg.norm(plain - lit)

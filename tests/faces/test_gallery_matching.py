@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from app.core.config import get_settings
 from app.faces.engine import LocalDlibEngine
-from benchmarks.match_quality import DEVSET, index, load_devset, score, selfie_probes
-from tests.helpers import drain_jobs, selfie_verdict, upload_photos
+from benchmarks.match_quality import DEVSET, LabelledSet, Photo, index, load_devset, score, selfie_probes
+from tests.helpers import drain_jobs, fixture_bytes, selfie_verdict, upload_photos
 
 
 def test_the_devset_is_matched_with_precision_and_recall_one_with_the_defaults() -> None:
@@ -27,6 +27,32 @@ def test_the_devset_is_matched_with_precision_and_recall_one_with_the_defaults()
     assert plain.recall < 1.0  # the threshold alone misses alex_lacamoire_2.png (0.52 from the selfie)
     assert (total.precision, total.recall) == (1.0, 1.0), per_guest
     assert total.tp == 15
+
+
+def test_a_crowded_group_of_strangers_joins_no_guest_through_the_expansion() -> None:
+    """t1.jpg: six people who are none of the guests, added to the devset's event; every guest's
+    selfie is expanded with the defaults and none of the six is matched to anyone."""
+    settings = get_settings()
+    engine = LocalDlibEngine()
+    devset = load_devset(DEVSET)
+    crowd = Photo("t1.jpg", ["stranger"] * 6, fixture_bytes("t1.jpg"))
+    event = LabelledSet("devset and a crowd", devset.selfies, [*devset.photos, crowd])
+    indexed = index(engine, event)
+    assert indexed.faces_found[len(event.photos)] == 6
+    probes = selfie_probes(engine, event)
+    total, per_guest = score(
+        indexed, probes, settings.face_match_threshold, settings.face_match_expand, settings.face_match_guard
+    )
+    assert (total.precision, total.recall) == (1.0, 1.0), per_guest
+    crowd_id = len(event.photos)
+    for person, probe in probes.items():
+        matched = indexed.gallery.match(
+            probe,
+            threshold=settings.face_match_threshold,
+            expand=settings.face_match_expand,
+            guard=settings.face_match_guard,
+        )
+        assert crowd_id not in {photo for _face, photo, _d in matched}, person
 
 
 def _mine(client: TestClient, headers: dict[str, str], ids: dict[str, int]) -> set[str]:

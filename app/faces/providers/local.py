@@ -36,7 +36,7 @@ class LocalProvider:
         max_pixels: int,
         expand: float = 0.0,
         guard: float = 0.0,
-        detect_max_side: int = 2560,
+        detect_max_side: int = 4096,
         upsample: int = 0,
     ) -> None:
         self.engine = LocalDlibEngine(
