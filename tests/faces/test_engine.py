@@ -311,3 +311,31 @@ def test_a_dim_face_is_described_closer_to_the_same_face_lit(engine: LocalDlibEn
     (dim,) = engine.index_photo(out.getvalue())
     plain = _dlib_own_descriptor(out.getvalue())
     assert np.linalg.norm(dim.descriptor - lit) < np.linalg.norm(plain - lit)
+
+
+def _photo_with_a_small_face(face_px: int) -> bytes:
+    """A 4000x3000 (12 MP) photo with obama2.jpg's face scaled to ``face_px`` wide."""
+    source = fixture_image("obama2.jpg")
+    (face,) = LocalDlibEngine().index_photo(fixture_bytes("obama2.jpg"))
+    scale = face_px / face.box.width
+    small = source.resize(
+        (round(source.width * scale), round(source.height * scale)), Image.Resampling.LANCZOS
+    )
+    canvas = Image.new("RGB", (4000, 3000), (120, 130, 140))
+    canvas.paste(small, (2000, 1500))
+    return jpeg(canvas)
+
+
+def test_the_60_px_face_of_a_12_mp_photo_is_found_by_default_and_matches_its_person(
+    engine: LocalDlibEngine, selfies: dict[str, SelfieAnalysis]
+) -> None:
+    (found,) = engine.index_photo(_photo_with_a_small_face(60))
+    assert 50 <= found.box.width <= 75
+    assert distance(found, selfies["obama.jpg"].face) < 0.6  # within the guard: expansion can reach it
+
+
+def test_the_40_px_face_of_a_12_mp_photo_needs_one_doubling() -> None:
+    photo = _photo_with_a_small_face(40)
+    assert LocalDlibEngine().index_photo(photo) == []
+    (found,) = LocalDlibEngine(upsample=1).index_photo(photo)
+    assert 30 <= found.box.width <= 55
