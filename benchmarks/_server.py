@@ -28,7 +28,7 @@ def running_server(
     workers: int = 2, env: dict[str, str] | None = None
 ) -> Iterator[tuple[str, dict[str, str]]]:
     """Yield (base_url, environment); the database is migrated, the server stopped after."""
-    data = Path(tempfile.mkdtemp(prefix="bench-"))
+    data = (env or {}).get("DATA_DIR") or tempfile.mkdtemp(prefix="bench-")
     host = (env or {}).get("HOST", "127.0.0.1")
     port = int((env or {}).get("PORT") or free_port())
     environ = {

@@ -131,8 +131,7 @@ class Bucket:
 
     def stored_keys(self) -> set[str]:
         """Every key under the prefix, relative to it."""
-        pages = self.server.client().get_paginator("list_objects_v2").paginate(Bucket=self.name)
-        return {o["Key"].removeprefix(f"{self.prefix}/") for page in pages for o in page.get("Contents", [])}
+        return {key.removeprefix(f"{self.prefix}/") for key in self.server.keys(self.name)}
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from app.photos.models import PhotoStatus
 from app.photos.schemas import AcceptedPhoto, PhotoList, PhotoOut, PhotoUploadResponse, RejectedPhoto
 
 router = APIRouter(prefix="/api", tags=["photos"])
+_FILE_CACHE_SECONDS = 86400  # a photo's bytes never change under its URL
 _IMAGE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"image/*": {"schema": {"type": "string", "contentMediaType": "image/*"}}}},
     307: {"description": "With S3 storage: a redirect to a short-lived URL of the file in the bucket."},
@@ -135,13 +136,13 @@ def _serve(photo_id: int, user: object, session: SessionDep, *, thumbnail: bool)
     photo = service.photo_for_viewer(session=session, user=user, photo_id=photo_id)  # type: ignore[arg-type]
     key, media_type = service.served_file(photo, thumbnail=thumbnail)
     release_connection(session)  # read-only: the pool gets the connection back before the file
-    cache = {"Cache-Control": "private, max-age=86400"}
+    cache = {"Cache-Control": f"private, max-age={_FILE_CACHE_SECONDS}"}
     path = storage.local_path(key)
     if path is not None:
         return FileResponse(path, media_type=media_type, headers=cache)
     # The redirect is cached for less than the URL lives, so a browser reuses a valid URL.
     max_age = get_settings().storage_url_expire_seconds // 2
-    url = storage.presigned_url(key, media_type=media_type, max_age=86400)
+    url = storage.presigned_url(key, media_type=media_type, max_age=_FILE_CACHE_SECONDS)
     if url is not None:
         redirect_cache = {"Cache-Control": f"private, max-age={max_age}"}
         return RedirectResponse(url, status_code=307, headers=redirect_cache)
