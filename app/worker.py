@@ -23,7 +23,28 @@ def load_job_kinds() -> None:
     """Register every job kind (each module registers its own on import)."""
     import app.faces.jobs
     import app.photos.jobs
+    import app.photos.reembed
     import app.selfies.jobs  # noqa: F401
+
+
+def queue_reembeds() -> None:
+    """Faces of another model than the configured recognizer's are described again in the
+    background (``app.photos.reembed``); queued once, when the face pool starts."""
+    settings = get_settings()
+    if settings.face_provider != "local":
+        return
+    from app.core.database import session_scope
+    from app.faces.recognizers import model_of
+    from app.photos.reembed import queue_reembeds as queue
+
+    with session_scope() as session:
+        queued = queue(session=session, model=model_of(settings.face_recognizer))
+    if queued:
+        logging.getLogger("app.worker").info(
+            "face model %s: re-describing the faces of %d event(s)",
+            model_of(settings.face_recognizer),
+            len(queued),
+        )
 
 
 def worker_main(index: int, nice: int) -> None:
@@ -56,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s [face-pool %(process)d] %(levelname)s %(message)s"
     )
     wakeup.remove_stale_sockets(settings)
+    queue_reembeds()
     return runner.supervise(worker_main, max(1, args.processes), nice=args.nice)
 
 

@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 from app.core.config import get_settings
-from app.faces.engine import LocalDlibEngine
+from app.faces.engine import LocalDlibEngine, LocalEngine
 from app.faces.matching import Gallery
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +76,7 @@ def load_devset(folder: Path) -> LabelledSet:
     return LabelledSet("devset", selfies, photos)
 
 
-def _portraits(engine: LocalDlibEngine, folder: Path) -> dict[str, list[Image.Image]]:
+def _portraits(engine: LocalEngine, folder: Path) -> dict[str, list[Image.Image]]:
     """Each person's face crops (1.8x the detected box) from the devset's single-person photos,
     except the one used as their selfie."""
     truth = json.loads((folder / "truth.json").read_text())["photos"]
@@ -99,7 +99,7 @@ def _portraits(engine: LocalDlibEngine, folder: Path) -> dict[str, list[Image.Im
     return crops
 
 
-def make_degraded(engine: LocalDlibEngine, folder: Path, seed: int = 7) -> dict[str, LabelledSet]:
+def make_degraded(engine: LocalEngine, folder: Path, seed: int = 7) -> dict[str, LabelledSet]:
     """Group composites per degradation: 4000x3000 photos of 4 to 6 faces."""
     rng = random.Random(seed)
     devset = load_devset(folder)
@@ -138,7 +138,63 @@ def make_degraded(engine: LocalDlibEngine, folder: Path, seed: int = 7) -> dict[
     return sets
 
 
-def index(engine: LocalDlibEngine, labelled: LabelledSet) -> Indexed:
+def _stranger_crops(engine: LocalEngine) -> list[Image.Image]:
+    """Faces of people who are no guest: the six of t1.jpg and Tom Hanks (1.8x their box)."""
+    folder = ROOT / "tests" / "fixtures" / "faces"
+    out = []
+    for name in ("t1.jpg", "Tom_Hanks_54745.png"):
+        img = Image.open(folder / name).convert("RGB")
+        for face in engine.index_photo((folder / name).read_bytes()):
+            box = face.box
+            cx, cy, half = (box.left + box.right) / 2, (box.top + box.bottom) / 2, 0.9 * box.width
+            out.append(img.crop((int(cx - half), int(cy - half), int(cx + half), int(cy + half))))
+    return out
+
+
+def _background(rng: random.Random, size: tuple[int, int]) -> Image.Image:
+    """A textured backdrop (smooth colour blotches and grain), so the frames compress and
+    decode like photos rather than flat grey."""
+    nprng = np.random.default_rng(rng.randint(0, 1 << 30))
+    blotches = Image.fromarray(nprng.integers(40, 200, (30, 40, 3), dtype=np.uint8)).resize(
+        size, Image.Resampling.BICUBIC
+    )
+    grain = nprng.integers(-10, 10, (size[1], size[0], 3), dtype=np.int16)
+    return Image.fromarray(np.clip(np.asarray(blotches, dtype=np.int16) + grain, 0, 255).astype(np.uint8))
+
+
+def make_crowd(engine: LocalEngine, folder: Path, frames: int = 30, seed: int = 11) -> LabelledSet:
+    """Crowd frames of 12 MP (4000x3000): 6-14 people each, guests and strangers, faces 40-110
+    px wide, a third of the frames dim, faces turned by up to 15 degrees, a third saved at JPEG
+    quality 35."""
+    rng = random.Random(seed)
+    devset = load_devset(folder)
+    crops = {p: c for p, c in _portraits(engine, folder).items() if p in devset.selfies}
+    strangers = _stranger_crops(engine)
+    photos = []
+    for index in range(frames):
+        canvas = _background(rng, (4000, 3000))
+        count = rng.randint(6, 14)
+        guests = rng.sample(sorted(crops), k=min(len(crops), rng.randint(2, 5)))
+        people = guests + ["stranger"] * (count - len(guests))
+        rng.shuffle(people)
+        columns = 7
+        for slot, person in enumerate(people):
+            crop = rng.choice(crops[person] if person != "stranger" else strangers)
+            side = round(rng.randint(40, 110) * 1.8)
+            face = crop.resize((side, side), Image.Resampling.LANCZOS)
+            face = face.rotate(rng.uniform(-15, 15), expand=False, fillcolor=(128, 128, 128))
+            x = 150 + (slot % columns) * 540 + rng.randint(0, 250)
+            y = 300 + (slot // columns) * 1200 + rng.randint(0, 700)
+            canvas.paste(face, (x, y))
+        if index % 3 == 1:
+            canvas = ImageEnhance.Brightness(canvas).enhance(rng.uniform(0.3, 0.5))
+        out = io.BytesIO()
+        canvas.save(out, "JPEG", quality=35 if index % 3 == 2 else 85)
+        photos.append(Photo(f"crowd-{index}.jpg", people, out.getvalue()))
+    return LabelledSet("crowd", devset.selfies, photos)
+
+
+def index(engine: LocalEngine, labelled: LabelledSet) -> Indexed:
     gallery = Gallery()
     indexed = Indexed(gallery, {})
     next_face = 1
@@ -155,7 +211,7 @@ def index(engine: LocalDlibEngine, labelled: LabelledSet) -> Indexed:
     return indexed
 
 
-def selfie_probes(engine: LocalDlibEngine, labelled: LabelledSet) -> dict[str, np.ndarray]:
+def selfie_probes(engine: LocalEngine, labelled: LabelledSet) -> dict[str, np.ndarray]:
     return {
         person: engine.analyze_selfie(data, strict=False).face.descriptor  # type: ignore[misc]
         for person, data in labelled.selfies.items()

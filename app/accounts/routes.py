@@ -19,7 +19,7 @@ from app.accounts.schemas import (
     PrivacyPolicy,
     TokenResponse,
 )
-from app.core.database import SessionDep
+from app.core.database import SessionDep, commit_now
 from app.core.errors import Unprocessable
 from app.core.openapi import errors
 from app.core.throttle import ClientAddress
@@ -56,6 +56,7 @@ def login(body: LoginIn, session: SessionDep, address: ClientAddress) -> TokenRe
     ``too_many_requests`` with ``Retry-After`` (see the README, "Security").
     """
     user = service.log_in(session=session, login=body.login, password=body.password, address=address)
+    commit_now(session)
     return service.token_for(user)
 
 

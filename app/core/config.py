@@ -43,7 +43,9 @@ class Settings(BaseSettings):
     database_url: str = ""  # empty: a SQLite file under data_dir
     db_pool_size: int = Field(default=5, ge=1, le=200)
     db_max_overflow: int = Field(default=5, ge=0, le=500)
-    db_pool_timeout: float = Field(default=3.0, gt=0, le=60)
+    # How long a request waits for a pooled connection before 503 db_pool_exhausted: a queue,
+    # not a refusal (a request holds its connection only while it queries).
+    db_pool_timeout: float = Field(default=10.0, gt=0, le=60)
     db_connect_timeout: int = Field(default=3, ge=1, le=60)
     sqlite_busy_timeout_ms: int = Field(default=15_000, ge=0)
     # DATABASE_URL points at PgBouncer in transaction pooling mode: the start-up budget check
@@ -125,16 +127,23 @@ class Settings(BaseSettings):
     azure_face_recognition_model: str = "recognition_04"
     # Prefix of the face list ids, so deployments sharing one Face resource stay apart.
     azure_face_list_prefix: str = Field(default="", max_length=20, pattern=r"^[a-z0-9_-]*$")
-    face_match_threshold: float = Field(default=0.5, gt=0, lt=2)
+    # The local engine (docs/FACES.md): YuNet finds faces, SFace describes them (the
+    # defaults); hog and dlib are dlib's, the fallback that needs only face-recognition-models.
+    # SFace needs YuNet's landmarks. Changing the recognizer re-describes every event's faces
+    # in the background (a durable job; docs/FACES.md, "Switching the recognizer").
+    face_detector: Literal["yunet", "hog"] = "yunet"
+    face_recognizer: Literal["sface", "dlib"] = "sface"
+    # Event photos are searched for faces down to this size (short side, pixels; YuNet).
+    face_photo_min_px: int = Field(default=36, ge=12, le=400)
+    # Unset: the recognizer's measured defaults (sface 1.0 / 1.0 / 1.16, dlib 0.5 / 0.55 / 0.6).
+    face_match_threshold: float | None = Field(default=None, gt=0, lt=2)
     # Gallery-aware matching (local provider): a face within FACE_MATCH_EXPAND of the average
     # of the selfie and its direct matches, and within FACE_MATCH_GUARD of the selfie, matches
     # too. 0 switches it off. docs/FACES.md has the curves behind the defaults.
-    face_match_expand: float = Field(default=0.55, ge=0, lt=2)
-    face_match_guard: float = Field(default=0.6, ge=0, lt=2)
-    # Event photos are searched for faces on a copy this size (long side) with this many
-    # doublings: 4096 finds the 60-80 px faces of 12 MP group photos (about twice the CPU of
-    # 2560, which misses them); 1 doubling finds 40 px ones at about five times more
-    # (docs/FACES.md, "Small faces").
+    face_match_expand: float | None = Field(default=None, ge=0, lt=2)
+    face_match_guard: float | None = Field(default=None, ge=0, lt=2)
+    # HOG only (FACE_DETECTOR=hog): event photos are searched on a copy this size (long
+    # side) with this many doublings (docs/FACES.md, "Small faces").
     face_detect_max_side: int = Field(default=4096, ge=320, le=8192)
     face_detect_upsample: int = Field(default=0, ge=0, le=2)
     selfie_validation_strict: bool = True
@@ -211,6 +220,15 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"AZURE_FACE_ENDPOINT must be an http(s) URL, not {self.azure_face_endpoint!r}."
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _recognizer_has_its_landmarks(self) -> Settings:
+        if self.face_recognizer == "sface" and self.face_detector != "yunet":
+            raise ValueError(
+                "FACE_RECOGNIZER=sface aligns faces on YuNet's landmarks: use FACE_DETECTOR=yunet, "
+                "or FACE_RECOGNIZER=dlib with FACE_DETECTOR=hog."
+            )
         return self
 
     @model_validator(mode="after")

@@ -8,7 +8,7 @@ from fastapi.responses import RedirectResponse
 from app.accounts import service as accounts_service
 from app.accounts.deps import CurrentOrganizer, CurrentUser
 from app.accounts.schemas import RegisterIn, TokenResponse, UserPublic
-from app.core.database import SessionDep
+from app.core.database import SessionDep, commit_now
 from app.core.openapi import errors
 from app.core.schemas import IdPath
 from app.core.throttle import ClientAddress
@@ -47,6 +47,7 @@ def register_with_event_code(body: RegisterIn, session: SessionDep, address: Cli
     ``weak_password``.
     """
     user = service.register_with_event_code(session=session, data=body, address=address)
+    commit_now(session)
     return accounts_service.token_for(user)
 
 

@@ -30,6 +30,16 @@ class PhotoCounts(BaseModel):
     failed: int = 0
 
 
+class FaceReembedProgress(BaseModel):
+    """The event's faces being described again after the face model changed (matching goes
+    on meanwhile; docs/FACES.md, "Switching the recognizer")."""
+
+    model: str
+    status: str
+    photos_done: int
+    photos_total: int
+
+
 class EventOrganizerView(EventPublic):
     is_open: bool
     retention_days: int
@@ -39,6 +49,7 @@ class EventOrganizerView(EventPublic):
     guests: int = 0
     photos: PhotoCounts | None = None
     faces: int | None = None
+    faces_reembed: FaceReembedProgress | None = None
 
     @computed_field  # type: ignore[prop-decorator]
     @property

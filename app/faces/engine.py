@@ -1,25 +1,23 @@
-"""The local face engine: dlib on this machine's CPU (HOG detector, 5-point landmarks,
-ResNet 128-d descriptors), offline, with the models of ``face_recognition_models``.
+"""The local face engine: a detector and a recognizer on this machine's CPU, offline.
 
-This module owns face detection, the selfie acceptance rules (one usable face, large, sharp
-and bright enough) and face descriptors; :mod:`app.faces.providers.local` turns it into a
-provider. The engine is a plain synchronous object meant to run inside worker processes
-(dlib holds the GIL); the caller owns the processes. Importing this module never imports
-dlib: models load on first use, once per process.
+This module owns the selfie acceptance rules (one usable face: large, frontal, unhidden,
+sharp and bright enough) and how a photo's faces are found and described; the detectors
+(:mod:`app.faces.detectors`: YuNet, dlib HOG) and recognizers (:mod:`app.faces.recognizers`:
+SFace, dlib ResNet) do the rest. :mod:`app.faces.providers.local` turns it into a provider.
+The engine is a plain synchronous object meant to run inside worker processes; the caller
+owns the processes. Importing this module imports neither OpenCV nor dlib: models load on
+first use, once per process, from files whose SHA-256 is checked (:mod:`app.faces.weights`).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import threading
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from app.faces.images import DEFAULT_MAX_PIXELS, downscale, load_rgb
+from app.faces.detectors import Detection, Detector, HogDetector, YuNetDetector
+from app.faces.images import DEFAULT_MAX_PIXELS, load_rgb, load_rgb_reduced
 from app.faces.providers.base import (
     FACE_TOO_SMALL_MESSAGE,
     MIN_SELFIE_FACE_PX,
@@ -30,80 +28,31 @@ from app.faces.providers.base import (
     SelfieAnalysis,
     SelfieRejected,
 )
+from app.faces.recognizers import RECOGNIZERS, DlibRecognizer, Recognizer, SFaceRecognizer
 
 #: Side of the square greyscale face crop the sharpness and brightness metrics are taken on.
 QUALITY_CROP_PX = 150
+#: Selfies are decoded at no more than this (long side, JPEG's reduced decoding): a usable
+#: selfie face is large, and the browser already sends 1600 px.
+SELFIE_DECODE_SIDE = 1600
+#: How far the nose may sit from the middle of the eyes, in eye distances, on a selfie
+#: (0-0.25 on selfies facing the camera, about 0.6 at a three-quarter turn).
+MAX_SELFIE_YAW = 0.45
+#: On a selfie, only detections this sure count as faces (a painting or a poster behind the
+#: guest scores 0.6-0.77); when the only detections are weaker, the face is partly hidden.
+MIN_SELFIE_SCORE = 0.8
 
 _TOO_BLURRY = "The photo is too blurry. Hold the phone steady, wipe the camera lens and try again."
 _TOO_DARK = "The photo is too dark. Move somewhere brighter or face a window or a light, and try again."
-
-
-@dataclass(frozen=True, slots=True)
-class _DlibModels:
-    detector: Any
-    shape_predictor: Any
-    encoder: Any
-
-
-_models: _DlibModels | None = None
-_models_lock = threading.Lock()
-
-
-def _model_path(filename: str) -> str:
-    # Same files face_recognition_models' *_location() helpers return, found without importing
-    # the package, whose __init__ needs pkg_resources (deprecated and absent from new setuptools).
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("face_recognition_models is not installed")
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / filename
-    if not path.is_file():
-        raise RuntimeError(f"face model file is missing: {path}")
-    return str(path)
-
-
-def _load_models() -> _DlibModels:
-    global _models
-    if _models is None:
-        with _models_lock:
-            if _models is None:
-                import dlib
-
-                _models = _DlibModels(
-                    detector=dlib.get_frontal_face_detector(),
-                    shape_predictor=dlib.shape_predictor(_model_path("shape_predictor_5_face_landmarks.dat")),
-                    encoder=dlib.face_recognition_model_v1(
-                        _model_path("dlib_face_recognition_resnet_model_v1.dat")
-                    ),
-                )
-    return _models
-
-
-# Photos whose long side is under half of this get one doubling before detection.
-SMALL_PHOTO_REFERENCE = 2560
-
-# A face whose aligned chip is darker than this (mean, 0-255) has its levels stretched before
-# its descriptor is computed: the ResNet is not invariant to exposure, and on photos dimmed to
-# 35 % it lifts gallery-aware recall from 0.854 to 0.917 (docs/FACES.md). Faces lit normally
-# keep exactly the descriptor they always had, so stored descriptors stay comparable.
-DARK_CHIP_MEAN = 100.0
-
-
-def _lit(chip: np.ndarray) -> np.ndarray:
-    """``chip`` unchanged, or, when dark, with its luminance stretched from its 1st-99th
-    percentiles to the full range (colours kept in proportion)."""
-    if float(chip.mean()) >= DARK_CHIP_MEAN:
-        return chip
-    levels = chip.astype(np.float32)
-    luma = levels.mean(axis=2)
-    low, high = np.percentile(luma, 1), np.percentile(luma, 99)
-    if high - low < 1:
-        return chip
-    stretched = np.clip((levels - low) * (255.0 / (high - low)), 0, 255)
-    return np.ascontiguousarray(stretched.astype(np.uint8))
+_TURNED = "Your face is turned away. Look straight at the camera and try again."
+_HIDDEN = (
+    "Part of your face is hidden or out of the picture. Remove a mask or sunglasses, "
+    "keep your whole face in the frame and try again."
+)
 
 
 def face_quality(img: Image.Image, box: FaceBox) -> dict[str, float]:
-    """Size, sharpness and brightness of the face in ``box`` (see :class:`LocalDlibEngine`)."""
+    """Size, sharpness and brightness of the face in ``box`` (see :class:`LocalEngine`)."""
     crop = img.crop((box.left, box.top, box.right, box.bottom)).convert("L")
     crop = crop.resize((QUALITY_CROP_PX, QUALITY_CROP_PX), Image.Resampling.BILINEAR)
     luma = np.asarray(crop, dtype=np.float32)
@@ -119,31 +68,216 @@ def face_quality(img: Image.Image, box: FaceBox) -> dict[str, float]:
     }
 
 
-class LocalDlibEngine:
-    """dlib on the local CPU: HOG face detector, 5-point landmarks, ResNet 128-d descriptors.
+# What covers part of a face, read on the 112x112 chip aligned on the landmarks (the eyes at
+# (38, 51) and (73, 51), the nose at (56, 72), the mouth at y 92), against the forehead and
+# cheeks. Real selfies of the fixtures: eyes 0.40-0.81 of the skin's luma, the lower face
+# 0.56-0.90 of it and 0.007-0.093 away in chromaticity; sunglasses drawn on them 0.15-0.36,
+# masks 1.18-1.7 (white) or 0.064-0.21 (blue) (docs/FACES.md, "Selfie checks").
+MAX_EYES_DARKNESS = 0.3
+MAX_LOWER_FACE_LUMA = 1.1
+MAX_LOWER_FACE_CHROMA = 0.12
 
-    Compare descriptors by euclidean distance; the same person is usually below 0.5 (dlib's
-    own guidance is 0.6). Models ship in ``face_recognition_models`` and are loaded on first
-    use, once per process; nothing is downloaded. Detection runs on a copy downscaled to
-    ``detect_max_side``; landmarks and descriptors are computed on the full-resolution image.
+
+def occlusion(pixels: np.ndarray, face: Detection) -> dict[str, float]:
+    """``eyes_luma``: the eyes' mean luma over the skin's (dark glasses read low);
+    ``lower_luma`` and ``lower_chroma``: the face below the nose against the skin (a mask
+    reads bright or off-colour). Empty without landmarks."""
+    if face.landmarks is None:
+        return {}
+    chip = SFaceRecognizer.aligned(pixels, face).astype(np.float32)
+    skin = np.concatenate(
+        [
+            chip[20:40, 38:74].reshape(-1, 3),
+            chip[60:80, 22:34].reshape(-1, 3),
+            chip[60:80, 78:90].reshape(-1, 3),
+        ]
+    )
+    lower = chip[82:104, 36:76].reshape(-1, 3)
+    luma = chip.mean(axis=2)
+    eyes = np.concatenate([luma[45:58, 30:47].ravel(), luma[45:58, 65:82].ravel()])
+
+    def chromaticity(px: np.ndarray) -> np.ndarray:
+        return np.asarray((px / (px.sum(axis=1, keepdims=True) + 1e-3))[:, :2].mean(axis=0))
+
+    skin_luma = max(float(skin.mean()), 1.0)
+    return {
+        "eyes_luma": float(eyes.mean()) / skin_luma,
+        "lower_luma": float(lower.mean()) / skin_luma,
+        "lower_chroma": float(np.linalg.norm(chromaticity(lower) - chromaticity(skin))),
+    }
+
+
+def pose(face: Detection) -> dict[str, float]:
+    """``yaw``: the nose's offset from the middle of the eyes along the eye line, in eye
+    distances (0 facing the camera); ``landmarks_inside``: 1 when the five landmarks lie in
+    the image's face box, 0 when some fall outside it (the face is cut by the frame)."""
+    if face.landmarks is None:
+        return {}
+    right_eye, left_eye, nose = face.landmarks[0], face.landmarks[1], face.landmarks[2]
+    axis = left_eye - right_eye
+    eye_distance = float(np.linalg.norm(axis))
+    yaw = float(np.dot(nose - (left_eye + right_eye) / 2, axis) / max(eye_distance, 1e-6) ** 2)
+    box = face.box
+    inside = all(box.left <= x < box.right and box.top <= y < box.bottom for x, y in face.landmarks)
+    return {"yaw": yaw, "landmarks_inside": float(inside), "score": face.score}
+
+
+class LocalEngine:
+    """A detector and a recognizer, with the selfie rules.
 
     Settings (keyword-only; docs/FACES.md has the measurements behind each default):
     ``max_pixels`` (``MAX_IMAGE_PIXELS``): larger images get 413 ``image_too_large``.
-    ``detect_max_side`` (4096) and ``upsample`` (0): the detection copy; images whose long side
-    is below ``min(detect_max_side, 2560) / 2`` get one extra doubling. ``selfie_detect_max_side`` (800):
-    selfies are searched on a copy this size first, then with the full photo pass if that
-    finds no face or several. ``min_face_px`` (80), ``min_sharpness`` (40.0),
+    ``photo_min_face_px`` (36): the smallest face an event photo is searched for (the
+    detector's scale policy). ``min_face_px`` (80), ``min_sharpness`` (40.0),
     ``min_brightness`` (40.0): a strict selfie's face box, Laplacian variance and mean luma of
     its 150x150 greyscale crop.
 
     Selfie rules: no face -> ``no_face``; several faces -> ``multiple_faces`` when ``strict``,
-    otherwise the largest face is used and the size, blur and darkness checks are skipped (the
-    metrics are still reported in ``SelfieAnalysis.quality``). In strict mode the checks run
-    in the order ``face_too_small``, ``too_blurry``, ``too_dark``.
+    otherwise the largest face is used and the checks are skipped (the metrics are still
+    reported in ``SelfieAnalysis.quality``). In strict mode the checks run in the order
+    ``face_too_small``, ``face_hidden`` (a low detector score, or landmarks out of the
+    frame), ``face_turned``, ``too_blurry``, ``too_dark``; the landmark checks need a
+    detector that gives landmarks (YuNet).
     """
 
-    name = "dlib-resnet-v1"
-    descriptor_size = 128
+    def __init__(
+        self,
+        *,
+        detector: Detector,
+        recognizer: Recognizer,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        photo_min_face_px: int = 36,
+        min_face_px: int = MIN_SELFIE_FACE_PX,
+        min_sharpness: float = 40.0,
+        min_brightness: float = 40.0,
+    ) -> None:
+        if max_pixels < 1 or photo_min_face_px < 8 or min_face_px < 0:
+            raise ValueError("invalid LocalEngine settings")
+        if recognizer.needs_landmarks and isinstance(detector, HogDetector):
+            raise ValueError(f"the {recognizer.name} recognizer needs a detector with landmarks (yunet)")
+        self.detector = detector
+        self.recognizer = recognizer
+        self.max_pixels = max_pixels
+        self.photo_min_face_px = photo_min_face_px
+        self.min_face_px = min_face_px
+        self.min_sharpness = min_sharpness
+        self.min_brightness = min_brightness
+
+    @property
+    def model(self) -> str:
+        """The model of the descriptors this engine makes."""
+        return self.recognizer.model
+
+    def __repr__(self) -> str:
+        return (
+            f"LocalEngine(detector={self.detector.name}, recognizer={self.recognizer.name}, "
+            f"max_pixels={self.max_pixels}, photo_min_face_px={self.photo_min_face_px}, "
+            f"min_face_px={self.min_face_px}, min_sharpness={self.min_sharpness}, "
+            f"min_brightness={self.min_brightness})"
+        )
+
+    def load_models(self) -> None:
+        """Load the models now (e.g. in a worker's initialiser) instead of on first use."""
+        self.detector.load()
+        self.recognizer.load()
+
+    def analyze_selfie(self, data: bytes, *, strict: bool) -> SelfieAnalysis:
+        if isinstance(self.detector, HogDetector):  # HOG needs the full image for small faces
+            img, factor = load_rgb(data, max_pixels=self.max_pixels), 1.0
+        else:
+            img, factor = load_rgb_reduced(data, max_pixels=self.max_pixels, side=SELFIE_DECODE_SIDE)
+        # A usable selfie face is large: a quick pass on a small copy finds it at a fraction
+        # of the cost; only when it finds none or several does the thorough photo pass run,
+        # so that a small face is reported as too small rather than missing, and every face
+        # of a group is counted.
+        found = self.detector.detect_quick(img) if strict else []
+        if len(found) != 1:
+            found = self.detector.detect(img, min_face_px=max(8, round(self.photo_min_face_px / factor)))
+        if not found:
+            raise SelfieRejected(NO_FACE_MESSAGE, code="no_face")
+        sure = [face for face in found if face.score >= MIN_SELFIE_SCORE]
+        if strict and not sure:
+            raise SelfieRejected(_HIDDEN, code="face_hidden")
+        found = sure or found
+        if strict and len(found) > 1:
+            raise SelfieRejected(
+                MULTIPLE_FACES_MESSAGE.format(count=len(found)),
+                code="multiple_faces",
+                faces_found=len(found),
+            )
+        face = max(found, key=lambda item: item.box.width * item.box.height)
+        quality = face_quality(img, face.box) | pose(face) | occlusion(np.asarray(img), face)
+        quality["face_px"] *= factor  # in the uploaded image's pixels
+        if strict:
+            self._check(quality)
+        (descriptor,) = self.recognizer.describe(np.asarray(img), [face])
+        return SelfieAnalysis(
+            face=DetectedFace(box=_scaled(face.box, factor), descriptor=descriptor),
+            faces_found=len(found),
+            quality=quality,
+        )
+
+    def _check(self, quality: dict[str, float]) -> None:
+        if quality["face_px"] < self.min_face_px:
+            raise SelfieRejected(FACE_TOO_SMALL_MESSAGE, code="face_too_small")
+        hidden = (
+            quality.get("landmarks_inside", 1.0) < 1
+            or quality.get("eyes_luma", 1.0) < MAX_EYES_DARKNESS
+            or quality.get("lower_luma", 0.0) > MAX_LOWER_FACE_LUMA
+            or quality.get("lower_chroma", 0.0) > MAX_LOWER_FACE_CHROMA
+        )
+        if hidden:
+            raise SelfieRejected(_HIDDEN, code="face_hidden")
+        if abs(quality.get("yaw", 0.0)) > MAX_SELFIE_YAW:
+            raise SelfieRejected(_TURNED, code="face_turned")
+        if quality["sharpness"] < self.min_sharpness:
+            raise SelfieRejected(_TOO_BLURRY, code="too_blurry")
+        if quality["brightness"] < self.min_brightness:
+            raise SelfieRejected(_TOO_DARK, code="too_dark")
+
+    def index_photo(self, data: bytes) -> list[DetectedFace]:
+        """Every face in the photo, left to right, with descriptors (possibly an empty list)."""
+        return self.index_image(load_rgb(data, max_pixels=self.max_pixels))
+
+    def index_image(self, img: Image.Image) -> list[DetectedFace]:
+        """:meth:`index_photo` of an image already decoded (upright RGB, full size)."""
+        found = sorted(
+            self.detector.detect(img, min_face_px=self.photo_min_face_px),
+            key=lambda item: (item.box.left, item.box.top),
+        )
+        descriptors = self.recognizer.describe(np.asarray(img), found)
+        return [
+            DetectedFace(box=face.box, descriptor=descriptor)
+            for face, descriptor in zip(found, descriptors, strict=True)
+        ]
+
+
+def _scaled(box: FaceBox, factor: float) -> FaceBox:
+    if factor == 1.0:
+        return box
+    return FaceBox(*(round(v * factor) for v in (box.left, box.top, box.right, box.bottom)))
+
+
+def build_engine(
+    *, detector: str, recognizer: str, max_pixels: int = DEFAULT_MAX_PIXELS, **options: Any
+) -> LocalEngine:
+    """The engine named by the settings (``FACE_DETECTOR``, ``FACE_RECOGNIZER``).
+    ``options``: ``detect_max_side`` and ``upsample`` for HOG, ``photo_min_face_px``."""
+    det: Detector
+    if detector == "yunet":
+        det = YuNetDetector()
+    elif detector == "hog":
+        det = HogDetector(max_side=options.pop("detect_max_side", 4096), upsample=options.pop("upsample", 0))
+    else:
+        raise ValueError(f"unknown face detector {detector!r}")
+    options.pop("detect_max_side", None)
+    options.pop("upsample", None)
+    return LocalEngine(detector=det, recognizer=RECOGNIZERS[recognizer](), max_pixels=max_pixels, **options)
+
+
+class LocalDlibEngine(LocalEngine):
+    """dlib alone: HOG detector, 5-point landmarks, ResNet descriptors (``FACE_DETECTOR=hog
+    FACE_RECOGNIZER=dlib``, the fallback that needs only ``face-recognition-models``)."""
 
     def __init__(
         self,
@@ -151,130 +285,13 @@ class LocalDlibEngine:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         detect_max_side: int = 4096,
         upsample: int = 0,
-        selfie_detect_max_side: int = 800,
-        min_face_px: int = MIN_SELFIE_FACE_PX,
-        min_sharpness: float = 40.0,
-        min_brightness: float = 40.0,
+        **options: Any,
     ) -> None:
-        if max_pixels < 1 or detect_max_side < 80 or not 0 <= upsample <= 3 or min_face_px < 0:
+        if detect_max_side < 80 or not 0 <= upsample <= 3:
             raise ValueError("invalid LocalDlibEngine settings")
-        self.max_pixels = max_pixels
-        self.detect_max_side = detect_max_side
-        self.selfie_detect_max_side = selfie_detect_max_side
-        self.upsample = upsample
-        self.min_face_px = min_face_px
-        self.min_sharpness = min_sharpness
-        self.min_brightness = min_brightness
-
-    def __repr__(self) -> str:
-        return (
-            f"LocalDlibEngine(max_pixels={self.max_pixels}, "
-            f"detect_max_side={self.detect_max_side}, upsample={self.upsample}, "
-            f"min_face_px={self.min_face_px}, min_sharpness={self.min_sharpness}, "
-            f"min_brightness={self.min_brightness})"
+        super().__init__(
+            detector=HogDetector(max_side=detect_max_side, upsample=upsample),
+            recognizer=DlibRecognizer(),
+            max_pixels=max_pixels,
+            **options,
         )
-
-    def load_models(self) -> None:
-        """Load the dlib models now (e.g. in a worker's initialiser) instead of on first use."""
-        _load_models()
-
-    def analyze_selfie(self, data: bytes, *, strict: bool) -> SelfieAnalysis:
-        img = load_rgb(data, max_pixels=self.max_pixels)
-        # A usable selfie face is large: a quick pass on a small copy finds it at a tenth of
-        # the cost; only when it finds nothing does the thorough photo pass run, so that a
-        # small face is reported as too small rather than missing.
-        # Relaxed mode and refusals (no face; several faces, to count them all) take the
-        # thorough pass.
-        found = self._detect(img, max_side=self.selfie_detect_max_side, upsample=0) if strict else []
-        if len(found) != 1:
-            found = self._detect(img)
-        if not found:
-            raise SelfieRejected(NO_FACE_MESSAGE, code="no_face")
-        if strict and len(found) > 1:
-            raise SelfieRejected(
-                MULTIPLE_FACES_MESSAGE.format(count=len(found)),
-                code="multiple_faces",
-                faces_found=len(found),
-            )
-        box, rect = max(found, key=lambda item: item[0].width * item[0].height)
-        quality = face_quality(img, box)
-        if strict:
-            if quality["face_px"] < self.min_face_px:
-                raise SelfieRejected(FACE_TOO_SMALL_MESSAGE, code="face_too_small")
-            if quality["sharpness"] < self.min_sharpness:
-                raise SelfieRejected(_TOO_BLURRY, code="too_blurry")
-            if quality["brightness"] < self.min_brightness:
-                raise SelfieRejected(_TOO_DARK, code="too_dark")
-        (descriptor,) = self._describe(img, [rect])
-        return SelfieAnalysis(
-            face=DetectedFace(box=box, descriptor=descriptor),
-            faces_found=len(found),
-            quality=quality,
-        )
-
-    def index_photo(self, data: bytes) -> list[DetectedFace]:
-        """Every face in the photo, left to right, with descriptors (possibly an empty list)."""
-        img = load_rgb(data, max_pixels=self.max_pixels)
-        found = sorted(self._detect(img), key=lambda item: (item[0].left, item[0].top))
-        descriptors = self._describe(img, [rect for _, rect in found])
-        return [
-            DetectedFace(box=box, descriptor=descriptor)
-            for (box, _), descriptor in zip(found, descriptors, strict=True)
-        ]
-
-    def _detect(
-        self, img: Image.Image, *, max_side: int | None = None, upsample: int | None = None
-    ) -> list[tuple[FaceBox, tuple[int, int, int, int]]]:
-        """Face boxes clipped to the image, each with its unclipped rectangle for landmarks."""
-        models = _load_models()
-        if max_side is not None and upsample is not None:
-            small, factor = downscale(img, max_side=max_side)
-            rects = models.detector(np.asarray(small), upsample)
-            return self._boxes(img, rects, factor)
-        small, factor = downscale(img, max_side=self.detect_max_side)
-        upsample = self.upsample
-        if max(small.size) * 2 < min(self.detect_max_side, SMALL_PHOTO_REFERENCE):
-            # Small uploads (under 1280 px by default) get one doubling, which finds faces
-            # down to ~32 px and costs no more than detecting on a large photo; mid-size
-            # photos are scanned as they are.
-            upsample += 1
-        rects = models.detector(np.asarray(small), upsample)
-        return self._boxes(img, rects, factor)
-
-    @staticmethod
-    def _boxes(
-        img: Image.Image, rects: Any, factor: float
-    ) -> list[tuple[FaceBox, tuple[int, int, int, int]]]:
-        found = []
-        for rect in rects:
-            # dlib rectangles are inclusive; scale the half-open box back to original pixels.
-            left, top, right, bottom = (
-                round(value * factor)
-                for value in (rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1)
-            )
-            box = FaceBox(
-                left=max(0, left),
-                top=max(0, top),
-                right=min(img.width, right),
-                bottom=min(img.height, bottom),
-            )
-            if box.width > 0 and box.height > 0:
-                found.append((box, (left, top, right, bottom)))
-        return found
-
-    def _describe(self, img: Image.Image, rects: list[tuple[int, int, int, int]]) -> list[np.ndarray]:
-        if not rects:
-            return []
-        import dlib
-
-        models = _load_models()
-        pixels = np.asarray(img)
-        descriptors = []
-        for left, top, right, bottom in rects:
-            shape = models.shape_predictor(pixels, dlib.rectangle(left, top, right - 1, bottom - 1))
-            # The aligned chip dlib's encoder would cut itself (same descriptor, bit for bit).
-            chip = dlib.get_face_chip(pixels, shape, size=150, padding=0.25)
-            vector = np.asarray(models.encoder.compute_face_descriptor(_lit(chip)), dtype=np.float32)
-            vector.setflags(write=False)
-            descriptors.append(vector)
-        return descriptors

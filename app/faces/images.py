@@ -104,6 +104,18 @@ def load_rgb(data: bytes, *, max_pixels: int) -> Image.Image:
     return _to_rgb(_decode_upright(im))
 
 
+def load_rgb_reduced(data: bytes, *, max_pixels: int, side: int) -> tuple[Image.Image, float]:
+    """:func:`load_rgb`, a JPEG decoded at a reduced scale (libjpeg's DCT scaling: 1/2, 1/4,
+    1/8) when its long side is still at least ``side`` at that scale: a fraction of the cost
+    of a full decode. Returns the image and the factor original/decoded."""
+    im, info = _open(data, max_pixels=max_pixels)
+    long_side = max(info.width, info.height)
+    if im.format in ("JPEG", "MPO") and long_side > side:
+        im.draft("RGB", (max(1, im.width * side // long_side), max(1, im.height * side // long_side)))
+    img = _to_rgb(_decode_upright(im))
+    return img, long_side / max(img.size)
+
+
 def downscale(img: Image.Image, *, max_side: int) -> tuple[Image.Image, float]:
     """Shrink ``img`` so its long side is at most ``max_side``.
 
@@ -175,6 +187,19 @@ def sanitized_original(
     # JPEG and HEIF are served as JPEG; greyscale stays greyscale, CMYK becomes RGB.
     out = upright if upright.mode in ("L", "RGB") else _to_rgb(upright)
     return _encode(out, "JPEG", icc_profile=icc_profile, quality=90), _SERVED_MEDIA_TYPES["JPEG"]
+
+
+def served_jpeg(img: Image.Image) -> tuple[bytes, str]:
+    """The served copy of a JPEG or HEIF photo made from its already decoded upright RGB
+    image (what :func:`sanitized_original` makes of it, without decoding it a second time):
+    JPEG quality 90, no EXIF or XMP, the ICC profile kept."""
+    info = img.info
+    try:
+        return _encode(img, "JPEG", icc_profile=info.get("icc_profile"), quality=90), _SERVED_MEDIA_TYPES[
+            "JPEG"
+        ]
+    finally:
+        img.info = info
 
 
 # --------------------------------------------------------------------------------------------

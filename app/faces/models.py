@@ -26,6 +26,9 @@ class Face(Base):
     # the configured provider are matched.
     descriptor: Mapped[bytes] = mapped_column(LargeBinary)
     provider: Mapped[str] = mapped_column(String(16), default="local", server_default="local")
+    # The model that made the descriptor (app.faces.recognizers); only faces of the model
+    # the service runs are matched, never two models against each other.
+    model: Mapped[str] = mapped_column(String(32), server_default="dlib-resnet-v1")
 
 
 class FaceMatch(Base):
@@ -69,5 +72,24 @@ class ProviderErasure(LeasedJob, Base):
     what: Mapped[str] = mapped_column(String(16))
     event_id: Mapped[int | None]
     signatures: Mapped[str | None] = mapped_column(Text)  # one per line
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class FaceReembed(LeasedJob, Base):
+    """An event's faces being described again by ``model`` after the recognizer changed (a
+    durable job, ``faces/reembed.py``): photo by photo, the new faces are stored beside the
+    old ones, then the old ones go. ``photos_done`` of ``photos_total`` is the organizer's
+    progress."""
+
+    __tablename__ = "face_reembeds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # No index: one row per event and recognizer switch.
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    model: Mapped[str] = mapped_column(String(32))
+    photos_total: Mapped[int] = mapped_column(default=0)
+    photos_done: Mapped[int] = mapped_column(default=0)
+    last_photo_id: Mapped[int] = mapped_column(default=0)  # photos are taken in id order
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]

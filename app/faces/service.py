@@ -27,7 +27,7 @@ from app.faces.providers.base import (
 )
 from app.jobs import wakeup
 
-_galleries: dict[int, tuple[Gallery, int]] = {}
+_galleries: dict[tuple[int, str], tuple[Gallery, int]] = {}
 
 
 def store_faces(
@@ -45,6 +45,7 @@ def store_faces(
             bottom=f.box.bottom,
             descriptor=provider.face_signature(f),
             provider=provider.name,
+            model=provider.model,
         )
         session.add(row)
         session.flush()
@@ -52,18 +53,18 @@ def store_faces(
     return ids
 
 
-def _load_rows(session: Session, event_id: int, after_id: int, provider: str) -> list[Any]:
+def _load_rows(session: Session, event_id: int, after_id: int, model: str) -> list[Any]:
     stmt = (
         select(Face.id, Face.photo_id, Face.descriptor)
-        .where(Face.event_id == event_id, Face.id > after_id, Face.provider == provider)
+        .where(Face.event_id == event_id, Face.id > after_id, Face.model == model)
         .order_by(Face.id)
     )
     return list(session.execute(stmt).all())
 
 
-def _extend(gallery: Gallery, session: Session, event_id: int, after_id: int, provider: str) -> int:
+def _extend(gallery: Gallery, session: Session, event_id: int, after_id: int, model: str) -> int:
     """Append the event's faces with id > ``after_id``; the new last id."""
-    rows = _load_rows(session, event_id, after_id, provider)
+    rows = _load_rows(session, event_id, after_id, model)
     if not rows:
         return after_id
     gallery.append(
@@ -74,18 +75,19 @@ def _extend(gallery: Gallery, session: Session, event_id: int, after_id: int, pr
     return int(rows[-1].id)
 
 
-def event_gallery(*, session: Session, event_id: int, provider: str = "local") -> Gallery:
-    gallery, last_id = _galleries.get(event_id) or (Gallery(), 0)
-    last_id = _extend(gallery, session, event_id, last_id, provider)
+def event_gallery(*, session: Session, event_id: int, model: str) -> Gallery:
+    """The event's faces described by ``model`` (descriptors of other models never mix in)."""
+    gallery, last_id = _galleries.get((event_id, model)) or (Gallery(), 0)
+    last_id = _extend(gallery, session, event_id, last_id, model)
     total = session.scalar(
-        select(func.count()).select_from(Face).where(Face.event_id == event_id, Face.provider == provider)
+        select(func.count()).select_from(Face).where(Face.event_id == event_id, Face.model == model)
     )
     if (total or 0) != len(gallery):
         # A face committed with a smaller id than one already loaded, or faces deleted:
         # rebuild from scratch rather than guess.
         gallery = Gallery()
-        last_id = _extend(gallery, session, event_id, 0, provider)
-    _galleries[event_id] = (gallery, last_id)
+        last_id = _extend(gallery, session, event_id, 0, model)
+    _galleries[(event_id, model)] = (gallery, last_id)
     return gallery
 
 
@@ -95,20 +97,20 @@ def forget_galleries() -> None:
 
 class EventFaces:
     """The stored faces of events as a provider looks them up (``FaceLookup``): one
-    provider's faces, read in the caller's session."""
+    model's faces, read in the caller's session."""
 
-    def __init__(self, *, session: Session, provider: str) -> None:
+    def __init__(self, *, session: Session, model: str) -> None:
         self.session = session
-        self.provider = provider
+        self.model = model
 
     def gallery(self, event_id: int) -> Gallery:
-        return event_gallery(session=self.session, event_id=event_id, provider=self.provider)
+        return event_gallery(session=self.session, event_id=event_id, model=self.model)
 
     def with_signatures(self, event_id: int, signatures: Collection[bytes]) -> list[FaceRef]:
         rows = self.session.execute(
             select(Face.id, Face.photo_id, Face.descriptor).where(
                 Face.event_id == event_id,
-                Face.provider == self.provider,
+                Face.model == self.model,
                 Face.descriptor.in_(list(signatures)),
             )
         )
@@ -160,7 +162,7 @@ def match_selfie(
         signature=signature,
         image=image,
         event_ids=event_ids,
-        faces=EventFaces(session=session, provider=provider.name),
+        faces=EventFaces(session=session, model=provider.model),
         exclude_photos=set(not_me_photo_ids(session=session, user_id=user_id)),
     )
     photos = {m.photo_id for m in found}
@@ -186,10 +188,11 @@ def match_selfie(
     return len(found)
 
 
-def photo_faces(*, session: Session, photo_id: int) -> list[StoredFace]:
+def photo_faces(*, session: Session, photo_id: int, model: str) -> list[StoredFace]:
+    """The photo's faces described by ``model``."""
     rows = session.execute(
         select(Face.id, Face.left, Face.top, Face.right, Face.bottom, Face.descriptor)
-        .where(Face.photo_id == photo_id)
+        .where(Face.photo_id == photo_id, Face.model == model)
         .order_by(Face.id)
     )
     return [StoredFace(r.id, FaceBox(r.left, r.top, r.right, r.bottom), r.descriptor) for r in rows]

@@ -74,8 +74,9 @@ def owned(model: Any, job_id: int, worker_id: str) -> Any:
     return and_(model.id == job_id, model.lease_owner == worker_id)
 
 
-def fenced_update(session: Session, model: Any, job_id: int, worker_id: str, **values: Any) -> bool:
-    """Update the job only if this worker still holds it; False if the lease was lost."""
+def fenced_update(session: Session, model: Any, job_id: int, worker_id: str, /, **values: Any) -> bool:
+    """Update the job only if this worker still holds it; False if the lease was lost. The
+    parameters before ``/`` are positional, so a column may be called ``model``."""
     stmt = (
         update(model)
         .where(owned(model, job_id, worker_id))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from PIL import Image
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -22,7 +23,7 @@ from app.core.database import utcnow
 from app.core.errors import AppError
 from app.events.models import Event
 from app.faces import service as faces_service
-from app.faces.images import load_rgb, make_thumbnail, sanitized_original
+from app.faces.images import load_rgb, make_thumbnail, sanitized_original, served_jpeg
 from app.faces.providers import get_face_provider
 from app.faces.providers.base import FaceProvider
 from app.jobs.kinds import JobKind, Outcome, register
@@ -37,11 +38,16 @@ def _failed(code: str, message: str) -> Outcome:
     return Outcome({"status": PhotoStatus.failed, "error_code": code, "error_message": message})
 
 
-def _derived_files(photo: Photo, data: bytes, settings: Settings) -> dict[str, str]:
-    img = load_rgb(data, max_pixels=settings.max_image_pixels)
+def _derived_files(photo: Photo, data: bytes, img: Image.Image, settings: Settings) -> dict[str, str]:
+    """The thumbnail and the served copy, from the photo decoded once (``img``)."""
     thumb_key = f"thumbs/{photo.event_id}/{photo.id}.jpg"
     storage.save(thumb_key, make_thumbnail(img, max_side=settings.thumbnail_size))
-    served, media_type = sanitized_original(data, photo.original_format, max_pixels=settings.max_image_pixels)
+    if photo.original_format in ("JPEG", "HEIF"):
+        served, media_type = served_jpeg(img)
+    else:  # PNG and WebP keep their format (transparency, 16-bit depth)
+        served, media_type = sanitized_original(
+            data, photo.original_format, max_pixels=settings.max_image_pixels
+        )
     served_key = f"served/{photo.event_id}/{photo.id}.{media_type.rsplit('/', 1)[-1]}"
     storage.save(served_key, served)
     return {"thumbnail_key": thumb_key, "served_key": served_key, "served_media_type": media_type}
@@ -49,9 +55,11 @@ def _derived_files(photo: Photo, data: bytes, settings: Settings) -> dict[str, s
 
 def _find_faces(session: Session, photo: Photo, provider: FaceProvider) -> Outcome:
     """Step one: the photo's faces and served files."""
+    settings = get_settings()
     data = storage.load(photo.original_key)
-    faces = provider.index_photo(data, event_id=photo.event_id)
-    files = _derived_files(photo, data, get_settings())
+    img = load_rgb(data, max_pixels=settings.max_image_pixels)
+    faces = provider.index_image(img, event_id=photo.event_id)
+    files = _derived_files(photo, data, img, settings)
     faces_service.store_faces(
         session=session, photo_id=photo.id, event_id=photo.event_id, faces=faces, provider=provider
     )
@@ -60,13 +68,13 @@ def _find_faces(session: Session, photo: Photo, provider: FaceProvider) -> Outco
 
 def _match(session: Session, photo: Photo, provider: FaceProvider) -> Outcome:
     """Step two: matches with the selfies of the event's guests."""
-    faces = faces_service.photo_faces(session=session, photo_id=photo.id)
+    faces = faces_service.photo_faces(session=session, photo_id=photo.id, model=provider.model)
     key = photo.original_key
     for attempt in range(3):
         try:
             with session.begin_nested():
                 selfies = selfies_service.event_guest_selfies(
-                    session=session, event_id=photo.event_id, provider=provider.name
+                    session=session, event_id=photo.event_id, model=provider.model
                 )
                 faces_service.match_photo_faces(
                     session=session,

@@ -17,10 +17,10 @@ from app.core.database import utcnow
 from app.core.errors import Conflict, NotFound, PayloadTooLarge
 from app.events import service as events_service
 from app.events.models import Event, EventMembership
-from app.events.schemas import PhotoCounts
+from app.events.schemas import FaceReembedProgress, PhotoCounts
 from app.faces import service as faces_service
 from app.faces.images import FILE_EXTENSIONS, probe_image
-from app.faces.models import FaceMatch
+from app.faces.models import FaceMatch, FaceReembed
 from app.jobs import wakeup
 from app.photos.models import EventPurge, Photo, PhotoStatus, PurgeReason
 from app.selfies.models import Selfie
@@ -181,9 +181,22 @@ def served_file(photo: Photo, *, thumbnail: bool) -> tuple[str, str]:
     return key, "image/jpeg" if thumbnail else (photo.served_media_type or "image/jpeg")
 
 
+def reembed_progress(*, session: Session, event_id: int) -> FaceReembedProgress | None:
+    """The event's latest re-embedding, for the organizer (None if its faces never changed model)."""
+    job = session.scalar(
+        select(FaceReembed).where(FaceReembed.event_id == event_id).order_by(FaceReembed.id.desc()).limit(1)
+    )
+    if job is None:
+        return None
+    return FaceReembedProgress(
+        model=job.model, status=job.status, photos_done=job.photos_done, photos_total=job.photos_total
+    )
+
+
 @events_service.contribute_to_event_detail
 def _event_detail(session: Session, event_id: int) -> dict[str, Any]:
     return {
         "photos": photo_counts(session=session, event_id=event_id),
         "faces": faces_count(session=session, event_id=event_id),
+        "faces_reembed": reembed_progress(session=session, event_id=event_id),
     }

@@ -65,6 +65,7 @@ def _check(session: Session, selfie: Selfie, provider: FaceProvider) -> Outcome:
             "status": SelfieStatus.matching,
             "descriptor": signature,
             "provider": provider.name,
+            "model": provider.model,
             "checked_at": utcnow(),
             "error_code": None,
             "error_message": None,
@@ -75,7 +76,7 @@ def _check(session: Session, selfie: Selfie, provider: FaceProvider) -> Outcome:
 
 def handle(session: Session, selfie: Selfie) -> Outcome:
     provider = get_face_provider()
-    if selfie.status == SelfieStatus.pending or selfie.descriptor is None or selfie.provider != provider.name:
+    if selfie.status == SelfieStatus.pending or selfie.descriptor is None or selfie.model != provider.model:
         return _check(session, selfie, provider)
     key = selfie.image_key
     faces_service.match_selfie(

@@ -29,6 +29,7 @@ class Selfie(LeasedJob, Base):
     strict: Mapped[bool] = mapped_column(default=True)
     descriptor: Mapped[bytes | None] = mapped_column(LargeBinary)  # the provider's signature
     provider: Mapped[str] = mapped_column(String(16), default="local", server_default="local")
+    model: Mapped[str] = mapped_column(String(32), server_default="dlib-resnet-v1")  # of the template
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     checked_at: Mapped[datetime | None]
     matched_at: Mapped[datetime | None]

@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from app.accounts.deps import CurrentOrganizer, CurrentUser
 from app.core.config import get_settings
-from app.core.database import SessionDep, session_scope
+from app.core.database import SessionDep, commit_now, session_scope
 from app.core.errors import NotFound
 from app.core.openapi import errors
 from app.core.schemas import IdPath, OptionalIdQuery
@@ -43,7 +43,8 @@ def upload_selfie(request: Request, user: CurrentUser, session: SessionDep) -> S
     and queued for the face check; however many guests upload at once, none is refused.
     Follow it with ``GET /api/selfie?wait=30`` or ``GET /api/selfie/events``: it becomes
     ``matching`` then ``ready``, or ``rejected`` with a reason to act on (``no_face``,
-    ``multiple_faces``, ``face_too_small``, ``too_blurry``, ``too_dark``...). A selfie
+    ``multiple_faces``, ``face_too_small``, ``face_hidden``, ``face_turned``, ``too_blurry``,
+    ``too_dark``...). A selfie
     still waiting for its check is cancelled by a new upload; an accepted one replaces
     your previous selfie, a rejected one keeps it. At most ``THROTTLE_SELFIES_PER_GUEST``
     uploads per guest (429 beyond); the token is checked before the body is read.
@@ -58,6 +59,7 @@ def upload_selfie(request: Request, user: CurrentUser, session: SessionDep) -> S
     selfie, position = service.create_selfie(
         session=session, user_id=user.id, data=data, image_format=image_format, settings=settings
     )
+    commit_now(session)
     return SelfieAccepted(selfie_id=selfie.id, status="checking", queue_position=position)
 
 

@@ -34,6 +34,11 @@ class SelfieState(BaseModel):
     uploaded_at: datetime
     checked_at: datetime | None
     matched_at: datetime | None
+    needs_new_selfie: bool = Field(
+        default=False,
+        description="The service's face model changed since this selfie was checked: its photos "
+        "stay, but new photos are found only with a new selfie.",
+    )
 
 
 class MatchedPhoto(BaseModel):

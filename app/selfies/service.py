@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from app.accounts import service as accounts_service
 from app.accounts.models import User
 from app.core import storage
-from app.core.config import Settings
+from app.core.config import Settings, get_settings
 from app.core.database import utcnow
 from app.core.errors import NotFound, PayloadTooLarge, ServiceUnavailable
 from app.core.throttle import Throttle, TooManyRequests
@@ -31,6 +31,7 @@ from app.events.models import EventMembership
 from app.faces import service as faces_service
 from app.faces.images import FILE_EXTENSIONS, probe_image
 from app.faces.models import FaceMatch
+from app.faces.providers import configured_model
 from app.faces.providers.base import GuestSelfie
 from app.jobs import queue, wakeup
 from app.selfies.models import Selfie, SelfieChange, SelfieStatus
@@ -73,11 +74,12 @@ def check_upload(data: bytes, settings: Settings) -> str:
     return probe_image(data, max_pixels=settings.selfie_max_pixels).format
 
 
-def record_selfie_change(*, session: Session, user_id: int, settings: Settings) -> None:
-    """A guest who already has a selfie is replacing it: at most ``SELFIE_CHANGES_PER_DAY``
-    times in 24 hours (429 ``selfie_changes_exhausted``), each one recorded for organizers."""
+def check_selfie_change(*, session: Session, user_id: int, settings: Settings) -> bool:
+    """Whether this upload changes an existing selfie: at most ``SELFIE_CHANGES_PER_DAY`` times
+    in 24 hours (429 ``selfie_changes_exhausted``), each change recorded for organizers by the
+    caller. Reads only."""
     if session.scalar(select(Selfie.id).where(Selfie.user_id == user_id).limit(1)) is None:
-        return
+        return False
     since = utcnow() - timedelta(days=1)
     recent = session.scalar(
         select(func.count())
@@ -90,7 +92,7 @@ def record_selfie_change(*, session: Session, user_id: int, settings: Settings) 
             code="selfie_changes_exhausted",
             headers={"Retry-After": "3600"},
         )
-    session.add(SelfieChange(user_id=user_id))
+    return True
 
 
 def create_selfie(
@@ -99,21 +101,8 @@ def create_selfie(
     """Store the selfie and queue its face check; the guest's selfie still waiting for its
     check (if any) is cancelled. Only a full disk refuses it (503). Returns the selfie and its
     place in the queue (read before writing: on SQLite the write lock is held from the first
-    write to the commit, so nothing else runs in between)."""
-    record_selfie_change(session=session, user_id=user_id, settings=settings)
-    ahead = session.scalar(
-        select(func.count())
-        .select_from(Selfie)
-        .where(Selfie.status == SelfieStatus.pending, Selfie.user_id != user_id)
-    )
-    waiting = list(
-        session.scalars(
-            select(Selfie).where(Selfie.user_id == user_id, Selfie.status == SelfieStatus.pending)
-        )
-    )
-    for old in waiting:
-        session.delete(old)
-    storage.delete_after_commit(session, [old.image_key for old in waiting])
+    write to the commit, so nothing else runs in between). The file is stored before the first
+    query, so no pooled connection waits on the disk (or the bucket)."""
     key = storage.new_key(f"selfies/{user_id}", FILE_EXTENSIONS[image_format])
     try:
         storage.save(key, data)
@@ -126,6 +115,22 @@ def create_selfie(
             ) from exc
         raise
     storage.delete_if_rolled_back(session, [key])
+    changing = check_selfie_change(session=session, user_id=user_id, settings=settings)
+    ahead = session.scalar(
+        select(func.count())
+        .select_from(Selfie)
+        .where(Selfie.status == SelfieStatus.pending, Selfie.user_id != user_id)
+    )
+    waiting = list(
+        session.scalars(
+            select(Selfie).where(Selfie.user_id == user_id, Selfie.status == SelfieStatus.pending)
+        )
+    )
+    if changing:
+        session.add(SelfieChange(user_id=user_id))
+    for old in waiting:
+        session.delete(old)
+    storage.delete_after_commit(session, [old.image_key for old in waiting])
     selfie = Selfie(
         user_id=user_id,
         image_key=key,
@@ -164,6 +169,7 @@ def selfie_state(*, session: Session, selfie: Selfie) -> SelfieState:
         uploaded_at=selfie.created_at,
         checked_at=selfie.checked_at,
         matched_at=selfie.matched_at,
+        needs_new_selfie=selfie.descriptor is not None and selfie.model != configured_model(get_settings()),
     )
 
 
@@ -314,8 +320,8 @@ def _rematch_after_joining(session: Session, user_id: int) -> None:
     rematch(session=session, user_id=user_id)
 
 
-def event_guest_selfies(*, session: Session, event_id: int, provider: str) -> list[GuestSelfie]:
-    """The accepted selfies of the event's guests, checked by ``provider``."""
+def event_guest_selfies(*, session: Session, event_id: int, model: str) -> list[GuestSelfie]:
+    """The accepted selfies of the event's guests whose template ``model`` made."""
     stmt = (
         select(Selfie.id, Selfie.user_id, Selfie.descriptor)
         .join(EventMembership, EventMembership.user_id == Selfie.user_id)
@@ -323,7 +329,7 @@ def event_guest_selfies(*, session: Session, event_id: int, provider: str) -> li
             EventMembership.event_id == event_id,
             Selfie.status.in_([SelfieStatus.matching, SelfieStatus.ready]),
             Selfie.descriptor.is_not(None),
-            Selfie.provider == provider,
+            Selfie.model == model,
         )
     )
     return [GuestSelfie(r.id, r.user_id, r.descriptor) for r in session.execute(stmt)]

@@ -34,6 +34,10 @@ ERROR_MESSAGES: dict[str, str] = {
     "face_too_small": N_("Your face is too small: hold the phone closer."),
     "too_blurry": N_("The photo is blurry: hold the phone still and try again."),
     "too_dark": N_("The photo is too dark: move to better light."),
+    "face_hidden": N_(
+        "Part of your face is hidden: remove a mask or sunglasses and keep your whole face in the frame."
+    ),
+    "face_turned": N_("Your face is turned away: look straight at the camera."),
     "low_quality": N_("The photo is not clear enough: try again in good light, facing the camera."),
     "selfie_rejected": N_("This selfie cannot be used: try another one."),
     "selfie_failed": N_("Your selfie could not be checked: try again."),

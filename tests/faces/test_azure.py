@@ -392,7 +392,7 @@ def test_missing_or_untrained_lists_have_no_matches(fake: FakeAzureFace, session
     signature = provider.selfie_signature(
         provider.analyze_selfie(selfie, strict=True), selfie_id=1, image=selfie
     )
-    faces = EventFaces(session=session, provider=provider.name)
+    faces = EventFaces(session=session, model=provider.model)
     assert provider.find_photos(signature=signature, image=lambda: selfie, event_ids=[5], faces=faces) == []
     fake.lists["event-6"] = FakeList("event-6", "event-6", "recognition_04")  # created, never trained
     assert provider.find_photos(signature=signature, image=lambda: selfie, event_ids=[6], faces=faces) == []

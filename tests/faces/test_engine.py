@@ -1,4 +1,5 @@
-"""Behaviour of the local dlib face engine on real photos: selfie rules, detection, identity."""
+"""Behaviour of the dlib engine (``FACE_DETECTOR=hog FACE_RECOGNIZER=dlib``, the fallback) on
+real photos: selfie rules, detection, identity. The default engine is in test_default_engine."""
 
 from __future__ import annotations
 
@@ -94,9 +95,9 @@ def test_importing_the_engine_does_not_import_dlib() -> None:
 
 
 def test_the_local_provider_implements_the_provider_contract() -> None:
-    provider = LocalProvider(threshold=0.5, max_pixels=40_000_000)
+    provider = LocalProvider(engine=LocalDlibEngine(max_pixels=40_000_000), threshold=0.5)
     assert isinstance(provider, FaceProvider)
-    assert provider.engine.descriptor_size == 128
+    assert provider.model == "dlib-resnet-v1"
 
 
 # --- accepted selfies and identity --------------------------------------------------------
@@ -288,12 +289,13 @@ def _dlib_own_descriptor(data: bytes) -> np.ndarray:
     """The descriptor of the photo's one face as dlib computes it, without our exposure step."""
     import dlib
 
-    from app.faces.engine import _load_models
     from app.faces.images import load_rgb
+    from app.faces.recognizers import _dlib_models as _load_models
 
     models = _load_models()
     img = load_rgb(data, max_pixels=50_000_000)
-    ((_, (left, top, right, bottom)),) = LocalDlibEngine()._detect(img)
+    (found,) = LocalDlibEngine().detector.detect(img, min_face_px=36)
+    left, top, right, bottom = found.rect
     pixels = np.asarray(img)
     shape = models.shape_predictor(pixels, dlib.rectangle(left, top, right - 1, bottom - 1))
     return np.asarray(models.encoder.compute_face_descriptor(pixels, shape), dtype=np.float32)

@@ -145,7 +145,13 @@ def test_a_step_is_committed_before_the_next_and_writes_nothing_if_the_lease_was
 
 def test_selfies_are_served_before_photos(client: TestClient, session: Session) -> None:
     load_job_kinds()
-    assert [k.name for k in registered()] == ["selfie", "provider-erasure", "photo", "event-purge"]
+    assert [k.name for k in registered()] == [
+        "selfie",
+        "provider-erasure",
+        "photo",
+        "face-reembed",
+        "event-purge",
+    ]
     org = login(client, make_organizer(session)["username"])
     event = make_event(client, org)
     upload_photos(client, org, event["id"], {"p.png": fixture_bytes("Tom_Hanks_54745.png")})

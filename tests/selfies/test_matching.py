@@ -15,6 +15,7 @@ from PIL import Image, ImageOps
 
 from app.core.config import get_settings
 from app.core.database import session_scope
+from app.faces.providers import match_settings
 from tests.fixtures.events import A_PHOTOS, B_PHOTOS, C_PHOTOS, IndexedEvent
 from tests.helpers import (
     FIXTURES,
@@ -66,7 +67,7 @@ def test_person_a_selfie_finds_exactly_a_photos_best_first(indexed_event: Indexe
     mine = indexed_event.client.get("/api/my-photos", headers=guest).json()
     assert indexed_event.names(mine) == A_PHOTOS
     distances = [p["distance"] for p in mine["photos"]]
-    assert distances == sorted(distances) and max(distances) <= get_settings().face_match_threshold
+    assert distances == sorted(distances) and max(distances) <= match_settings(get_settings()).guard
 
 
 def test_person_b_selfie_finds_only_b_photos(indexed_event: IndexedEvent) -> None:

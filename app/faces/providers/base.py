@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+from PIL import Image
 
 from app.core.errors import Unprocessable
 from app.faces.matching import Gallery
@@ -86,7 +87,9 @@ class SelfieAnalysis:
 class SelfieRejected(Unprocessable):
     """A selfie that cannot be used; ``code`` says why and ``message`` what to do about it.
 
-    Codes: ``no_face``, ``multiple_faces``, ``face_too_small``, ``too_blurry``, ``too_dark``;
+    Codes: ``no_face``, ``multiple_faces``, ``face_too_small``, ``face_hidden`` (a mask,
+    sunglasses, or part of the face out of the frame), ``face_turned``, ``too_blurry``,
+    ``too_dark``;
     Azure Face adds ``low_quality`` (its ``qualityForRecognition``).
     """
 
@@ -165,6 +168,12 @@ class FaceLookup(Protocol):
 class FaceProvider(Protocol):
     name: str
 
+    @property
+    def model(self) -> str:
+        """The model of the signatures it makes (stored with every face and selfie template);
+        signatures of two models are never compared."""
+        ...
+
     def load_models(self) -> None:
         """Get ready in a new worker process (load models), rather than on first use."""
         ...
@@ -175,6 +184,11 @@ class FaceProvider(Protocol):
 
     def index_photo(self, data: bytes, *, event_id: int) -> list[DetectedFace]:
         """Every face of an event photo (possibly none)."""
+        ...
+
+    def index_image(self, img: Image.Image, *, event_id: int) -> list[DetectedFace]:
+        """:meth:`index_photo` of the photo already decoded (upright RGB, full size), so that
+        the photo job decodes each photo once."""
         ...
 
     def face_signature(self, face: DetectedFace) -> bytes:

@@ -1,8 +1,10 @@
-"""The local provider: dlib on this machine (``app.faces.engine``), offline, the default.
+"""The local provider: the local engine on this machine (``app.faces.engine``), offline, the
+default.
 
 A face's signature is its 128-d descriptor; matching is euclidean distance in numpy, a
 selfie against an event's whole gallery at once, a new photo's faces against the guests'
-selfies. Nothing is kept outside our database.
+selfies, only ever between descriptors of the engine's model. Nothing is kept outside our
+database.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
+from PIL import Image
 
-from app.faces.engine import LocalDlibEngine
+from app.faces.engine import LocalEngine
 from app.faces.matching import from_blob, match_many, to_blob
 from app.faces.providers.base import (
     DetectedFace,
@@ -25,26 +28,21 @@ from app.faces.providers.base import (
 
 
 class LocalProvider:
-    """dlib on this machine; matching in numpy against descriptors the caller looks up."""
+    """The local engine; matching in numpy against descriptors the caller looks up."""
 
     name = "local"
 
     def __init__(
-        self,
-        *,
-        threshold: float,
-        max_pixels: int,
-        expand: float = 0.0,
-        guard: float = 0.0,
-        detect_max_side: int = 4096,
-        upsample: int = 0,
+        self, *, engine: LocalEngine, threshold: float, expand: float = 0.0, guard: float = 0.0
     ) -> None:
-        self.engine = LocalDlibEngine(
-            max_pixels=max_pixels, detect_max_side=detect_max_side, upsample=upsample
-        )
+        self.engine = engine
         self.threshold = threshold
         self.expand = expand
         self.guard = guard
+
+    @property
+    def model(self) -> str:
+        return self.engine.model
 
     def __repr__(self) -> str:
         return (
@@ -60,6 +58,9 @@ class LocalProvider:
 
     def index_photo(self, data: bytes, *, event_id: int) -> list[DetectedFace]:  # noqa: ARG002 - the FaceProvider protocol
         return self.engine.index_photo(data)
+
+    def index_image(self, img: Image.Image, *, event_id: int) -> list[DetectedFace]:  # noqa: ARG002 - the FaceProvider protocol
+        return self.engine.index_image(img)
 
     def face_signature(self, face: DetectedFace) -> bytes:
         if face.descriptor is None:

@@ -9,12 +9,14 @@ after its indexing needs no second detection.
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING
 
 from cachetools import TTLCache
+from PIL import Image
 
 from app.faces.images import DEFAULT_MAX_PIXELS
 from app.faces.providers.azure.api import FaceApi
@@ -59,6 +61,8 @@ class AzureProvider:
     """Azure Face through the official SDK (msrest ``FaceClient``); see the package docstring."""
 
     name = "azure"
+    # A signature is a persisted face of a list of this resource: the model is the provider's.
+    model = "azure"
 
     def __init__(
         self,
@@ -219,6 +223,12 @@ class AzureProvider:
         if faces:
             self.api.train(list_id)
         return faces
+
+    def index_image(self, img: Image.Image, *, event_id: int) -> list[DetectedFace]:
+        """:meth:`index_photo` of a decoded photo (sent as a JPEG)."""
+        buffer = io.BytesIO()
+        img.save(buffer, format="JPEG", quality=92)
+        return self.index_photo(buffer.getvalue(), event_id=event_id)
 
     def face_signature(self, face: DetectedFace) -> bytes:
         if not face.ref:

@@ -1,0 +1,155 @@
+"""Switching the recognizer on a live service: an event's faces described again by the new
+model, a durable job per event (``face_reembeds``), while matching goes on.
+
+When the face workers start with a model (``FACE_RECOGNIZER``) that some event's faces were
+not made with, :func:`queue_reembeds` queues one job per such event. The job takes the
+event's photos in id order, a committed batch at a time: each photo is decoded and indexed
+again, and its new faces are stored beside the old ones (photos indexed meanwhile by the photo
+job already have them). Matching only ever compares one model: selfies checked since the
+switch search the new faces, which grow batch by batch. The last step moves each match to the
+new face of the same photo (the best overlap of the boxes, so guests keep their photos),
+deletes the old faces and re-matches the guests whose template is of the new model.
+
+Selfies: a template cannot be made again without its image, and images are deleted once the
+template is stored (``SELFIE_KEEP_IMAGE=false``). Guests whose template is of an older model
+keep the photos they had and are asked for a new selfie (``GET /api/selfie``:
+``needs_new_selfie``); with ``SELFIE_KEEP_IMAGE=true`` their selfie is checked again
+automatically.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.orm import Session
+
+from app.core import storage
+from app.core.config import get_settings
+from app.core.database import utcnow
+from app.events.models import Event, EventMembership
+from app.faces import service as faces_service
+from app.faces.images import load_rgb
+from app.faces.models import Face, FaceMatch, FaceReembed
+from app.faces.providers import get_face_provider
+from app.faces.providers.base import FaceBox, FaceProvider
+from app.jobs import wakeup
+from app.jobs.kinds import JobKind, Outcome, register
+from app.photos.models import Photo, PhotoStatus
+from app.selfies import service as selfies_service
+from app.selfies.models import Selfie, SelfieStatus
+
+#: Photos described again per committed step.
+BATCH = 10
+
+
+def queue_reembeds(*, session: Session, model: str) -> list[int]:
+    """A re-embedding job for each event with local faces of another model than ``model``
+    (none twice); selfies of another model are checked again when their image is kept. The
+    events queued."""
+    stale = select(Face.event_id).where(Face.provider == "local", Face.model != model).distinct()
+    running = select(FaceReembed.event_id).where(
+        FaceReembed.model == model, FaceReembed.status.in_(("pending", "running"))
+    )
+    events = list(
+        session.scalars(
+            select(Event.id).where(Event.id.in_(stale), Event.id.not_in(running), Event.deleting_at.is_(None))
+        )
+    )
+    for event_id in events:
+        total = session.scalar(select(func.count()).select_from(Photo).where(Photo.event_id == event_id)) or 0
+        session.add(FaceReembed(event_id=event_id, model=model, photos_total=total, status="pending"))
+    if get_settings().selfie_keep_image:
+        session.execute(
+            update(Selfie)
+            .where(Selfie.provider == "local", Selfie.model != model, Selfie.status == SelfieStatus.ready)
+            .values(status=SelfieStatus.matching, attempts=0)
+        )
+    session.flush()
+    wakeup.notify_on_commit(session)
+    return events
+
+
+def _describe_again(session: Session, photo: Photo, provider: FaceProvider) -> None:
+    if session.scalar(select(exists().where(Face.photo_id == photo.id, Face.model == provider.model))):
+        return  # indexed by the photo job since the switch
+    try:
+        img = load_rgb(storage.load(photo.original_key), max_pixels=get_settings().max_image_pixels)
+    except FileNotFoundError:
+        return  # the photo job reports it; nothing to describe
+    faces = provider.index_image(img, event_id=photo.event_id)
+    faces_service.store_faces(
+        session=session, photo_id=photo.id, event_id=photo.event_id, faces=faces, provider=provider
+    )
+
+
+def _move_matches(session: Session, event_id: int, model: str) -> None:
+    """Each match on an old face moves to the new face of its photo that overlaps it most."""
+    old = session.execute(
+        select(FaceMatch.id, FaceMatch.photo_id, Face.left, Face.top, Face.right, Face.bottom)
+        .join(Face, Face.id == FaceMatch.face_id)
+        .where(FaceMatch.event_id == event_id, Face.model != model)
+    ).all()
+    for match_id, photo_id, *box in old:
+        before = FaceBox(*box)
+        new = faces_service.photo_faces(session=session, photo_id=photo_id, model=model)
+        best = max(new, key=lambda face: face.box.iou(before), default=None)
+        if best is not None and best.box.iou(before) > 0.3:
+            session.execute(update(FaceMatch).where(FaceMatch.id == match_id).values(face_id=best.face_id))
+
+
+def handle(session: Session, job: FaceReembed) -> Outcome:
+    provider = get_face_provider()
+    if job.model != provider.model:  # the recognizer changed again: a newer job takes over
+        return Outcome({"status": "done", "finished_at": utcnow(), "error_code": "superseded"})
+    batch = list(
+        session.scalars(
+            select(Photo)
+            .where(Photo.event_id == job.event_id, Photo.id > job.last_photo_id)
+            .order_by(Photo.id)
+            .limit(BATCH)
+        )
+    )
+    if batch:
+        for photo in batch:
+            if photo.status == PhotoStatus.indexed:
+                _describe_again(session, photo, provider)
+        total = session.scalar(select(func.count()).select_from(Photo).where(Photo.event_id == job.event_id))
+        return Outcome(
+            {
+                "photos_done": job.photos_done + len(batch),
+                "photos_total": max(total or 0, job.photos_done + len(batch)),
+                "last_photo_id": batch[-1].id,
+            },
+            done=False,
+        )
+    _move_matches(session, job.event_id, provider.model)
+    session.execute(
+        delete(Face).where(
+            Face.event_id == job.event_id, Face.provider == "local", Face.model != provider.model
+        )
+    )
+    for photo in session.scalars(select(Photo).where(Photo.event_id == job.event_id)):
+        photo.faces_count = (
+            session.scalar(select(func.count()).select_from(Face).where(Face.photo_id == photo.id)) or 0
+        )
+    guests = session.scalars(
+        select(Selfie.user_id)
+        .join(EventMembership, EventMembership.user_id == Selfie.user_id)
+        .where(EventMembership.event_id == job.event_id, Selfie.model == provider.model)
+    )
+    for user_id in set(guests):
+        selfies_service.rematch(session=session, user_id=user_id)
+    return Outcome({"status": "done", "finished_at": utcnow()})
+
+
+REEMBED_JOB = register(
+    JobKind(
+        name="face-reembed",
+        model=FaceReembed,
+        todo=("pending", "running"),
+        failed_status="failed",
+        handle=handle,
+        retry_status="pending",
+        claim_status="running",
+        priority=25,  # after new photos: guests wait on those first
+    )
+)

@@ -1,0 +1,133 @@
+"""Switching the recognizer on a live service: the event's faces are described again by a
+durable job whose progress the organizer sees, guests keep their photos, and descriptors of
+two models are never compared."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from app.core.config import get_settings
+from app.core.database import session_scope
+from app.faces.models import Face
+from app.faces.providers import get_face_provider
+from app.faces.recognizers import DLIB_MODEL, SFACE_MODEL
+from app.photos.reembed import queue_reembeds
+from tests.helpers import PASSWORD, drain_jobs, fixture_bytes, selfie_verdict, upload_photos
+
+
+@pytest.fixture
+def engine_switch(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    settings = get_settings()
+
+    def use(detector: str, recognizer: str) -> None:
+        monkeypatch.setattr(settings, "face_detector", detector)
+        monkeypatch.setattr(settings, "face_recognizer", recognizer)
+        get_face_provider.cache_clear()
+
+    yield use
+    get_face_provider.cache_clear()
+
+
+def _mine(client: TestClient, headers: dict[str, str], ids: dict[str, int]) -> set[str]:
+    names = {v: k for k, v in ids.items()}
+    return {names[p["id"]] for p in client.get("/api/my-photos", headers=headers).json()["photos"]}
+
+
+def _models() -> set[str]:
+    with session_scope() as session:
+        return set(session.scalars(select(Face.model)))
+
+
+def test_switching_the_recognizer_redescribes_every_face_and_guests_keep_their_photos(
+    client: TestClient,
+    org_headers: dict[str, str],
+    event: dict[str, Any],
+    guest_headers: dict[str, str],
+    engine_switch: Any,
+) -> None:
+    engine_switch("hog", "dlib")
+    assert selfie_verdict(client, guest_headers, fixture_bytes("obama.jpg"))["status"] == "ready"
+    photos = {
+        "a2.jpg": fixture_bytes("obama2.jpg"),
+        "a3.jpg": fixture_bytes("obama3.jpg"),
+        "b.jpg": fixture_bytes("biden.jpg"),
+        "group.jpg": fixture_bytes("t1.jpg"),
+    }
+    ids = upload_photos(client, org_headers, event["id"], photos)
+    drain_jobs()
+    assert _mine(client, guest_headers, ids) == {"a2.jpg", "a3.jpg"}
+    assert _models() == {DLIB_MODEL}
+
+    engine_switch("yunet", "sface")
+    with session_scope() as session:
+        assert queue_reembeds(session=session, model=SFACE_MODEL) == [event["id"]]
+    with session_scope() as session:  # queued once
+        assert queue_reembeds(session=session, model=SFACE_MODEL) == []
+    detail = client.get(f"/api/events/{event['id']}", headers=org_headers).json()
+    assert detail["faces_reembed"] == {
+        "model": SFACE_MODEL,
+        "status": "pending",
+        "photos_done": 0,
+        "photos_total": 4,
+    }
+
+    # A guest who arrives during the switch is checked by the new model and matched against
+    # the new faces only: nothing yet, then everything once the job has run.
+    client.post(
+        "/api/register-with-event-code",
+        json={
+            "event_code": event["code"],
+            "username": "late",
+            "email": "late@example.com",
+            "password": PASSWORD,
+            "accept_face_processing": True,
+        },
+    )
+    token = client.post("/api/login", json={"login": "late", "password": PASSWORD}).json()["access_token"]
+    late = {"Authorization": f"Bearer {token}"}
+    drain_jobs()
+
+    detail = client.get(f"/api/events/{event['id']}", headers=org_headers).json()
+    assert detail["faces_reembed"] == {
+        "model": SFACE_MODEL,
+        "status": "done",
+        "photos_done": 4,
+        "photos_total": 4,
+    }
+    assert _models() == {SFACE_MODEL}
+    assert detail["faces"] == 1 + 1 + 1 + 6
+
+    # The guest of before keeps their photos (matches moved to the new faces) and is asked
+    # for a new selfie; the new guest's selfie finds the same photos.
+    assert _mine(client, guest_headers, ids) == {"a2.jpg", "a3.jpg"}
+    assert client.get("/api/selfie", headers=guest_headers).json()["needs_new_selfie"] is True
+    state = selfie_verdict(client, late, fixture_bytes("obama_partial_face.jpg"))
+    assert state["status"] == "ready" and state["needs_new_selfie"] is False
+    drain_jobs()
+    assert _mine(client, late, ids) == {"a2.jpg", "a3.jpg"}
+
+    assert selfie_verdict(client, guest_headers, fixture_bytes("obama.jpg"))["needs_new_selfie"] is False
+    drain_jobs()
+    assert _mine(client, guest_headers, ids) == {"a2.jpg", "a3.jpg"}
+
+
+def test_faces_of_another_model_are_never_matched(
+    client: TestClient,
+    org_headers: dict[str, str],
+    event: dict[str, Any],
+    guest_headers: dict[str, str],
+    engine_switch: Any,
+) -> None:
+    engine_switch("hog", "dlib")
+    ids = upload_photos(client, org_headers, event["id"], {"a2.jpg": fixture_bytes("obama2.jpg")})
+    drain_jobs()
+    engine_switch("yunet", "sface")
+    # No re-embedding queued: the selfie, checked by SFace, finds nothing among dlib's faces.
+    assert selfie_verdict(client, guest_headers, fixture_bytes("obama.jpg"))["status"] == "ready"
+    drain_jobs()
+    assert _mine(client, guest_headers, ids) == set()
