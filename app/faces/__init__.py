@@ -1,4 +1,5 @@
-"""Face pipeline: image decoding (`images`), face engines (`engine`) and matching (`matching`).
+"""Face pipeline: image decoding (`images`), the local engine (`engine`, with `detectors`,
+`recognizers` and their model files in `weights`), providers and matching (`matching`).
 
-Only `engine.LocalDlibEngine` touches dlib, and only when it first analyses an image.
+OpenCV and dlib are imported only when a detector or recognizer first loads its model.
 """
