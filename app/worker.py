@@ -37,8 +37,14 @@ def queue_reembeds() -> None:
     from app.faces.recognizers import model_of
     from app.photos.reembed import queue_reembeds as queue
 
-    with session_scope() as session:
-        queued = queue(session=session, model=model_of(settings.face_recognizer))
+    try:
+        with session_scope() as session:
+            queued = queue(session=session, model=model_of(settings.face_recognizer))
+    except Exception:  # the pool must start even when the database cannot answer yet
+        logging.getLogger("app.worker").warning(
+            "could not look for faces of another model; looked for again at the next start", exc_info=True
+        )
+        return
     if queued:
         logging.getLogger("app.worker").info(
             "face model %s: re-describing the faces of %d event(s)",

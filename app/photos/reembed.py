@@ -30,7 +30,7 @@ from app.faces import service as faces_service
 from app.faces.images import load_rgb
 from app.faces.models import Face, FaceMatch, FaceReembed
 from app.faces.providers import get_face_provider
-from app.faces.providers.base import FaceBox, FaceProvider
+from app.faces.providers.base import FaceBox, FaceProvider, StoredFace
 from app.jobs import wakeup
 from app.jobs.kinds import JobKind, Outcome, register
 from app.photos.models import Photo, PhotoStatus
@@ -87,11 +87,14 @@ def _move_matches(session: Session, event_id: int, model: str) -> None:
         select(FaceMatch.id, FaceMatch.photo_id, Face.left, Face.top, Face.right, Face.bottom)
         .join(Face, Face.id == FaceMatch.face_id)
         .where(FaceMatch.event_id == event_id, Face.model != model)
+        .order_by(FaceMatch.photo_id)
     ).all()
+    new: dict[int, list[StoredFace]] = {}
     for match_id, photo_id, *box in old:
         before = FaceBox(*box)
-        new = faces_service.photo_faces(session=session, photo_id=photo_id, model=model)
-        best = max(new, key=lambda face: face.box.iou(before), default=None)
+        if photo_id not in new:
+            new[photo_id] = faces_service.photo_faces(session=session, photo_id=photo_id, model=model)
+        best = max(new[photo_id], key=lambda face: face.box.iou(before), default=None)
         if best is not None and best.box.iou(before) > 0.3:
             session.execute(update(FaceMatch).where(FaceMatch.id == match_id).values(face_id=best.face_id))
 
@@ -127,10 +130,8 @@ def handle(session: Session, job: FaceReembed) -> Outcome:
             Face.event_id == job.event_id, Face.provider == "local", Face.model != provider.model
         )
     )
-    for photo in session.scalars(select(Photo).where(Photo.event_id == job.event_id)):
-        photo.faces_count = (
-            session.scalar(select(func.count()).select_from(Face).where(Face.photo_id == photo.id)) or 0
-        )
+    faces_of_photo = select(func.count()).select_from(Face).where(Face.photo_id == Photo.id).scalar_subquery()
+    session.execute(update(Photo).where(Photo.event_id == job.event_id).values(faces_count=faces_of_photo))
     guests = session.scalars(
         select(Selfie.user_id)
         .join(EventMembership, EventMembership.user_id == Selfie.user_id)

@@ -71,7 +71,9 @@ def _progress(session: SessionDep, event: Event) -> dict[str, object]:
         session=session, event_id=event.id, status=None, limit=PROGRESS_LIMIT, offset=0
     )
     guests = selfies_service.event_guests(session=session, event_id=event.id)
+    reembed = photos_service.reembed_progress(session=session, event_id=event.id)
     return {
+        "reembed": reembed if reembed is not None and reembed.status in ("pending", "running") else None,
         "event": event,
         "counts": photos_service.photo_counts(session=session, event_id=event.id),
         "faces": photos_service.faces_count(session=session, event_id=event.id),
@@ -79,7 +81,8 @@ def _progress(session: SessionDep, event: Event) -> dict[str, object]:
         "photos": photos,
         "guests": guests,
         "selfies_ready": sum(1 for g in guests if g.selfie_status == "ready"),
-        "busy": any(p.status in (PhotoStatus.pending, PhotoStatus.processing) for p in photos),
+        "busy": reembed is not None and reembed.status in ("pending", "running")
+        or any(p.status in (PhotoStatus.pending, PhotoStatus.processing) for p in photos),
     }
 
 

@@ -4,6 +4,8 @@ two models are never compared."""
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +20,8 @@ from app.faces.providers import get_face_provider
 from app.faces.recognizers import DLIB_MODEL, SFACE_MODEL
 from app.photos.reembed import queue_reembeds
 from tests.helpers import PASSWORD, drain_jobs, fixture_bytes, selfie_verdict, upload_photos
+
+CSRF = re.compile(r'name="csrf-token" content="([0-9a-f]+)"')
 
 
 @pytest.fixture
@@ -38,6 +42,18 @@ def _mine(client: TestClient, headers: dict[str, str], ids: dict[str, int]) -> s
     return {names[p["id"]] for p in client.get("/api/my-photos", headers=headers).json()["photos"]}
 
 
+def _dashboard(username: str, event_id: int) -> str:
+    """The organizer's event page, in English, signed in through the login form."""
+    from main import app
+
+    with TestClient(app, base_url="https://testserver", headers={"Accept-Language": "en"}) as web:
+        token = CSRF.search(web.get("/login").text)
+        assert token
+        form = {"csrf_token": token.group(1), "login": username, "password": PASSWORD}
+        web.post("/login", data=form, follow_redirects=False)
+        return html.unescape(web.get(f"/organizer/events/{event_id}").text)
+
+
 def _models() -> set[str]:
     with session_scope() as session:
         return set(session.scalars(select(Face.model)))
@@ -45,6 +61,7 @@ def _models() -> set[str]:
 
 def test_switching_the_recognizer_redescribes_every_face_and_guests_keep_their_photos(
     client: TestClient,
+    organizer: dict[str, Any],
     org_headers: dict[str, str],
     event: dict[str, Any],
     guest_headers: dict[str, str],
@@ -75,6 +92,7 @@ def test_switching_the_recognizer_redescribes_every_face_and_guests_keep_their_p
         "photos_done": 0,
         "photos_total": 4,
     }
+    assert "(0 / 4 photos)" in _dashboard(organizer["username"], event["id"])
 
     # A guest who arrives during the switch is checked by the new model and matched against
     # the new faces only: nothing yet, then everything once the job has run.
@@ -101,6 +119,7 @@ def test_switching_the_recognizer_redescribes_every_face_and_guests_keep_their_p
     }
     assert _models() == {SFACE_MODEL}
     assert detail["faces"] == 1 + 1 + 1 + 6
+    assert 'id="reembed"' not in _dashboard(organizer["username"], event["id"])
 
     # The guest of before keeps their photos (matches moved to the new faces) and is asked
     # for a new selfie; the new guest's selfie finds the same photos.

@@ -1,0 +1,155 @@
+"""CPU of the whole service per selfie and per 12 MP crowd photo, read from /proc.
+
+    .venv/bin/python -m benchmarks.service_cpu [--guests 13] [--photos 8] [--workers 8]
+
+Starts the service as ``make run`` does (Gunicorn with ``gunicorn_config.py``: web workers and
+the embedded face-worker pool) on a scratch database (SQLite, or ``DATABASE_URL``). Guests are
+registered and logged in first; then the CPU time (user + system, from ``/proc/<pid>/stat``)
+of every process of the server is read before and after:
+
+- each guest uploads one selfie at once and follows it with the long-poll to its verdict
+  and matches (HTTP, the selfie job, the face check and the matching);
+- the organizer uploads crowd frames of 12 MP (``benchmarks.match_quality.make_crowd``) and
+  waits until every one is indexed (HTTP, faces, thumbnail, served copy, matching).
+
+Printed: CPU per selfie and per photo for the whole service, and the wall time of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from app.faces.engine import LocalDlibEngine
+from benchmarks._server import ROOT, running_server
+from benchmarks.match_quality import DEVSET, make_crowd
+
+PASSWORD = "correct horse battery staple"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    # ppid, then utime, stime, cutime, cstime (fields 4 and 14-17 of proc(5))
+    return int(fields[1]), sum(int(v) for v in fields[11:15]) / TICK
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds of ``root`` and every process below it (exited children included through
+    their parent's cutime and cstime)."""
+    stats = {int(p): s for p in os.listdir("/proc") if p.isdigit() and (s := _stat(int(p))) is not None}
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += stats.get(pid, (0, 0.0))[1]
+        todo.extend(child for child, (ppid, _) in stats.items() if ppid == pid)
+    return total
+
+
+def server_pid() -> int:
+    """The Gunicorn master this process started."""
+    me = os.getpid()
+    for p in os.listdir("/proc"):
+        stat = _stat(int(p)) if p.isdigit() else None
+        if stat is not None and stat[0] == me and b"gunicorn" in Path(f"/proc/{p}/cmdline").read_bytes():
+            return int(p)
+    raise RuntimeError("no Gunicorn master among this process's children")
+
+
+def _verdict(base: str, token: str, data: bytes) -> float:
+    headers = {"Authorization": f"Bearer {token}"}
+    started = time.monotonic()
+    r = httpx.post(
+        f"{base}/api/upload-selfie", files={"file": ("selfie.jpg", data)}, headers=headers, timeout=60
+    )
+    r.raise_for_status()
+    while True:
+        state = httpx.get(f"{base}/api/selfie?wait=30", headers=headers, timeout=60).json()
+        if state["status"] not in ("checking", "matching"):
+            return time.monotonic() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--guests", type=int, default=13)
+    parser.add_argument("--photos", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=8, help="web workers (make run: 8)")
+    args = parser.parse_args(argv)
+    selfies = [p.read_bytes() for p in sorted(DEVSET.glob("[!g]*.jpg"))]
+    frames = [p.data for p in make_crowd(LocalDlibEngine(), DEVSET, frames=args.photos, seed=23).photos]
+    with running_server(workers=args.workers) as (base, environ):
+        create = [
+            "create-organizer",
+            "--username",
+            "boss",
+            "--email",
+            "boss@example.com",
+            "--password",
+            PASSWORD,
+        ]
+        subprocess.run(
+            [sys.executable, "-m", "app", *create], cwd=ROOT, env=environ, check=True, capture_output=True
+        )
+        login = httpx.post(f"{base}/api/login", json={"login": "boss", "password": PASSWORD}, timeout=60)
+        org = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        event = httpx.post(f"{base}/api/events", json={"name": "Bench"}, headers=org, timeout=60).json()
+        tokens = []
+        for i in range(args.guests):
+            r = httpx.post(
+                f"{base}/api/register-with-event-code",
+                json={"event_code": event["code"], "username": f"guest{i}", "email": f"guest{i}@example.com",
+                      "password": PASSWORD, "accept_face_processing": True},
+                timeout=60,
+            )  # fmt: skip
+            tokens.append(r.json()["access_token"])
+        pid = server_pid()
+        time.sleep(3)  # the face workers have loaded their models
+        before = tree_cpu(pid)
+        with ThreadPoolExecutor(args.guests) as pool:
+            waits = list(
+                pool.map(
+                    _verdict,
+                    [base] * args.guests,
+                    tokens,
+                    [selfies[i % len(selfies)] for i in range(args.guests)],
+                )
+            )
+        cpu = tree_cpu(pid) - before
+        print(
+            f"{args.guests} selfies at once: {1000 * cpu / args.guests:.0f} ms of CPU per selfie "
+            f"for the whole service; last verdict after {max(waits):.1f} s"
+        )
+        before, started = tree_cpu(pid), time.monotonic()
+        files = [("files", (f"crowd-{i}.jpg", data)) for i, data in enumerate(frames)]
+        httpx.post(
+            f"{base}/api/events/{event['id']}/photos", files=files, headers=org, timeout=120
+        ).raise_for_status()
+        while True:
+            counts = httpx.get(f"{base}/api/events/{event['id']}", headers=org, timeout=60).json()["photos"]
+            if counts["pending"] == counts["processing"] == 0:
+                break
+            time.sleep(0.5)
+        cpu = tree_cpu(pid) - before
+        print(
+            f"{args.photos} crowd photos of 12 MP: {1000 * cpu / args.photos:.0f} ms of CPU per photo "
+            f"for the whole service (upload, faces, thumbnail, served copy, matching); all indexed after "
+            f"{time.monotonic() - started:.1f} s; {counts}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
