@@ -102,7 +102,7 @@ def _move_matches(session: Session, event_id: int, model: str) -> None:
 def handle(session: Session, job: FaceReembed) -> Outcome:
     provider = get_face_provider()
     if job.model != provider.model:  # the recognizer changed again: a newer job takes over
-        return Outcome({"status": "done", "finished_at": utcnow(), "error_code": "superseded"})
+        return Outcome({"status": "superseded", "finished_at": utcnow()})
     batch = list(
         session.scalars(
             select(Photo)

@@ -150,3 +150,20 @@ def test_faces_of_another_model_are_never_matched(
     assert selfie_verdict(client, guest_headers, fixture_bytes("obama.jpg"))["status"] == "ready"
     drain_jobs()
     assert _mine(client, guest_headers, ids) == set()
+
+
+def test_a_switch_undone_before_its_job_ran_gives_way_to_the_configured_model(
+    client: TestClient,
+    org_headers: dict[str, str],
+    event: dict[str, Any],
+    engine_switch: Any,
+) -> None:
+    engine_switch("hog", "dlib")
+    upload_photos(client, org_headers, event["id"], {"a2.jpg": fixture_bytes("obama2.jpg")})
+    drain_jobs()
+    with session_scope() as session:  # queued for SFace, then the operator went back to dlib
+        assert queue_reembeds(session=session, model=SFACE_MODEL) == [event["id"]]
+    drain_jobs()
+    detail = client.get(f"/api/events/{event['id']}", headers=org_headers).json()
+    assert detail["faces_reembed"]["status"] == "superseded"
+    assert _models() == {DLIB_MODEL}
