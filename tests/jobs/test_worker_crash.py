@@ -153,7 +153,13 @@ def test_a_kill_9_during_a_burst_of_30_selfies_leaves_each_with_exactly_one_verd
     outcomes = _selfie_lines(log_path.read_text())
     for i, selfie_id in enumerate(selfie_ids):
         expected = ["rejected"] if i % 6 == 0 else ["matching", "ready"]
-        assert outcomes.get(selfie_id) == expected, (selfie_id, outcomes.get(selfie_id))
+        logged = outcomes.get(selfie_id) or []
+        if selfie_id == held[0]:
+            # The kill may land between the victim's commit of its first step and the log line
+            # that follows it: the log then lacks a step that was committed once.
+            assert logged == expected[-len(logged) :] and logged[-1:] == expected[-1:], (selfie_id, logged)
+        else:
+            assert logged == expected, (selfie_id, logged)
     # The selfie the victim held was finished by the other worker, after its lease expired.
     assert session.get(Selfie, held[0]).attempts == 2  # type: ignore[union-attr]
     matched = session.scalar(select(func.count()).select_from(FaceMatch))
