@@ -27,6 +27,7 @@ from fastapi import Depends
 from filelock import FileLock
 from filelock import Timeout as FileLockTimeout
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import QueuePool
@@ -151,7 +152,9 @@ def _sqlite_on_connect(settings: Settings) -> Any:
     return on_connect
 
 
-_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC")
+# A savepoint begins a transaction (pysqlite) that is there to write: its reads must see what
+# its writes will be checked against, so it waits for the write queue before it starts.
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC", "SAVEPO")
 
 
 def _write_queue_connection(lock_path: str, timeout: float) -> type[sqlite3.Connection]:
@@ -291,6 +294,17 @@ def _remember_flush(session: Session, _context: Any) -> None:
 def _forget_flush(session: Session, transaction: Any) -> None:
     if transaction.parent is None:
         session.info.pop("flushed", None)
+
+
+def is_write_conflict(exc: BaseException) -> bool:
+    """SQLite refused a write because another connection committed since this transaction's
+    first read (its WAL snapshot is stale: SQLITE_BUSY at once, without waiting), or the write
+    queue's wait ran out. Nothing in the transaction can fix it; running it again can."""
+    return (
+        isinstance(exc, sa_exc.OperationalError)
+        and isinstance(exc.orig, sqlite3.OperationalError)
+        and "database is locked" in str(exc.orig)
+    )
 
 
 def commit_now(session: Session) -> None:

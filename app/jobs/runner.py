@@ -30,12 +30,14 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings, get_settings
-from app.core.database import session_scope
+from app.core.database import is_write_conflict, session_scope
 from app.jobs import queue
 from app.jobs.kinds import JobKind, Outcome, Postpone, registered
 from app.jobs.wakeup import WakeListener, listener_name
 
 log = logging.getLogger("app.jobs")
+#: A job that lost a write race on SQLite runs again this soon, its attempt not counted.
+WRITE_CONFLICT_RETRY_SECONDS = 0.05
 
 
 class Heartbeat:
@@ -94,6 +96,10 @@ def _decide(kind: JobKind, session: Session, job: Any, settings: Settings) -> Ou
         return Outcome({**values, "error_message": exc.message[:2000]}, retry_after=exc.retry_after)
     except Exception as exc:
         session.rollback()
+        if is_write_conflict(exc):  # another worker wrote first (SQLite): run it again soon
+            log.info("%s %s: another worker wrote first; run again", kind.name, job.id)
+            values = {"status": retry_status, "attempts": kind.model.attempts - 1}
+            return Outcome(values, retry_after=WRITE_CONFLICT_RETRY_SECONDS)
         log.exception("%s %s failed (attempt %d)", kind.name, job.id, attempts)
         values = {"error_code": "processing_error", "error_message": f"{type(exc).__name__}: {exc}"[:2000]}
         if attempts >= settings.job_max_attempts:

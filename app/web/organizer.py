@@ -81,7 +81,7 @@ def _progress(session: SessionDep, event: Event) -> dict[str, object]:
         "photos": photos,
         "guests": guests,
         "selfies_ready": sum(1 for g in guests if g.selfie_status == "ready"),
-        "busy": reembed is not None and reembed.status in ("pending", "running")
+        "busy": (reembed is not None and reembed.status in ("pending", "running"))
         or any(p.status in (PhotoStatus.pending, PhotoStatus.processing) for p in photos),
     }
 

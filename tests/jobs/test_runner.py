@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from datetime import timedelta
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
@@ -198,3 +199,38 @@ def test_an_expired_lease_is_reclaimed_by_the_next_worker_that_looks(
     session.commit()
     assert runner.run_one(_kind(lambda _s, _p: Outcome({"status": PhotoStatus.indexed})), worker_id="alive")
     assert _reload(session, photo_id).status == PhotoStatus.indexed
+
+
+def test_a_job_that_loses_a_write_race_on_sqlite_runs_again_without_using_an_attempt(
+    client: TestClient, session: Session
+) -> None:
+    """On SQLite a transaction reads, another connection commits a write, and the first one's
+    write is refused at once (its snapshot is stale). Our own processes queue their writing
+    transactions (savepoints included), so here the other writer bypasses the queue; whatever
+    the cause, a lost write race is no failure of the job."""
+    if session.get_bind().dialect.name != "sqlite":
+        pytest.skip("a stale WAL snapshot is SQLite's")
+    photo_id = _photo(client, session)
+    calls: list[int] = []
+
+    def racing(job_session: Session, photo: Photo) -> Outcome:
+        calls.append(photo.attempts)
+        # A savepoint (as the photo job's matching step takes) begins the transaction, so its
+        # first read fixes the snapshot the later write needs to be current.
+        with job_session.begin_nested():
+            job_session.scalar(select(Photo.faces_count).where(Photo.id == photo_id))
+            if len(calls) == 1:  # another writer commits meanwhile
+                with sqlite3.connect(str(job_session.get_bind().url.database)) as other:
+                    other.execute("UPDATE photos SET error_message = 'other' WHERE id = ?", (photo_id,))
+            job_session.execute(update(Photo).where(Photo.id == photo_id).values(faces_count=7))
+        return Outcome({"status": PhotoStatus.indexed})
+
+    kind = _kind(racing)
+    assert runner.run_one(kind, worker_id="w")
+    photo = _reload(session, photo_id)
+    assert (photo.status, photo.attempts, photo.error_code) == (PhotoStatus.pending, 0, None)
+    time.sleep(runner.WRITE_CONFLICT_RETRY_SECONDS + 0.05)
+    assert runner.run_one(kind, worker_id="w")
+    photo = _reload(session, photo_id)
+    assert (photo.status, photo.attempts, photo.faces_count) == (PhotoStatus.indexed, 1, 7)
+    assert calls == [1, 1]
