@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
@@ -47,6 +48,11 @@ def body_limit_for(path: str) -> int:
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     # Runs in each worker after the fork.
     take_reading()  # this worker's first "last minute" window starts now
+    # A thread for every request the worker admits (MAX_IN_FLIGHT): a request holding a pooled
+    # connection must never wait for a thread to send its answer while the threads are all
+    # taken by requests waiting for that connection (which only the pool timeout would end).
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    limiter.total_tokens = max(limiter.total_tokens, get_settings().max_in_flight + 8)
     try:
         await run_in_threadpool(warm_up)
     except Exception:  # a database that is down must not stop the worker from starting
