@@ -1,4 +1,5 @@
-"""Benchmark and calibration of the face pipeline on the real fixtures.
+"""Benchmark and calibration of the dlib engine (``FACE_DETECTOR=hog FACE_RECOGNIZER=dlib``,
+the fallback) on the real fixtures; the engines side by side are ``benchmarks/engines.py``.
 
 Run from the repository root: ``.venv/bin/python benchmarks/faces_bench.py``.
 
@@ -21,7 +22,8 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image
 
-from app.faces.engine import LocalDlibEngine, _load_models
+from app.faces.detectors import _hog_detector
+from app.faces.engine import LocalDlibEngine
 from app.faces.images import downscale, load_rgb
 from app.faces.matching import Gallery
 from app.faces.providers.base import SelfieRejected
@@ -87,7 +89,7 @@ def cpu_ms(func: Callable[[], T], repeat: int = 1) -> tuple[float, T]:
 
 def detection_sweep(engine: LocalDlibEngine, composite: bytes) -> None:
     print("== Detection sweep: dlib HOG on the downscaled image, faces found / CPU ms")
-    detector = _load_models().detector
+    detector = _hog_detector()
     images = {
         "t1.jpg 1280x886 (6 faces)": load_rgb(read("t1.jpg"), max_pixels=engine.max_pixels),
         f"composite 4000x3000 ({COMPOSITE_FACES} faces)": load_rgb(composite, max_pixels=engine.max_pixels),

@@ -1,6 +1,7 @@
 """Matching quality you can rerun: per-guest precision and recall, and a threshold curve.
 
-Two labelled sets, both run through the real pipeline (the local dlib engine for selfies and
+Two labelled sets, both run through the real pipeline (the configured engine, FACE_DETECTOR and
+FACE_RECOGNIZER, for selfies and
 photos, ``app.faces.matching`` for the search):
 
 - ``devset``: ``tests/fixtures/devset``, a copy of ``../shared/faces/devset`` (or
@@ -11,7 +12,7 @@ photos, ``app.faces.matching`` for the search):
   quality 40. Each composite records who is where, so the detector's recall (faces found /
   faces placed) is measured too.
 
-    .venv/bin/python -m benchmarks.match_quality [--threshold 0.5] [--sets devset degraded]
+    .venv/bin/python -m benchmarks.match_quality [--threshold 1.0] [--sets devset degraded crowd speed]
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 from app.core.config import get_settings
-from app.faces.engine import LocalDlibEngine, LocalEngine
+from app.faces.engine import LocalDlibEngine, LocalEngine, build_engine
 from app.faces.matching import Gallery
+from app.faces.providers import match_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVSET = ROOT / "tests" / "fixtures" / "devset"  # a copy of ../shared/faces/devset
-CURVE = [round(0.40 + 0.02 * i, 2) for i in range(14)]
+#: The curve and the grid are taken around the distances in use (each model has its scale).
+STEPS = (0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15)
 
 
 @dataclass
@@ -272,13 +275,15 @@ def report(
             f"(tp {guest.tp} fp {guest.fp} fn {guest.fn})"
         )
     curve = ", ".join(
-        f"{t:.2f}: {s.precision:.3f}/{s.recall:.3f}" for t in CURVE for s in [score(indexed, probes, t)[0]]
+        f"{t:.2f}: {s.precision:.3f}/{s.recall:.3f}"
+        for t in (round(threshold * f, 3) for f in STEPS)
+        for s in [score(indexed, probes, t)[0]]
     )
     print(f"plain threshold curve (threshold: precision/recall): {curve}")
     grid = ", ".join(
         f"{ex:.2f}/{gd:.2f}: {s.precision:.3f}/{s.recall:.3f}"
-        for ex in (0.45, 0.50, 0.55)
-        for gd in (0.55, 0.60, 0.65)
+        for ex in (round(expand * 0.9, 3), expand, round(expand * 1.1, 3))
+        for gd in (round(guard * 0.95, 3), guard, round(guard * 1.05, 3))
         for s in [score(indexed, probes, threshold, ex, gd)[0]]
     )
     print(f"expansion at threshold {threshold} (expand/guard: precision/recall): {grid}")
@@ -307,17 +312,24 @@ def speed(threshold: float, expand: float, guard: float, size: int = 100_000, ow
 
 def main(argv: Iterable[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--threshold", type=float, default=get_settings().face_match_threshold)
-    parser.add_argument("--devset", type=Path, default=DEVSET)
     defaults = get_settings()
-    parser.add_argument("--expand", type=float, default=defaults.face_match_expand)
-    parser.add_argument("--guard", type=float, default=defaults.face_match_guard)
+    distances = match_settings(defaults)
+    parser.add_argument("--threshold", type=float, default=distances.threshold)
+    parser.add_argument("--devset", type=Path, default=DEVSET)
+    parser.add_argument("--expand", type=float, default=distances.expand)
+    parser.add_argument("--guard", type=float, default=distances.guard)
     parser.add_argument("--detect-max-side", type=int, default=defaults.face_detect_max_side)
     parser.add_argument("--upsample", type=int, default=defaults.face_detect_upsample)
-    parser.add_argument("--sets", nargs="+", default=["devset", "degraded", "speed"])
+    parser.add_argument("--sets", nargs="+", default=["devset", "degraded", "crowd", "speed"])
     parser.add_argument("--degradations", nargs="+", help="only these degraded sets, e.g. 40px 60px 80px")
     args = parser.parse_args(list(argv) if argv is not None else None)
-    engine = LocalDlibEngine(detect_max_side=args.detect_max_side, upsample=args.upsample)
+    engine = build_engine(
+        detector=defaults.face_detector,
+        recognizer=defaults.face_recognizer,
+        detect_max_side=args.detect_max_side,
+        upsample=args.upsample,
+        photo_min_face_px=defaults.face_photo_min_px,
+    )
     print(f"engine: {engine!r}")
     devset = load_devset(args.devset)
     probes = selfie_probes(engine, devset)
@@ -331,6 +343,9 @@ def main(argv: Iterable[str] | None = None) -> None:
             report(
                 f"degraded {label}", index(engine, labelled), probes, args.threshold, args.expand, args.guard
             )
+    if "crowd" in args.sets:  # cut with the dlib engine, as benchmarks.engines does
+        crowd = make_crowd(LocalDlibEngine(), args.devset)
+        report("crowd", index(engine, crowd), probes, args.threshold, args.expand, args.guard)
     if "speed" in args.sets:
         speed(args.threshold, args.expand, args.guard)
 
