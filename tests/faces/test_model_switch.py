@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.core.config import get_settings
 from app.core.database import session_scope
 from app.faces.models import Face
 from app.faces.providers import get_face_provider
 from app.faces.recognizers import DLIB_MODEL, SFACE_MODEL
+from app.photos.models import Photo, PhotoStatus
 from app.photos.reembed import queue_reembeds
 from tests.helpers import PASSWORD, drain_jobs, fixture_bytes, selfie_verdict, upload_photos
 
@@ -167,3 +168,24 @@ def test_a_switch_undone_before_its_job_ran_gives_way_to_the_configured_model(
     detail = client.get(f"/api/events/{event['id']}", headers=org_headers).json()
     assert detail["faces_reembed"]["status"] == "superseded"
     assert _models() == {DLIB_MODEL}
+
+
+def test_a_photo_whose_faces_were_found_before_the_switch_is_matched_with_the_new_model(
+    client: TestClient,
+    org_headers: dict[str, str],
+    event: dict[str, Any],
+    guest_headers: dict[str, str],
+    engine_switch: Any,
+) -> None:
+    """The face pool restarted with the new recognizer between a photo's two steps (faces
+    found and committed, matches not yet): the faces are found again by the new model."""
+    engine_switch("hog", "dlib")
+    ids = upload_photos(client, org_headers, event["id"], {"a2.jpg": fixture_bytes("obama2.jpg")})
+    drain_jobs()
+    with session_scope() as session:  # as a worker that died after the first step leaves it
+        session.execute(update(Photo).values(status=PhotoStatus.processing, lease_expires_at=None))
+    engine_switch("yunet", "sface")
+    assert selfie_verdict(client, guest_headers, fixture_bytes("obama.jpg"))["status"] == "ready"
+    drain_jobs()
+    assert _mine(client, guest_headers, ids) == {"a2.jpg"}
+    assert _models() == {DLIB_MODEL, SFACE_MODEL}  # the old face goes with the event's re-description
