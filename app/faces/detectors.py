@@ -32,6 +32,10 @@ class Detection:
 
 class Detector(Protocol):
     name: str
+    gives_landmarks: bool
+    #: Selfies are decoded at no more than this long side (None: full size, for a detector
+    #: that needs large faces).
+    selfie_side: int | None
 
     def load(self) -> None: ...
 
@@ -84,6 +88,8 @@ class YuNetDetector:
     """
 
     name = "yunet"
+    gives_landmarks = True
+    selfie_side: int | None = 1600  # a usable selfie face is large; the browser sends 1600 px
 
     def __init__(self, *, score_threshold: float = 0.6, nms_threshold: float = 0.3) -> None:
         self.score_threshold = score_threshold
@@ -203,6 +209,8 @@ class HogDetector:
     ``min_face_px`` cannot be asked of it: the scale is the operator's (``FACE_DETECT_*``)."""
 
     name = "hog"
+    gives_landmarks = False
+    selfie_side: int | None = None  # HOG misses faces under about 80 px: it needs them all
 
     def __init__(self, *, max_side: int = 4096, upsample: int = 0, quick_side: int = 800) -> None:
         self.max_side = max_side

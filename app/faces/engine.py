@@ -32,9 +32,6 @@ from app.faces.recognizers import RECOGNIZERS, DlibRecognizer, Recognizer, SFace
 
 #: Side of the square greyscale face crop the sharpness and brightness metrics are taken on.
 QUALITY_CROP_PX = 150
-#: Selfies are decoded at no more than this (long side, JPEG's reduced decoding): a usable
-#: selfie face is large, and the browser already sends 1600 px.
-SELFIE_DECODE_SIDE = 1600
 #: How far the nose may sit from the middle of the eyes, in eye distances, on a selfie
 #: (0-0.25 on selfies facing the camera, about 0.6 at a three-quarter turn).
 MAX_SELFIE_YAW = 0.45
@@ -153,7 +150,7 @@ class LocalEngine:
     ) -> None:
         if max_pixels < 1 or photo_min_face_px < 8 or min_face_px < 0:
             raise ValueError("invalid LocalEngine settings")
-        if recognizer.needs_landmarks and isinstance(detector, HogDetector):
+        if recognizer.needs_landmarks and not detector.gives_landmarks:
             raise ValueError(f"the {recognizer.name} recognizer needs a detector with landmarks (yunet)")
         self.detector = detector
         self.recognizer = recognizer
@@ -182,10 +179,11 @@ class LocalEngine:
         self.recognizer.load()
 
     def analyze_selfie(self, data: bytes, *, strict: bool) -> SelfieAnalysis:
-        if isinstance(self.detector, HogDetector):  # HOG needs the full image for small faces
+        side = self.detector.selfie_side
+        if side is None:
             img, factor = load_rgb(data, max_pixels=self.max_pixels), 1.0
-        else:
-            img, factor = load_rgb_reduced(data, max_pixels=self.max_pixels, side=SELFIE_DECODE_SIDE)
+        else:  # JPEG's reduced decoding: a fraction of the cost of a full decode
+            img, factor = load_rgb_reduced(data, max_pixels=self.max_pixels, side=side)
         # A usable selfie face is large: a quick pass on a small copy finds it at a fraction
         # of the cost; only when it finds none or several does the thorough photo pass run,
         # so that a small face is reported as too small rather than missing, and every face
@@ -259,20 +257,29 @@ def _scaled(box: FaceBox, factor: float) -> FaceBox:
 
 
 def build_engine(
-    *, detector: str, recognizer: str, max_pixels: int = DEFAULT_MAX_PIXELS, **options: Any
+    *,
+    detector: str,
+    recognizer: str,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    photo_min_face_px: int = 36,
+    detect_max_side: int = 4096,
+    upsample: int = 0,
 ) -> LocalEngine:
-    """The engine named by the settings (``FACE_DETECTOR``, ``FACE_RECOGNIZER``).
-    ``options``: ``detect_max_side`` and ``upsample`` for HOG, ``photo_min_face_px``."""
+    """The engine named by the settings (``FACE_DETECTOR``, ``FACE_RECOGNIZER``);
+    ``detect_max_side`` and ``upsample`` are HOG's."""
     det: Detector
     if detector == "yunet":
         det = YuNetDetector()
     elif detector == "hog":
-        det = HogDetector(max_side=options.pop("detect_max_side", 4096), upsample=options.pop("upsample", 0))
+        det = HogDetector(max_side=detect_max_side, upsample=upsample)
     else:
         raise ValueError(f"unknown face detector {detector!r}")
-    options.pop("detect_max_side", None)
-    options.pop("upsample", None)
-    return LocalEngine(detector=det, recognizer=RECOGNIZERS[recognizer](), max_pixels=max_pixels, **options)
+    return LocalEngine(
+        detector=det,
+        recognizer=RECOGNIZERS[recognizer](),
+        max_pixels=max_pixels,
+        photo_min_face_px=photo_min_face_px,
+    )
 
 
 class LocalDlibEngine(LocalEngine):

@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.faces.matching import Gallery, from_blob
@@ -196,6 +196,39 @@ def photo_faces(*, session: Session, photo_id: int, model: str) -> list[StoredFa
         .order_by(Face.id)
     )
     return [StoredFace(r.id, FaceBox(r.left, r.top, r.right, r.bottom), r.descriptor) for r in rows]
+
+
+def has_faces(*, session: Session, photo_id: int, model: str) -> bool:
+    """Whether ``model`` has described faces of the photo."""
+    return bool(session.scalar(select(exists().where(Face.photo_id == photo_id, Face.model == model))))
+
+
+def events_of_other_models(*, session: Session, model: str) -> set[int]:
+    """The events with local faces described by another model than ``model``."""
+    stmt = select(Face.event_id).where(Face.provider == "local", Face.model != model).distinct()
+    return set(session.scalars(stmt))
+
+
+def move_to_model(*, session: Session, event_id: int, model: str) -> None:
+    """The event's faces of other (local) models go, each match first moved to the face of
+    ``model`` in the same photo that overlaps its old face most (a guest keeps the photo)."""
+    old = session.execute(
+        select(FaceMatch.id, FaceMatch.photo_id, Face.left, Face.top, Face.right, Face.bottom)
+        .join(Face, Face.id == FaceMatch.face_id)
+        .where(FaceMatch.event_id == event_id, Face.model != model)
+        .order_by(FaceMatch.photo_id)
+    ).all()
+    new: dict[int, list[StoredFace]] = {}
+    for match_id, photo_id, *box in old:
+        before = FaceBox(*box)
+        if photo_id not in new:
+            new[photo_id] = photo_faces(session=session, photo_id=photo_id, model=model)
+        best = max(new[photo_id], key=lambda face: face.box.iou(before), default=None)
+        if best is not None and best.box.iou(before) > 0.3:
+            session.execute(update(FaceMatch).where(FaceMatch.id == match_id).values(face_id=best.face_id))
+    session.execute(
+        delete(Face).where(Face.event_id == event_id, Face.provider == "local", Face.model != model)
+    )
 
 
 def match_photo_faces(

@@ -103,9 +103,9 @@ def _match(session: Session, photo: Photo, provider: FaceProvider) -> Outcome:
 def _described_by_another_model(session: Session, photo: Photo, provider: FaceProvider) -> bool:
     """The recognizer changed between the two steps: the faces are found again (the old
     ones go with the event's re-description, ``photos/reembed.py``)."""
-    if not photo.faces_count:
-        return False
-    return not faces_service.photo_faces(session=session, photo_id=photo.id, model=provider.model)
+    return bool(photo.faces_count) and not faces_service.has_faces(
+        session=session, photo_id=photo.id, model=provider.model
+    )
 
 
 def handle(session: Session, photo: Photo) -> Outcome:

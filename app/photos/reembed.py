@@ -19,20 +19,21 @@ automatically.
 
 from __future__ import annotations
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.core import storage
 from app.core.config import get_settings
 from app.core.database import utcnow
-from app.events.models import Event, EventMembership
+from app.events.models import Event
 from app.faces import service as faces_service
 from app.faces.images import load_rgb
-from app.faces.models import Face, FaceMatch, FaceReembed
+from app.faces.models import FaceReembed
 from app.faces.providers import get_face_provider
-from app.faces.providers.base import FaceBox, FaceProvider, StoredFace
+from app.faces.providers.base import FaceProvider
 from app.jobs import wakeup
 from app.jobs.kinds import JobKind, Outcome, register
+from app.photos import service as photos_service
 from app.photos.models import Photo, PhotoStatus
 from app.selfies import service as selfies_service
 from app.selfies.models import Selfie, SelfieStatus
@@ -45,17 +46,19 @@ def queue_reembeds(*, session: Session, model: str) -> list[int]:
     """A re-embedding job for each event with local faces of another model than ``model``
     (none twice); selfies of another model are checked again when their image is kept. The
     events queued."""
-    stale = select(Face.event_id).where(Face.provider == "local", Face.model != model).distinct()
+    stale = faces_service.events_of_other_models(session=session, model=model)
     running = select(FaceReembed.event_id).where(
         FaceReembed.model == model, FaceReembed.status.in_(("pending", "running"))
     )
     events = list(
         session.scalars(
-            select(Event.id).where(Event.id.in_(stale), Event.id.not_in(running), Event.deleting_at.is_(None))
+            select(Event.id)
+            .where(Event.id.in_(stale), Event.id.not_in(running), Event.deleting_at.is_(None))
+            .order_by(Event.id)
         )
     )
     for event_id in events:
-        total = session.scalar(select(func.count()).select_from(Photo).where(Photo.event_id == event_id)) or 0
+        total = photos_service.count_photos(session=session, event_id=event_id)
         session.add(FaceReembed(event_id=event_id, model=model, photos_total=total, status="pending"))
     if get_settings().selfie_keep_image:
         session.execute(
@@ -69,7 +72,7 @@ def queue_reembeds(*, session: Session, model: str) -> list[int]:
 
 
 def _describe_again(session: Session, photo: Photo, provider: FaceProvider) -> None:
-    if session.scalar(select(exists().where(Face.photo_id == photo.id, Face.model == provider.model))):
+    if faces_service.has_faces(session=session, photo_id=photo.id, model=provider.model):
         return  # indexed by the photo job since the switch
     try:
         img = load_rgb(storage.load(photo.original_key), max_pixels=get_settings().max_image_pixels)
@@ -79,24 +82,6 @@ def _describe_again(session: Session, photo: Photo, provider: FaceProvider) -> N
     faces_service.store_faces(
         session=session, photo_id=photo.id, event_id=photo.event_id, faces=faces, provider=provider
     )
-
-
-def _move_matches(session: Session, event_id: int, model: str) -> None:
-    """Each match on an old face moves to the new face of its photo that overlaps it most."""
-    old = session.execute(
-        select(FaceMatch.id, FaceMatch.photo_id, Face.left, Face.top, Face.right, Face.bottom)
-        .join(Face, Face.id == FaceMatch.face_id)
-        .where(FaceMatch.event_id == event_id, Face.model != model)
-        .order_by(FaceMatch.photo_id)
-    ).all()
-    new: dict[int, list[StoredFace]] = {}
-    for match_id, photo_id, *box in old:
-        before = FaceBox(*box)
-        if photo_id not in new:
-            new[photo_id] = faces_service.photo_faces(session=session, photo_id=photo_id, model=model)
-        best = max(new[photo_id], key=lambda face: face.box.iou(before), default=None)
-        if best is not None and best.box.iou(before) > 0.3:
-            session.execute(update(FaceMatch).where(FaceMatch.id == match_id).values(face_id=best.face_id))
 
 
 def handle(session: Session, job: FaceReembed) -> Outcome:
@@ -115,29 +100,19 @@ def handle(session: Session, job: FaceReembed) -> Outcome:
         for photo in batch:
             if photo.status == PhotoStatus.indexed:
                 _describe_again(session, photo, provider)
-        total = session.scalar(select(func.count()).select_from(Photo).where(Photo.event_id == job.event_id))
+        total = photos_service.count_photos(session=session, event_id=job.event_id)
         return Outcome(
             {
                 "photos_done": job.photos_done + len(batch),
-                "photos_total": max(total or 0, job.photos_done + len(batch)),
+                "photos_total": max(total, job.photos_done + len(batch)),
                 "last_photo_id": batch[-1].id,
             },
             done=False,
         )
-    _move_matches(session, job.event_id, provider.model)
-    session.execute(
-        delete(Face).where(
-            Face.event_id == job.event_id, Face.provider == "local", Face.model != provider.model
-        )
-    )
-    faces_of_photo = select(func.count()).select_from(Face).where(Face.photo_id == Photo.id).scalar_subquery()
-    session.execute(update(Photo).where(Photo.event_id == job.event_id).values(faces_count=faces_of_photo))
-    guests = session.scalars(
-        select(Selfie.user_id)
-        .join(EventMembership, EventMembership.user_id == Selfie.user_id)
-        .where(EventMembership.event_id == job.event_id, Selfie.model == provider.model)
-    )
-    for user_id in set(guests):
+    faces_service.move_to_model(session=session, event_id=job.event_id, model=provider.model)
+    photos_service.recount_faces(session=session, event_id=job.event_id)
+    guests = selfies_service.event_guest_selfies(session=session, event_id=job.event_id, model=provider.model)
+    for user_id in {guest.user_id for guest in guests}:
         selfies_service.rematch(session=session, user_id=user_id)
     return Outcome({"status": "done", "finished_at": utcnow()})
 

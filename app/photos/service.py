@@ -7,7 +7,7 @@ import io
 from datetime import timedelta
 from typing import IO, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.accounts.models import Role, User
@@ -20,7 +20,7 @@ from app.events.models import Event, EventMembership
 from app.events.schemas import FaceReembedProgress, PhotoCounts
 from app.faces import service as faces_service
 from app.faces.images import FILE_EXTENSIONS, probe_image
-from app.faces.models import FaceMatch, FaceReembed
+from app.faces.models import Face, FaceMatch, FaceReembed
 from app.jobs import wakeup
 from app.photos.models import EventPurge, Photo, PhotoStatus, PurgeReason
 from app.selfies.models import Selfie
@@ -128,6 +128,16 @@ def photo_counts(*, session: Session, event_id: int) -> PhotoCounts:
         select(Photo.status, func.count()).where(Photo.event_id == event_id).group_by(Photo.status)
     ).all()
     return PhotoCounts(**{status: n for status, n in rows})
+
+
+def count_photos(*, session: Session, event_id: int) -> int:
+    return int(session.scalar(select(func.count()).select_from(Photo).where(Photo.event_id == event_id)) or 0)
+
+
+def recount_faces(*, session: Session, event_id: int) -> None:
+    """Each photo of the event's ``faces_count`` from its face rows (after faces changed model)."""
+    per_photo = select(func.count()).select_from(Face).where(Face.photo_id == Photo.id).scalar_subquery()
+    session.execute(update(Photo).where(Photo.event_id == event_id).values(faces_count=per_photo))
 
 
 def faces_count(*, session: Session, event_id: int) -> int:

@@ -43,6 +43,17 @@ def _mine(client: TestClient, headers: dict[str, str], ids: dict[str, int]) -> s
     return {names[p["id"]] for p in client.get("/api/my-photos", headers=headers).json()["photos"]}
 
 
+@pytest.fixture
+def indexed_by_dlib(
+    client: TestClient, org_headers: dict[str, str], event: dict[str, Any], engine_switch: Any
+) -> dict[str, int]:
+    """obama2.jpg in the event, its face found and described by dlib (the engine in use)."""
+    engine_switch("hog", "dlib")
+    ids = upload_photos(client, org_headers, event["id"], {"a2.jpg": fixture_bytes("obama2.jpg")})
+    drain_jobs()
+    return ids
+
+
 def _dashboard(username: str, event_id: int) -> str:
     """The organizer's event page, in English, signed in through the login form."""
     from main import app
@@ -137,15 +148,9 @@ def test_switching_the_recognizer_redescribes_every_face_and_guests_keep_their_p
 
 
 def test_faces_of_another_model_are_never_matched(
-    client: TestClient,
-    org_headers: dict[str, str],
-    event: dict[str, Any],
-    guest_headers: dict[str, str],
-    engine_switch: Any,
+    client: TestClient, guest_headers: dict[str, str], indexed_by_dlib: dict[str, int], engine_switch: Any
 ) -> None:
-    engine_switch("hog", "dlib")
-    ids = upload_photos(client, org_headers, event["id"], {"a2.jpg": fixture_bytes("obama2.jpg")})
-    drain_jobs()
+    ids = indexed_by_dlib
     engine_switch("yunet", "sface")
     # No re-embedding queued: the selfie, checked by SFace, finds nothing among dlib's faces.
     assert selfie_verdict(client, guest_headers, fixture_bytes("obama.jpg"))["status"] == "ready"
@@ -154,14 +159,8 @@ def test_faces_of_another_model_are_never_matched(
 
 
 def test_a_switch_undone_before_its_job_ran_gives_way_to_the_configured_model(
-    client: TestClient,
-    org_headers: dict[str, str],
-    event: dict[str, Any],
-    engine_switch: Any,
+    client: TestClient, org_headers: dict[str, str], event: dict[str, Any], indexed_by_dlib: dict[str, int]
 ) -> None:
-    engine_switch("hog", "dlib")
-    upload_photos(client, org_headers, event["id"], {"a2.jpg": fixture_bytes("obama2.jpg")})
-    drain_jobs()
     with session_scope() as session:  # queued for SFace, then the operator went back to dlib
         assert queue_reembeds(session=session, model=SFACE_MODEL) == [event["id"]]
     drain_jobs()
@@ -171,17 +170,11 @@ def test_a_switch_undone_before_its_job_ran_gives_way_to_the_configured_model(
 
 
 def test_a_photo_whose_faces_were_found_before_the_switch_is_matched_with_the_new_model(
-    client: TestClient,
-    org_headers: dict[str, str],
-    event: dict[str, Any],
-    guest_headers: dict[str, str],
-    engine_switch: Any,
+    client: TestClient, guest_headers: dict[str, str], indexed_by_dlib: dict[str, int], engine_switch: Any
 ) -> None:
     """The face pool restarted with the new recognizer between a photo's two steps (faces
     found and committed, matches not yet): the faces are found again by the new model."""
-    engine_switch("hog", "dlib")
-    ids = upload_photos(client, org_headers, event["id"], {"a2.jpg": fixture_bytes("obama2.jpg")})
-    drain_jobs()
+    ids = indexed_by_dlib
     with session_scope() as session:  # as a worker that died after the first step leaves it
         session.execute(update(Photo).values(status=PhotoStatus.processing, lease_expires_at=None))
     engine_switch("yunet", "sface")
