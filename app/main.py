@@ -11,24 +11,17 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
 
-from app.accounts.routes import router as accounts_router
+from app.api import router as api_router
 from app.core.config import get_settings
 from app.core.database import dispose_engine
 from app.core.errors import install_error_handlers
 from app.core.limits import RequestBoundsMiddleware
 from app.core.openapi import install_openapi
-from app.events.routes import accounts_router as events_accounts_router
-from app.events.routes import join_router
-from app.events.routes import router as events_router
 from app.ops.middleware import ObservabilityMiddleware
-from app.ops.routes import protected as ops_protected_router
-from app.ops.routes import router as ops_router
 from app.ops.service import warm_up
 from app.ops.stats import take_reading
-from app.photos.routes import router as photos_router
-from app.selfies.routes import router as selfies_router
 from app.web import STATIC_DIR
-from app.web.errors import install_page_errors
+from app.web.errors import page_for_error
 from app.web.guest import router as web_guest_router
 from app.web.organizer import router as web_organizer_router
 
@@ -72,7 +65,7 @@ def create_app() -> FastAPI:
         docs_url=None,  # served from local files by install_openapi, not from a CDN
         redoc_url=None,
     )
-    install_error_handlers(app)
+    install_error_handlers(app, page=page_for_error)
     install_openapi(app)
     app.add_middleware(
         RequestBoundsMiddleware,
@@ -81,16 +74,8 @@ def create_app() -> FastAPI:
         min_rate=settings.request_min_rate,
     )
     app.add_middleware(ObservabilityMiddleware, max_in_flight=settings.max_in_flight)
-    app.include_router(ops_router)
-    app.include_router(ops_protected_router)
-    app.include_router(accounts_router)
-    app.include_router(events_accounts_router)
-    app.include_router(events_router)
-    app.include_router(join_router)
-    app.include_router(photos_router)
-    app.include_router(selfies_router)
+    app.include_router(api_router)
     app.include_router(web_guest_router)
     app.include_router(web_organizer_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    install_page_errors(app)  # last: it wraps every error handler installed above
     return app

@@ -1,6 +1,7 @@
 """The dependency rules of ARCHITECTURE.md, checked on the source: packages of ``app/`` import
-only the packages before them in the order, no modules import each other in a circle, and no
-module grows past 400 lines."""
+only the packages of the layers below theirs, no modules import each other in a circle, no
+module grows past 400 lines, and no domain keeps a list of hooks that other modules fill when
+they are imported."""
 
 from __future__ import annotations
 
@@ -8,7 +9,20 @@ import ast
 from pathlib import Path
 
 APP = Path(__file__).resolve().parents[1] / "app"
-ORDER = ["core", "jobs", "faces", "accounts", "events", "selfies", "photos", "ops", "web"]
+#: The layers, lowest first; the packages of one layer do not import each other.
+LAYERS = [
+    ["core"],
+    ["jobs"],
+    ["faces"],
+    ["accounts"],
+    ["events"],
+    ["selfies"],
+    ["photos"],
+    ["actions"],
+    ["ops"],
+    ["api", "web"],
+]
+LEVEL = {package: level for level, packages in enumerate(LAYERS) for package in packages}
 # Composition roots wire everything together; nothing imports them.
 ROOTS = {"main", "worker", "__main__", "models", "migrations"}
 #: A module longer than this does more than one job: split it.
@@ -51,7 +65,7 @@ def test_packages_import_only_the_packages_before_them() -> None:
             other = _package(target)
             if other == pkg:
                 continue
-            if other in ROOTS or ORDER.index(other) > ORDER.index(pkg):
+            if other in ROOTS or LEVEL[other] >= LEVEL[pkg]:
                 wrong.append(f"{module} imports {target}")
     assert wrong == [], "\n".join(sorted(wrong))
 
@@ -95,3 +109,36 @@ def test_no_module_is_longer_than_400_lines() -> None:
         if "versions" not in p.parts and (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
     }
     assert long == {}
+
+
+def test_every_package_of_app_has_its_place_in_the_layers() -> None:
+    packages = {p.name for p in APP.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert packages - ROOTS == set(LEVEL)
+
+
+def test_no_module_registers_hooks_in_another_when_imported() -> None:
+    # A function decorated by another app module's registry runs only when its own module
+    # happens to be imported: cross-domain steps are explicit calls (``app.actions``). Job
+    # kinds are the one registry, filled by the worker's composition root (``load_job_kinds``).
+    found = []
+    for path in APP.rglob("*.py"):
+        if "versions" in path.parts:
+            continue
+        tree = ast.parse(path.read_text())
+        app_names = {
+            alias.asname or alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("app")
+            for alias in node.names
+        }
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for decorator in node.decorator_list:
+                target = decorator.func if isinstance(decorator, ast.Call) else decorator
+                root = target
+                while isinstance(root, ast.Attribute):
+                    root = root.value
+                if isinstance(root, ast.Name) and root.id in app_names and root.id != "kinds":
+                    found.append(f"{path.relative_to(APP.parent)}: @{ast.unparse(target)} {node.name}")
+    assert found == []

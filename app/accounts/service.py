@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, func, select
@@ -252,13 +252,13 @@ def authenticate(*, session: Session, user: User | None, login: str, password: s
     was wrong. Failures count against the account and the address (``check_login_throttles``);
     a success forgets this address's failures for the account. Verifying takes no database
     connection; recording the login does."""
-    if not security.verify_password(user.password_hash if user else None, password):
+    right = security.verify_password(user.password_hash if user else None, password)
+    if user is None or not right:
         key = _login_keys(user, login)
         LOGIN_FAILURES_ADDRESS.hit(address)
         LOGIN_FAILURES_ACCOUNT_ADDRESS.hit(key, address)
         LOGIN_FAILURES_ACCOUNT.hit(key)
         raise InvalidCredentials()
-    assert user is not None
     LOGIN_FAILURES_ACCOUNT_ADDRESS.clear(_login_keys(user, login), address)
     user = session.merge(user, load=False) if user not in session else user
     if security.needs_rehash(user.password_hash):
@@ -294,21 +294,9 @@ def token_for(user: User) -> TokenResponse:
     return TokenResponse(access_token=token, user=user_public)
 
 
-# Other domains erase what they keep of a user before the row goes (selfies and their files);
-# they register here when imported (see ARCHITECTURE.md).
-UserErasedHook = Callable[[Session, int], None]
-_erasure_hooks: list[UserErasedHook] = []
-
-
-def before_user_erased(hook: UserErasedHook) -> UserErasedHook:
-    _erasure_hooks.append(hook)
-    return hook
-
-
-def erase_user(*, session: Session, user: User, password: str) -> None:
-    """Erase the account and everything of it (GDPR art. 17): the domains' data through
-    their hooks, then the row (memberships, matches, "not me" answers go with it). Its tokens
-    stop working at once: the user they name is gone."""
+def check_erasable(*, user: User, password: str) -> None:
+    """An account may be erased by its owner with the right password, and only if it holds
+    no events (``app.actions.erasure.erase_user`` erases it)."""
     if not security.verify_password(user.password_hash, password):
         raise InvalidCredentials("The password is wrong.", code="wrong_password")
     if user.is_organizer:
@@ -316,9 +304,12 @@ def erase_user(*, session: Session, user: User, password: str) -> None:
             "An organizer's account holds events: delete the events first, or ask an admin.",
             code="organizer_has_events",
         )
-    for hook in _erasure_hooks:
-        hook(session, user.id)
-    session.execute(delete(User).where(User.id == user.id))
+
+
+def delete_account(*, session: Session, user_id: int) -> None:
+    """The account's row goes (memberships, "not me" answers and selfie changes with it, by
+    their foreign keys); what other domains keep of the user is erased before, by the caller."""
+    session.execute(delete(User).where(User.id == user_id))
     session.flush()
 
 

@@ -10,6 +10,7 @@ parameters, 503 everywhere (database unavailable, or the worker overloaded).
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from fastapi import FastAPI
@@ -20,6 +21,17 @@ from pydantic import BaseModel, ConfigDict
 
 #: The vendored Swagger UI (app/web/static/vendor/swagger-ui, from the npm package swagger-ui-dist).
 SWAGGER_UI = "/static/vendor/swagger-ui"
+
+
+class Tag(StrEnum):
+    """The sections of the API document."""
+
+    accounts = "accounts"
+    events = "events"
+    photos = "photos"
+    selfies = "selfies"
+    ops = "ops"
+
 
 _DESCRIPTIONS = {
     400: "`invalid_json`: the body is not valid JSON.",

@@ -5,9 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
@@ -252,14 +250,6 @@ def register_guest(*, session: Session, user: User, event_code: str, address: st
     return user
 
 
-# Other domains add to an event's detail and react to a guest joining without this package
-# importing them (they register here when imported; see ARCHITECTURE.md).
-EventDetailPart = Callable[[Session, int], dict[str, Any]]
-GuestJoinedHook = Callable[[Session, int], None]
-_detail_parts: list[EventDetailPart] = []
-_joined_hooks: list[GuestJoinedHook] = []
-
-
 def register_with_event_code(*, session: Session, data: RegisterIn, address: str) -> User:
     """Create a guest account from ``data`` and join the event of its code, in one step.
 
@@ -278,30 +268,6 @@ def register_with_event_code(*, session: Session, data: RegisterIn, address: str
         consent=True,
     )
     return register_guest(session=session, user=new_user, event_code=data.event_code, address=address)
-
-
-def contribute_to_event_detail(part: EventDetailPart) -> EventDetailPart:
-    """Register ``part(session, event_id) -> fields`` for the organizer's event detail."""
-    _detail_parts.append(part)
-    return part
-
-
-def on_guest_joined(hook: GuestJoinedHook) -> GuestJoinedHook:
-    """Register ``hook(session, user_id)``, run when a guest joins another event."""
-    _joined_hooks.append(hook)
-    return hook
-
-
-def event_detail_fields(*, session: Session, event_id: int) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    for part in _detail_parts:
-        fields.update(part(session, event_id))
-    return fields
-
-
-def guest_joined(*, session: Session, user_id: int) -> None:
-    for hook in _joined_hooks:
-        hook(session, user_id)
 
 
 def member_event_ids(*, session: Session, user_id: int) -> list[int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 from datetime import timedelta
-from typing import IO, Any
+from typing import IO
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -22,6 +22,7 @@ from app.faces import service as faces_service
 from app.faces.images import FILE_EXTENSIONS, probe_image
 from app.faces.models import Face, FaceMatch, FaceReembed
 from app.jobs import wakeup
+from app.jobs.models import JobStatus
 from app.photos.models import EventPurge, Photo, PhotoStatus, PurgeReason
 from app.selfies.models import Selfie
 
@@ -85,7 +86,7 @@ def start_event_erasure(*, session: Session, event: Event) -> EventPurge:
     """Delete an event: it is gone for guests at once; a durable job erases its photos, their
     faces and files in batches, then the event itself (see ``photos/jobs.py``)."""
     events_service.close_for_erasure(session=session, event=event)
-    purge = EventPurge(event_id=event.id, reason=PurgeReason.deleted, status="pending")
+    purge = EventPurge(event_id=event.id, reason=PurgeReason.deleted, status=JobStatus.pending)
     session.add(purge)
     session.flush()
     wakeup.notify_on_commit(session)
@@ -107,12 +108,12 @@ def queue_retention_purges(*, session: Session) -> list[EventPurge]:
     queued = set(
         session.scalars(
             select(EventPurge.event_id).where(
-                EventPurge.reason == PurgeReason.retention, EventPurge.status.in_(["pending", "running"])
+                EventPurge.reason == PurgeReason.retention, EventPurge.status.in_(JobStatus.todo())
             )
         )
     )
     purges = [
-        EventPurge(event_id=event.id, reason=PurgeReason.retention, status="pending")
+        EventPurge(event_id=event.id, reason=PurgeReason.retention, status=JobStatus.pending)
         for event in events_service.retention_due(session=session, now=utcnow())
         if event.id not in queued
     ]
@@ -201,12 +202,3 @@ def reembed_progress(*, session: Session, event_id: int) -> FaceReembedProgress 
     return FaceReembedProgress(
         model=job.model, status=job.status, photos_done=job.photos_done, photos_total=job.photos_total
     )
-
-
-@events_service.contribute_to_event_detail
-def _event_detail(session: Session, event_id: int) -> dict[str, Any]:
-    return {
-        "photos": photo_counts(session=session, event_id=event_id),
-        "faces": faces_count(session=session, event_id=event_id),
-        "faces_reembed": reembed_progress(session=session, event_id=event_id),
-    }

@@ -18,7 +18,6 @@ from typing import cast
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from app.accounts import service as accounts_service
 from app.accounts.models import User
 from app.core import storage
 from app.core.config import Settings, get_settings
@@ -26,7 +25,6 @@ from app.core.database import utcnow
 from app.core.errors import NotFound, PayloadTooLarge, ServiceUnavailable
 from app.core.throttle import Throttle, TooManyRequests
 from app.core.uploads import Part, missing_files
-from app.events import service as events_service
 from app.events.models import EventMembership
 from app.faces import service as faces_service
 from app.faces.images import FILE_EXTENSIONS, probe_image
@@ -99,7 +97,8 @@ def create_selfie(
     *, session: Session, user_id: int, data: bytes, image_format: str, settings: Settings
 ) -> tuple[Selfie, int]:
     """Store the selfie and queue its face check; the guest's selfie still waiting for its
-    check (if any) is cancelled. Only a full disk refuses it (503). Returns the selfie and its
+    check (if any) is cancelled. Only the daily limit of selfie changes (429
+    ``selfie_changes_exhausted``) or a full disk (503) refuses it. Returns the selfie and its
     place in the queue (read before writing: on SQLite the write lock is held from the first
     write to the commit, so nothing else runs in between). The file is stored before the first
     query, so no pooled connection waits on the disk (or the bucket)."""
@@ -248,11 +247,6 @@ def delete_selfies(*, session: Session, user_id: int) -> int:
     return len(selfies)
 
 
-@accounts_service.before_user_erased
-def _erase_selfies(session: Session, user_id: int) -> None:
-    delete_selfies(session=session, user_id=user_id)
-
-
 def not_me(*, session: Session, user_id: int, photo_id: int, undo: bool = False) -> None:
     """ "Not me": the photo leaves the guest's list and is never matched to them again; the
     guest's matches are then recomputed in the background, so photos that joined only through
@@ -313,11 +307,6 @@ def rematch(*, session: Session, user_id: int) -> None:
         selfie.attempts = 0
         session.flush()
         wakeup.notify_on_commit(session)
-
-
-@events_service.on_guest_joined
-def _rematch_after_joining(session: Session, user_id: int) -> None:
-    rematch(session=session, user_id=user_id)
 
 
 def event_guest_selfies(*, session: Session, event_id: int, model: str) -> list[GuestSelfie]:

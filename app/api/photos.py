@@ -1,4 +1,5 @@
-"""Event photo endpoints: organizer bulk upload and listing, authorized serving."""
+"""Event photos: the organizer's bulk upload, listing and deletion; each photo served to
+its organizer and the guests matched in it."""
 
 from __future__ import annotations
 
@@ -6,22 +7,21 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
-from zipstream import ZipStream
 
 from app.accounts.deps import CurrentOrganizer, CurrentUser
 from app.core import storage
 from app.core.config import get_settings
 from app.core.database import SessionDep, release_connection
 from app.core.errors import AppError, NotFound
-from app.core.openapi import errors
-from app.core.schemas import IdPath, OffsetQuery, OptionalIdQuery
+from app.core.openapi import Tag, errors
+from app.core.schemas import IdPath, OffsetQuery
 from app.core.uploads import missing_files, multipart_body, read_parts
 from app.events.service import get_managed_event
-from app.photos import export, service
+from app.photos import service
 from app.photos.models import PhotoStatus
 from app.photos.schemas import AcceptedPhoto, PhotoList, PhotoOut, PhotoUploadResponse, RejectedPhoto
 
-router = APIRouter(prefix="/api", tags=["photos"])
+router = APIRouter(prefix="/api", tags=[Tag.photos])
 _FILE_CACHE_SECONDS = 86400  # a photo's bytes never change under its URL
 _IMAGE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"image/*": {"schema": {"type": "string", "contentMediaType": "image/*"}}}},
@@ -71,15 +71,6 @@ def upload_photos(
     if not accepted and not rejected:
         raise missing_files("files")
     return PhotoUploadResponse(accepted=accepted, rejected=rejected)
-
-
-@router.delete("/events/{event_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(403, 404))
-def delete_event(event_id: IdPath, organizer: CurrentOrganizer, session: SessionDep) -> None:
-    """Delete your event and everything under it: photos, faces, matches, memberships.
-    It disappears for its guests at once; its photos are erased by a durable job (a server
-    that stops half-way finishes it when it starts again)."""
-    event = get_managed_event(session=session, organizer=organizer, event_id=event_id)
-    service.start_event_erasure(session=session, event=event)
 
 
 @router.delete(
@@ -164,39 +155,3 @@ def photo_thumbnail(photo_id: IdPath, user: CurrentUser, session: SessionDep) ->
 def photo_original(photo_id: IdPath, user: CurrentUser, session: SessionDep) -> Response:
     """The full photo, upright, with EXIF (GPS included) removed."""
     return _serve(photo_id, user, session, thumbnail=False)
-
-
-_ZIP: dict[int | str, dict[str, Any]] = {
-    200: {
-        "content": {"application/zip": {"schema": {"type": "string", "contentMediaType": "application/zip"}}}
-    }
-}
-
-
-def _zip_response(archive: ZipStream, filename: str) -> StreamingResponse:
-    return StreamingResponse(
-        iter(archive),
-        media_type="application/zip",
-        headers={
-            "Content-Length": str(len(archive)),
-            "Content-Disposition": f'attachment; filename="{filename}"',
-        },
-    )
-
-
-@router.get("/me/export", response_class=StreamingResponse, responses=_ZIP)
-def export_my_data(user: CurrentUser, session: SessionDep) -> StreamingResponse:
-    """Everything kept about you, as a zip: ``me.json`` (account, consent, events, selfie
-    state, selfie changes, matches, "not me" answers) and the photos you are matched in."""
-    record = export.export_record(session=session, user=user)
-    files = export.photo_files(session=session, user_id=user.id, event_id=None)
-    return _zip_response(export.zip_of(files, record), "my-data.zip")
-
-
-@router.get("/my-photos/download", response_class=StreamingResponse, responses=_ZIP)
-def download_my_photos(
-    user: CurrentUser, session: SessionDep, event_id: OptionalIdQuery = None
-) -> StreamingResponse:
-    """All the photos you are matched in (of one event with ``event_id``), as one zip."""
-    files = export.photo_files(session=session, user_id=user.id, event_id=event_id)
-    return _zip_response(export.zip_of(files), "my-photos.zip")

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 
 from app.core.config import get_settings
 from app.core.errors import Unauthorized
-from app.core.openapi import errors
+from app.core.openapi import Tag, errors
 from app.ops import metrics
 from app.ops.middleware import load, overloaded
 from app.ops.service import DatabaseCollector, check_database, db_raw_test, server_stats
@@ -43,8 +43,8 @@ def require_ops_token(ops: OpsToken) -> None:
         )
 
 
-router = APIRouter(tags=["ops"])
-protected = APIRouter(tags=["ops"], dependencies=[Depends(require_ops_token)])
+router = APIRouter(tags=[Tag.ops])
+protected = APIRouter(tags=[Tag.ops], dependencies=[Depends(require_ops_token)])
 
 
 @router.get(

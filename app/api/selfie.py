@@ -1,5 +1,5 @@
-"""Guest selfie endpoints: upload (accepted at once, checked in the background), its state
-(with long-poll and Server-Sent Events), and the guest's matched photos."""
+"""The guest's selfie: upload (accepted at once, checked in the background), its state (with
+long-poll and Server-Sent Events), and its erasure."""
 
 from __future__ import annotations
 
@@ -11,20 +11,18 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from app.accounts.deps import CurrentOrganizer, CurrentUser
+from app.accounts.deps import CurrentUser
 from app.core.config import get_settings
 from app.core.database import SessionDep, commit_now, session_scope
 from app.core.errors import NotFound
-from app.core.openapi import errors
-from app.core.schemas import IdPath, OptionalIdQuery
+from app.core.openapi import Tag, errors
 from app.core.uploads import multipart_body, read_parts
-from app.events.service import get_managed_event, is_member
 from app.selfies import service
-from app.selfies.schemas import EventGuests, MyPhotos, SelfieAccepted, SelfieState
+from app.selfies.schemas import SelfieAccepted, SelfieState
 from app.selfies.service import IN_PROGRESS, Snapshot
 from app.selfies.waiter import selfie_watcher
 
-router = APIRouter(prefix="/api", tags=["selfies"])
+router = APIRouter(prefix="/api", tags=[Tag.selfies])
 
 MAX_WAIT_SECONDS = 30
 KEEP_ALIVE_SECONDS = 15
@@ -145,39 +143,9 @@ async def selfie_events(user: CurrentUser) -> StreamingResponse:
     )
 
 
-@router.get("/my-photos", responses=errors(404))
-def my_photos(user: CurrentUser, session: SessionDep, event_id: OptionalIdQuery = None) -> MyPhotos:
-    """The event photos you appear in, best matches first (optionally for one event)."""
-    if event_id is not None and not is_member(session=session, user_id=user.id, event_id=event_id):
-        raise NotFound("You are not a guest of this event.", code="event_not_found")
-    return MyPhotos(photos=service.my_photos(session=session, user_id=user.id, event_id=event_id))
-
-
 @router.delete("/selfie", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404))
 def delete_selfie(user: CurrentUser, session: SessionDep) -> None:
     """Erase your selfie: its image, its face template and all your matches. Nothing is
     matched to you again until you upload a new one. 404 ``no_selfie`` if there is none."""
     if not service.delete_selfies(session=session, user_id=user.id):
         raise NotFound("You have no selfie.", code="no_selfie")
-
-
-@router.post("/my-photos/{photo_id}/not-me", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404))
-def not_me(photo_id: IdPath, user: CurrentUser, session: SessionDep) -> None:
-    """This photo is not of you: it leaves your list and is never matched to you again
-    (other guests matched in it keep it). 404 if it is not in your list."""
-    service.not_me(session=session, user_id=user.id, photo_id=photo_id)
-
-
-@router.delete("/my-photos/{photo_id}/not-me", status_code=status.HTTP_204_NO_CONTENT)
-def undo_not_me(photo_id: IdPath, user: CurrentUser, session: SessionDep) -> None:
-    """Take back a "not me": your matches are computed again in the background."""
-    service.not_me(session=session, user_id=user.id, photo_id=photo_id, undo=True)
-
-
-@router.get("/events/{event_id}/guests", responses=errors(403, 404))
-def event_guests(event_id: IdPath, organizer: CurrentOrganizer, session: SessionDep) -> EventGuests:
-    """Your event's guests, with their selfie's state and how often each replaced it: someone
-    holding the code could upload another person's face, and a guest who keeps changing
-    selfies is worth a look (``DELETE /api/events/{id}/guests/{user_id}`` removes a guest)."""
-    event = get_managed_event(session=session, organizer=organizer, event_id=event_id)
-    return EventGuests(guests=service.event_guests(session=session, event_id=event.id))

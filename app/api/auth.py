@@ -1,5 +1,5 @@
-"""Guest account endpoints: availability and login (registration with an event code and
-``/api/me`` involve events: they are served by ``app.events.routes``)."""
+"""Account endpoints: availability of a username or email, registration with an event code,
+login, logout, and the privacy policy a guest accepts."""
 
 from __future__ import annotations
 
@@ -7,24 +7,24 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from app.accounts import service
+from app.accounts import service as accounts_service
 from app.accounts.deps import CurrentUser
 from app.accounts.privacy import POLICY, POLICY_VERSION
 from app.accounts.schemas import (
     Availability,
     AvailabilityResponse,
-    ChangePasswordIn,
-    DeleteAccountIn,
     LoginIn,
     PrivacyPolicy,
+    RegisterIn,
     TokenResponse,
 )
 from app.core.database import SessionDep, commit_now
 from app.core.errors import Unprocessable
-from app.core.openapi import errors
+from app.core.openapi import Tag, errors
 from app.core.throttle import ClientAddress
+from app.events import service as events_service
 
-router = APIRouter(prefix="/api", tags=["accounts"])
+router = APIRouter(prefix="/api", tags=[Tag.accounts])
 
 
 @router.get("/check-user-availability", response_model=AvailabilityResponse, responses=errors(429))
@@ -42,9 +42,9 @@ def check_user_availability(
     """
     if username is None and email is None:
         raise Unprocessable("Give a username and/or an email to check.", code="missing_parameter")
-    service.AVAILABILITY_CHECKS.check(address)
-    service.AVAILABILITY_CHECKS.hit(address)
-    return service.check_availability(session=session, username=username, email=email)
+    accounts_service.AVAILABILITY_CHECKS.check(address)
+    accounts_service.AVAILABILITY_CHECKS.hit(address)
+    return accounts_service.check_availability(session=session, username=username, email=email)
 
 
 @router.post("/login", responses=errors(401, 429))
@@ -55,9 +55,9 @@ def login(body: LoginIn, session: SessionDep, address: ClientAddress) -> TokenRe
     logins are throttled per account and per client address: past the limits, 429
     ``too_many_requests`` with ``Retry-After`` (see the README, "Security").
     """
-    user = service.log_in(session=session, login=body.login, password=body.password, address=address)
+    user = accounts_service.log_in(session=session, login=body.login, password=body.password, address=address)
     commit_now(session)
-    return service.token_for(user)
+    return accounts_service.token_for(user)
 
 
 @router.get("/privacy")
@@ -70,22 +70,22 @@ def privacy() -> PrivacyPolicy:
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
 def logout(user: CurrentUser, session: SessionDep) -> None:
     """Sign out everywhere: every access token issued to you so far stops working."""
-    service.revoke_tokens(session=session, user=user)
+    accounts_service.revoke_tokens(session=session, user=user)
 
 
-@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=errors(409))
-def delete_me(body: DeleteAccountIn, user: CurrentUser, session: SessionDep) -> None:
-    """Erase your account and everything of it: selfies, face templates, matches, event
-    memberships, files. Your tokens stop working at once. The password is asked again (401
-    ``wrong_password``); an organizer's account holds events (409 ``organizer_has_events``)."""
-    service.erase_user(session=session, user=user, password=body.password)
+@router.post(
+    "/register-with-event-code", status_code=status.HTTP_201_CREATED, responses=errors(404, 409, 410, 429)
+)
+def register_with_event_code(body: RegisterIn, session: SessionDep, address: ClientAddress) -> TokenResponse:
+    """Create a guest account and join the event of ``event_code``, in one step.
 
+    ``accept_face_processing`` must be true (the policy of ``GET /api/privacy``); the consent is
+    recorded with its time and the policy's version.
 
-@router.post("/me/password", responses=errors(401))
-def change_password(body: ChangePasswordIn, user: CurrentUser, session: SessionDep) -> TokenResponse:
-    """Change your password (the current one is asked again). Every token issued before
-    stops working; the answer carries a new one. 401 ``wrong_password``, 422 ``weak_password``."""
-    user = service.change_password(
-        session=session, user=user, current=body.current_password, new=body.new_password, context=()
-    )
-    return service.token_for(user)
+    Errors: 404 ``event_not_found``, 410 ``event_closed``, 409 ``username_taken`` /
+    ``email_taken``, 422 ``consent_required`` / ``invalid_username`` / ``invalid_email`` /
+    ``weak_password``.
+    """
+    user = events_service.register_with_event_code(session=session, data=body, address=address)
+    commit_now(session)
+    return accounts_service.token_for(user)
