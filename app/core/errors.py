@@ -8,10 +8,15 @@ validation errors, HTTP errors and anything unexpected in that same shape.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
+    from fastapi import FastAPI, Request
+    from starlette.responses import Response
+
+_log = logging.getLogger("app.errors")
 
 
 class AppError(Exception):
@@ -122,18 +127,6 @@ _HTTP_CODES = {
 }
 
 
-def error_response(
-    status_code: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
-) -> Any:
-    from fastapi.responses import JSONResponse
-
-    return JSONResponse(
-        {"error": {"code": code, "message": message, **extra}},
-        status_code=status_code,
-        headers=headers,
-    )
-
-
 def _field_errors(errors: Any) -> list[dict[str, Any]]:
     # Only loc/msg/type: pydantic's "input" and "ctx" can hold huge or unserialisable values.
     out = []
@@ -143,63 +136,76 @@ def _field_errors(errors: Any) -> list[dict[str, Any]]:
     return out
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    import logging
-
-    from fastapi import Request
+def as_app_error(exc: Exception) -> AppError:
+    """Any exception a request can end with, as the ``AppError`` a client is told: domain
+    errors as they are, FastAPI's validation and HTTP errors, database trouble (a full pool,
+    an unmapped uniqueness race, a database that is down) and, last, anything unexpected."""
     from fastapi.exceptions import RequestValidationError
     from sqlalchemy import exc as sa_exc
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    log = logging.getLogger("app.errors")
-
-    @app.exception_handler(AppError)
-    async def _app_error(_request: Request, exc: AppError) -> Any:
-        return error_response(exc.status_code, exc.code, exc.message, exc.headers, **exc.details)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> Any:
+    if isinstance(exc, AppError):
+        return exc
+    if isinstance(exc, RequestValidationError):
         fields = _field_errors(exc.errors())
         if any(f["type"] == "json_invalid" for f in fields):
-            return error_response(400, "invalid_json", "The request body is not valid JSON.")
+            return AppError("The request body is not valid JSON.", code="invalid_json", status_code=400)
         first = fields[0] if fields else {"field": "", "message": "invalid"}
         where = f"{first['field']}: " if first["field"] else ""
-        return error_response(422, "validation_error", f"{where}{first['message']}", fields=fields)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> Any:
+        return Unprocessable(f"{where}{first['message']}", code="validation_error", fields=fields)
+    if isinstance(exc, StarletteHTTPException):
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-        return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
-
-    @app.exception_handler(sa_exc.TimeoutError)
-    async def _pool_timeout(_request: Request, exc: sa_exc.TimeoutError) -> Any:
-        log.warning("database pool exhausted: %s", exc)
-        return error_response(
-            503,
-            "db_pool_exhausted",
-            "All database connections are busy; retry shortly.",
-            {"Retry-After": "1"},
+        return AppError(message, code=code, status_code=exc.status_code, headers=dict(exc.headers or {}))
+    if isinstance(exc, sa_exc.TimeoutError):
+        _log.warning("database pool exhausted: %s", exc)
+        return ServiceUnavailable(
+            "All database connections are busy; retry shortly.", code="db_pool_exhausted"
         )
-
-    @app.exception_handler(sa_exc.IntegrityError)
-    async def _integrity_error(_request: Request, exc: sa_exc.IntegrityError) -> Any:
-        # A uniqueness race that a service did not map to a domain error: still a
-        # conflict for the client, never a 500.
-        log.warning("integrity error: %s", exc.orig)
-        return error_response(409, "conflict", "This conflicts with a concurrent change; retry.")
-
-    @app.exception_handler(sa_exc.OperationalError)
-    async def _db_unavailable(_request: Request, exc: sa_exc.OperationalError) -> Any:
-        log.error("database error: %s", exc.orig)
-        return error_response(
-            503,
-            "database_unavailable",
-            "The database is unavailable; retry shortly.",
-            {"Retry-After": "2"},
+    if isinstance(exc, sa_exc.IntegrityError):
+        # A uniqueness race that a service did not map to a domain error: still a conflict
+        # for the client, never a 500.
+        _log.warning("integrity error: %s", exc.orig)
+        return Conflict("This conflicts with a concurrent change; retry.", code="conflict")
+    if isinstance(exc, sa_exc.OperationalError):
+        _log.error("database error: %s", exc.orig)
+        return ServiceUnavailable(
+            "The database is unavailable; retry shortly.", code="database_unavailable", retry_after=2
         )
+    _log.exception("unhandled error", exc_info=exc)
+    return AppError("An unexpected error occurred.", code="internal_error", status_code=500)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> Any:
-        log.exception("unhandled error", exc_info=exc)
-        return error_response(500, "internal_error", "An unexpected error occurred.")
+
+def json_error(error: AppError) -> Any:
+    """The API's answer for ``error``: ``{"error": {"code", "message", ...}}``."""
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse(error.to_body(), status_code=error.status_code, headers=error.headers or None)
+
+
+#: What the web pages make of an error: a page, or None when the request is not for a page.
+PageRenderer = Callable[["Request", AppError], "Response | None"]
+
+
+def install_error_handlers(app: FastAPI, *, page: PageRenderer | None = None) -> None:
+    """One handler for every exception a request can end with: it becomes an ``AppError``
+    (``as_app_error``), answered as a page by ``page`` when that gives one, else as JSON."""
+    from fastapi.exceptions import RequestValidationError
+    from sqlalchemy import exc as sa_exc
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    async def handle(request: Request, exc: Exception) -> Any:
+        error = as_app_error(exc)
+        answer = page(request, error) if page is not None else None
+        return answer if answer is not None else json_error(error)
+
+    for kind in (
+        AppError,
+        RequestValidationError,
+        StarletteHTTPException,
+        sa_exc.TimeoutError,
+        sa_exc.IntegrityError,
+        sa_exc.OperationalError,
+        Exception,
+    ):
+        app.add_exception_handler(kind, handle)

@@ -1,12 +1,13 @@
-"""What the page routes share: the CSRF-checked form, redirects, and safe ``next`` targets."""
+"""What the page routes share: the CSRF-checked form, its fields validated by a Pydantic
+model (``parsed``), redirects, and safe ``next`` targets."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 from urllib.parse import quote
 
 from fastapi import Depends, Request, status
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse
 
@@ -25,6 +26,15 @@ async def verified_form(request: Request) -> FormData:
 Form = Annotated[FormData, Depends(verified_form)]
 #: For routes whose form carries nothing but the CSRF token.
 CSRF = [Depends(verified_form)]
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def parsed(model: type[Model], form: FormData) -> Model:
+    """The form's text fields named like ``model``'s, validated by it (``ValidationError``)."""
+    values = {name: form[name] for name in model.model_fields if isinstance(form.get(name), str)}
+    return model.model_validate(values)
 
 
 def field(form: FormData, name: str, limit: int = 320) -> str:

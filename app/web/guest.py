@@ -6,7 +6,6 @@ which browsers reach with the session cookie (and the CSRF header for uploads).
 
 from __future__ import annotations
 
-import contextlib
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -19,13 +18,15 @@ from app.accounts import sessions
 from app.accounts.deps import PageUser, SignedIn
 from app.accounts.privacy import POLICY
 from app.accounts.schemas import RegisterIn
+from app.actions import erasure
 from app.core.database import SessionDep
-from app.core.errors import AppError
+from app.core.errors import AppError, Unprocessable
 from app.core.schemas import IdPath
 from app.core.throttle import ClientAddress
 from app.events import service as events_service
 from app.photos import service as photos_service
 from app.selfies import service as selfies_service
+from app.web.errors import error_page, unless_gone
 from app.web.forms import CSRF, Form, field, first_problem, home_for, safe_next, see_other
 from app.web.i18n import LANG_COOKIE, LANGUAGES, language_for
 from app.web.templating import error_message, error_text, render
@@ -53,13 +54,15 @@ def index(
     registration form."""
     if event is None and user is not None:
         return see_other(home_for(user))
-    found, error = None, None
+    found = None
     if event:
         try:
             found = events_service.event_for_code(session=session, code=event, address=address)
         except AppError as exc:
-            error = error_message(request, exc)
-    return render(request, "index.html", {"event": found, "code": event or "", "error": error}, user=user)
+            return error_page(
+                request, exc, session=session, template="index.html", context={"code": event}, user=user
+            )
+    return render(request, "index.html", {"event": found, "code": event or ""}, user=user)
 
 
 @router.post("/register", response_class=HTMLResponse)
@@ -72,19 +75,19 @@ def register(request: Request, form: Form, session: SessionDep, address: ClientA
             accept_face_processing=field(form, "accept_face_processing") == "yes",
         )
         user = events_service.register_with_event_code(session=session, data=data, address=address)
-    except ValidationError as exc:
-        code = _FIELD_ERRORS.get(first_problem(exc), "validation_error")
-        error, status_code = error_text(language_for(request), code), 422
-    except AppError as exc:
-        session.rollback()
-        error, status_code = error_message(request, exc), exc.status_code
-    else:
-        response = see_other("/selfie")
-        sessions.start_session(response, accounts_service.token_for(user).access_token)
-        return response
-    event = events_service.get_event_by_code(session=session, code=values["event_code"])
-    context = {"event": event, "code": values["event_code"], "values": values, "error": error}
-    return render(request, "index.html", context, status_code=status_code)
+    except (ValidationError, AppError) as exc:
+        error = (
+            exc if isinstance(exc, AppError) else Unprocessable(code=_FIELD_ERRORS.get(first_problem(exc)))
+        )
+
+        def registration() -> dict[str, object]:
+            event = events_service.get_event_by_code(session=session, code=values["event_code"])
+            return {"event": event, "code": values["event_code"], "values": values}
+
+        return error_page(request, error, session=session, template="index.html", context=registration)
+    response = see_other("/selfie")
+    sessions.start_session(response, accounts_service.token_for(user).access_token)
+    return response
 
 
 @router.get("/availability", response_class=HTMLResponse)
@@ -128,9 +131,8 @@ def login(request: Request, form: Form, session: SessionDep, address: ClientAddr
             session=session, login=login_name, password=field(form, "password", 128), address=address
         )
     except AppError as exc:
-        session.rollback()
-        context = {"next": target, "login": login_name, "error": error_message(request, exc)}
-        return render(request, "login.html", context, status_code=exc.status_code)
+        context = {"next": target, "login": login_name}
+        return error_page(request, exc, session=session, template="login.html", context=context)
     response = see_other(target or home_for(user))
     sessions.start_session(response, accounts_service.token_for(user).access_token)
     return response
@@ -230,7 +232,7 @@ def photo_page(request: Request, photo_id: IdPath, user: SignedIn, session: Sess
 @router.post("/photos/{photo_id}/not-me", response_class=HTMLResponse, dependencies=CSRF)
 def not_me(request: Request, photo_id: IdPath, user: SignedIn, session: SessionDep) -> Response:
     """Not me: the photo leaves the guest's list (htmx removes its tile)."""
-    with contextlib.suppress(AppError):  # already gone: the result the guest wanted
+    with unless_gone(session):  # already gone: the result the guest wanted
         selfies_service.not_me(session=session, user_id=user.id, photo_id=photo_id)
     if request.headers.get("HX-Request"):
         return HTMLResponse("")
@@ -256,14 +258,15 @@ def delete_selfie(user: SignedIn, session: SessionDep) -> Response:
 @router.post("/account/delete", response_class=HTMLResponse)
 def delete_account(request: Request, form: Form, user: SignedIn, session: SessionDep) -> Response:
     try:
-        accounts_service.erase_user(session=session, user=user, password=field(form, "password", 128))
+        erasure.erase_user(session=session, user=user, password=field(form, "password", 128))
     except AppError as exc:
-        session.rollback()
-        context = {
-            "state": selfies_service.current_state(session=session, user_id=user.id),
-            "error": error_message(request, exc),
-        }
-        return render(request, "account.html", context, user=user, status_code=exc.status_code)
+
+        def account_page() -> dict[str, object]:
+            return {"state": selfies_service.current_state(session=session, user_id=user.id)}
+
+        return error_page(
+            request, exc, session=session, template="account.html", context=account_page, user=user
+        )
     response = render(request, "deleted.html")
     sessions.end_session(response)
     return response

@@ -7,30 +7,33 @@ file per request (progress per file, and a retry sends only what was not accepte
 
 from __future__ import annotations
 
-import contextlib
 import io
 from typing import Annotated
 
 import segno
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from app.accounts.deps import SignedInOrganizer
 from app.accounts.models import User
+from app.actions import erasure
+from app.actions import events as event_actions
 from app.core.database import SessionDep
-from app.core.errors import AppError
+from app.core.errors import AppError, Unprocessable
 from app.core.schemas import IdPath
 from app.events import service as events_service
 from app.events.models import Event
-from app.events.schemas import EventCreate
+from app.events.schemas import EventCreate, EventSettings
 from app.faces import service as faces_service
+from app.jobs.models import JobStatus
 from app.photos import service as photos_service
 from app.photos.models import PhotoStatus
 from app.selfies import service as selfies_service
-from app.web.forms import CSRF, Form, field, see_other
+from app.web.errors import error_page, unless_gone
+from app.web.forms import CSRF, Form, parsed, see_other
 from app.web.i18n import language_for
-from app.web.templating import error_message, error_text, render
+from app.web.templating import error_text, render
 
 router = APIRouter(prefix="/organizer", include_in_schema=False)
 PROGRESS_LIMIT = 500
@@ -47,12 +50,20 @@ def events_page(request: Request, organizer: SignedInOrganizer, session: Session
 @router.post("/events", response_class=HTMLResponse)
 def create_event(request: Request, form: Form, organizer: SignedInOrganizer, session: SessionDep) -> Response:
     try:
-        data = EventCreate(name=field(form, "name", 200))
+        data = parsed(EventCreate, form)
     except ValidationError:
-        rows = events_service.list_events(session=session, organizer=organizer)
-        error = error_text(language_for(request), "validation_error")
-        return render(
-            request, "organizer/events.html", {"rows": rows, "error": error}, user=organizer, status_code=422
+
+        def events_page() -> dict[str, object]:
+            return {"rows": events_service.list_events(session=session, organizer=organizer)}
+
+        error = Unprocessable(code="validation_error")
+        return error_page(
+            request,
+            error,
+            session=session,
+            template="organizer/events.html",
+            context=events_page,
+            user=organizer,
         )
     event = events_service.create_event(session=session, organizer=organizer, data=data)
     return see_other(f"/organizer/events/{event.id}")
@@ -71,17 +82,18 @@ def _progress(session: SessionDep, event: Event) -> dict[str, object]:
         session=session, event_id=event.id, status=None, limit=PROGRESS_LIMIT, offset=0
     )
     guests = selfies_service.event_guests(session=session, event_id=event.id)
-    reembed = photos_service.reembed_progress(session=session, event_id=event.id)
+    detail = event_actions.event_detail(session=session, event=event)
+    reembed = detail.faces_reembed
     return {
-        "reembed": reembed if reembed is not None and reembed.status in ("pending", "running") else None,
+        "reembed": reembed if reembed is not None and reembed.status in JobStatus.todo() else None,
         "event": event,
-        "counts": photos_service.photo_counts(session=session, event_id=event.id),
-        "faces": photos_service.faces_count(session=session, event_id=event.id),
+        "counts": detail.photos,
+        "faces": detail.faces,
         "matches": faces_service.match_count(session=session, event_id=event.id),
         "photos": photos,
         "guests": guests,
         "selfies_ready": sum(1 for g in guests if g.selfie_status == "ready"),
-        "busy": (reembed is not None and reembed.status in ("pending", "running"))
+        "busy": (reembed is not None and reembed.status in JobStatus.todo())
         or any(p.status in (PhotoStatus.pending, PhotoStatus.processing) for p in photos),
     }
 
@@ -130,37 +142,60 @@ def event_qr(
     return Response(out.getvalue(), media_type=media, headers=headers)
 
 
-@router.post("/events/{event_id}/{action}", response_class=HTMLResponse)
-def event_action(
-    event_id: IdPath,
-    action: str,
-    form: Form,
-    organizer: SignedInOrganizer,
-    session: SessionDep,
+class ConfirmDeletion(BaseModel):
+    """The dashboard's "delete the event" form: the event's code, typed again."""
+
+    confirm_code: str = Field(default="", max_length=64)
+
+    def confirms(self, event: Event) -> bool:
+        return self.confirm_code.strip().upper() == event.code
+
+
+def _dashboard(event_id: int, done: str) -> Response:
+    return see_other(f"/organizer/events/{event_id}?done={done}")
+
+
+@router.post("/events/{event_id}/open", dependencies=CSRF)
+def open_event(event_id: IdPath, organizer: SignedInOrganizer, session: SessionDep) -> Response:
+    """Open the event to new guests again."""
+    events_service.set_event_open(session=session, organizer=organizer, event_id=event_id, is_open=True)
+    return _dashboard(event_id, "open")
+
+
+@router.post("/events/{event_id}/close", dependencies=CSRF)
+def close_event(event_id: IdPath, organizer: SignedInOrganizer, session: SessionDep) -> Response:
+    """Close the event to new guests (its guests keep their photos)."""
+    events_service.set_event_open(session=session, organizer=organizer, event_id=event_id, is_open=False)
+    return _dashboard(event_id, "close")
+
+
+@router.post("/events/{event_id}/retention")
+def set_retention(
+    event_id: IdPath, form: Form, organizer: SignedInOrganizer, session: SessionDep
 ) -> Response:
-    """Open, close, retention, delete: each a small form of the dashboard."""
-    page = f"/organizer/events/{event_id}"
+    """How many days after the event its photos are kept (1 to 3650)."""
     try:
-        if action in ("open", "close"):
-            events_service.set_event_open(
-                session=session, organizer=organizer, event_id=event_id, is_open=action == "open"
-            )
-        elif action == "retention":
-            days = int(field(form, "retention_days", 5) or "0")
-            if not 1 <= days <= 3650:
-                raise ValueError(days)
-            events_service.set_retention(session=session, organizer=organizer, event_id=event_id, days=days)
-        elif action == "delete":
-            event = _managed(session, organizer, event_id)
-            if field(form, "confirm_code").strip().upper() != event.code:
-                return see_other(f"{page}?done=delete_not_confirmed")
-            photos_service.start_event_erasure(session=session, event=event)
-            return see_other("/organizer")
-        else:
-            return Response(status_code=404)
-    except ValueError:
-        return see_other(f"{page}?done=retention_invalid")
-    return see_other(f"{page}?done={action}")
+        settings = parsed(EventSettings, form)
+    except ValidationError:
+        return _dashboard(event_id, "retention_invalid")
+    events_service.set_retention(
+        session=session, organizer=organizer, event_id=event_id, days=settings.retention_days
+    )
+    return _dashboard(event_id, "retention")
+
+
+@router.post("/events/{event_id}/delete")
+def delete_event(event_id: IdPath, form: Form, organizer: SignedInOrganizer, session: SessionDep) -> Response:
+    """Delete the event once its code is typed again (its photos are erased by a job)."""
+    event = _managed(session, organizer, event_id)
+    try:
+        confirmed = parsed(ConfirmDeletion, form).confirms(event)
+    except ValidationError:
+        confirmed = False
+    if not confirmed:
+        return _dashboard(event_id, "delete_not_confirmed")
+    erasure.delete_event(session=session, event=event)
+    return see_other("/organizer")
 
 
 @router.post("/events/{event_id}/guests/{user_id}/remove", dependencies=CSRF)
@@ -176,14 +211,8 @@ def remove_guest(
             session=session, event=_managed(session, organizer, event_id), user_id=user_id
         )
     except AppError as exc:
-        return render(
-            request,
-            "error.html",
-            {"message": error_message(request, exc)},
-            user=organizer,
-            status_code=exc.status_code,
-        )
-    return see_other(f"/organizer/events/{event_id}?done=guest_removed")
+        return error_page(request, exc, session=session, user=organizer)
+    return _dashboard(event_id, "guest_removed")
 
 
 @router.post("/events/{event_id}/photos/{photo_id}/delete", response_class=HTMLResponse, dependencies=CSRF)
@@ -194,10 +223,10 @@ def delete_photo(
     organizer: SignedInOrganizer,
     session: SessionDep,
 ) -> Response:
-    with contextlib.suppress(AppError):  # already gone
+    with unless_gone(session):  # a second click: the photo is already gone
         photos_service.delete_photo(
             session=session, event=_managed(session, organizer, event_id), photo_id=photo_id
         )
     if request.headers.get("HX-Request"):
         return HTMLResponse("")
-    return see_other(f"/organizer/events/{event_id}?done=photo_deleted")
+    return _dashboard(event_id, "photo_deleted")
