@@ -1,7 +1,8 @@
 """Face workers: ``python -m app.worker [--processes N] [--nice N]``.
 
 The composition root of the background side: importing the domains' ``jobs`` modules
-registers their job kinds (selfies first, then photos); ``app.jobs.runner`` does the rest.
+registers their job kinds (selfies, erasures at the face provider, photos, re-descriptions
+of faces, event purges: the runner tries them in that order); ``app.jobs.runner`` does the rest.
 Processes are spawned, not forked, so each loads the face models itself; they run at a
 lower CPU priority so that the web workers answer first on a busy machine. The supervisor
 restarts a process that dies, stops them on SIGTERM/SIGINT and exits with its parent (the
@@ -16,6 +17,7 @@ import os
 import sys
 
 from app.core.config import get_settings
+from app.faces.providers.base import LOCAL_PROVIDER
 from app.jobs import runner, wakeup
 
 
@@ -31,7 +33,7 @@ def queue_reembeds() -> None:
     """Faces of another model than the configured recognizer's are described again in the
     background (``app.photos.reembed``); queued once, when the face pool starts."""
     settings = get_settings()
-    if settings.face_provider != "local":
+    if settings.face_provider != LOCAL_PROVIDER:
         return
     from app.core.database import session_scope
     from app.faces.recognizers import model_of

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import io
 import itertools
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from PIL import Image, ImageOps
 from sqlalchemy.orm import Session
 
 from app.accounts.models import Role
 from app.accounts.service import create_user
 from app.core.config import get_settings
+from tools.accounts import PASSWORD
 
-PASSWORD = "correct horse battery"
 _seq = itertools.count(1)
 
 
@@ -45,7 +41,8 @@ def login(client: TestClient, login: str, password: str = PASSWORD) -> dict[str,
 def make_event(client: TestClient, headers: dict[str, str], name: str = "Summer Party") -> dict[str, Any]:
     r = client.post("/api/events", json={"name": name}, headers=headers)
     assert r.status_code == 201, r.text
-    return r.json()
+    event: dict[str, Any] = r.json()
+    return event
 
 
 def register(client: TestClient, code: str, username: str, **extra: Any) -> Any:
@@ -58,29 +55,6 @@ def register(client: TestClient, code: str, username: str, **extra: Any) -> Any:
         **extra,
     }
     return client.post("/api/register-with-event-code", json=body)
-
-
-FIXTURES = Path(__file__).parent / "fixtures" / "faces"
-
-
-def fixture_bytes(name: str) -> bytes:
-    return (FIXTURES / name).read_bytes()
-
-
-def side_by_side(*names: str, height: int = 600) -> bytes:
-    """A composite photo: the fixtures next to each other, scaled to one height (JPEG)."""
-    images = []
-    for name in names:
-        im = ImageOps.exif_transpose(Image.open(FIXTURES / name)).convert("RGB")
-        images.append(im.resize((round(im.width * height / im.height), height)))
-    canvas = Image.new("RGB", (sum(i.width for i in images) + 40 * len(images), height + 40), "white")
-    x = 20
-    for im in images:
-        canvas.paste(im, (x, 20))
-        x += im.width + 40
-    out = io.BytesIO()
-    canvas.save(out, "JPEG", quality=92)
-    return out.getvalue()
 
 
 def drain_jobs(worker_id: str = "test-worker") -> int:
@@ -134,30 +108,6 @@ class ThreadWorker:
         self._thread.join(timeout=30)
 
 
-def create_organizer_cli(env: dict[str, str], username: str = "boss") -> None:
-    """``python -m app create-organizer`` as an operator runs it."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "app",
-            "create-organizer",
-            "--username",
-            username,
-            "--email",
-            f"{username}@example.com",
-            "--password",
-            PASSWORD,
-        ],
-        cwd=Path(__file__).resolve().parents[1],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-
-
 def selfie_verdict(client: TestClient, headers: dict[str, str], data: bytes, name: str = "selfie.jpg") -> Any:
     """Upload a selfie while a real face worker runs in a thread; the state the guest then
     sees once it is no longer checking or matching (followed with the long-poll)."""
@@ -178,3 +128,12 @@ def ops_headers(data_dir: str | Path | None = None) -> dict[str, str]:
     if data_dir is None:
         return {"X-Ops-Token": get_settings().ops_key()}
     return {"X-Ops-Token": (Path(data_dir) / "ops_token").read_text().strip()}
+
+
+def local_file(key: str) -> Path:
+    """The file of a storage key on local storage (the tests' default)."""
+    from app.core import storage
+
+    path = storage.local_path(key)
+    assert path is not None, "storage is not local files"
+    return path

@@ -10,6 +10,7 @@ from app.core.database import utcnow
 from app.faces.models import ProviderErasure
 from app.faces.providers import get_face_provider
 from app.jobs.kinds import JobKind, Outcome, register
+from app.jobs.models import JobStatus
 
 
 def handle(session: Session, erasure: ProviderErasure) -> Outcome:  # noqa: ARG001 - the Handler signature
@@ -17,7 +18,7 @@ def handle(session: Session, erasure: ProviderErasure) -> Outcome:  # noqa: ARG0
     if erasure.provider != provider.name:
         return Outcome(
             {
-                "status": "failed",
+                "status": JobStatus.failed,
                 "error_code": "provider_changed",
                 "error_message": f"These faces are at {erasure.provider}; this server uses {provider.name}.",
             }
@@ -30,18 +31,18 @@ def handle(session: Session, erasure: ProviderErasure) -> Outcome:  # noqa: ARG0
         provider.forget_faces(event_id=erasure.event_id, signatures=signatures)
     elif erasure.what == "event" and erasure.event_id is not None:
         provider.forget_event(erasure.event_id)
-    return Outcome({"status": "done", "signatures": None, "finished_at": utcnow()})
+    return Outcome({"status": JobStatus.done, "signatures": None, "finished_at": utcnow()})
 
 
 ERASURE_JOB = register(
     JobKind(
         name="provider-erasure",
         model=ProviderErasure,
-        todo=("pending", "running"),
-        failed_status="failed",
+        todo=JobStatus.todo(),
+        failed_status=JobStatus.failed,
         handle=handle,
-        retry_status="pending",
-        claim_status="running",
+        retry_status=JobStatus.pending,
+        claim_status=JobStatus.running,
         priority=15,
     )
 )

@@ -2,7 +2,8 @@
 
 This module owns the byte format descriptors are stored in (little-endian float32) and the
 in-memory search: one selfie against every face of an event (:class:`Gallery`), and a few new
-photo faces against many selfies (:func:`match_many`).
+photo faces against many selfies (:func:`match_many`); and the galleries a process keeps
+between lookups (:class:`GalleryCache`).
 
 Distances are screened with ||a||^2 + ||b||^2 - 2 a.b in float32 (one BLAS call), with a small
 margin so rounding cannot drop a true match; the few candidates are then measured exactly in
@@ -11,6 +12,8 @@ float64, so the reported distances and the threshold test are exact.
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from collections.abc import Collection
 
 import numpy as np
@@ -221,3 +224,35 @@ def match_many(
         )
     results.sort(key=lambda item: (item[0], item[2], item[1]))
     return results
+
+
+class GalleryCache:
+    """The galleries this process has loaded, with the last face id read into each. The
+    least recently used go first once the cache holds more than ``max_faces`` faces, and any
+    gallery unused for ``max_idle`` seconds goes at the next lookup."""
+
+    def __init__(self, *, max_faces: int, max_idle: float) -> None:
+        self.max_faces = max_faces
+        self.max_idle = max_idle
+        self._entries: OrderedDict[tuple[int, str], tuple[Gallery, int, float]] = OrderedDict()
+
+    def get(self, key: tuple[int, str]) -> tuple[Gallery, int] | None:
+        now = time.monotonic()
+        for stale in [k for k, (_, _, used) in self._entries.items() if now - used > self.max_idle]:
+            del self._entries[stale]
+        entry = self._entries.get(key)
+        return None if entry is None else (entry[0], entry[1])
+
+    def put(self, key: tuple[int, str], gallery: Gallery, last_id: int) -> None:
+        self._entries[key] = (gallery, last_id, time.monotonic())
+        self._entries.move_to_end(key)
+        total = sum(len(g) for g, _, _ in self._entries.values())
+        while total > self.max_faces and len(self._entries) > 1:
+            _, (evicted, _, _) = self._entries.popitem(last=False)
+            total -= len(evicted)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()

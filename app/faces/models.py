@@ -1,4 +1,6 @@
-"""The ``faces`` (one per face found in an event photo) and ``face_matches`` tables."""
+"""The ``faces`` (one per face found in an event photo), ``face_matches`` and ``not_me``
+tables, and two job tables: ``provider_erasures`` (faces to erase at a remote provider) and
+``face_reembeds`` (an event's faces described again after the recognizer changed)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Storing faces and computing matches. All face and face-match queries live here.
 
 Matching is done per event: the event's whole gallery of descriptors is compared with a
-selfie in one numpy operation. Each worker process keeps the galleries it has loaded and
+selfie in one numpy operation. Each worker process keeps the galleries it has used lately
+(``galleries``: least recently used evicted past a number of faces or after an idle hour) and
 only reads the faces added since (checked against the row count, so a face committed out
 of id order is never missed).
 """
@@ -15,19 +16,23 @@ import numpy as np
 from sqlalchemy import delete, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from app.faces.matching import Gallery, from_blob
+from app.faces.matching import Gallery, GalleryCache, from_blob
 from app.faces.models import Face, FaceMatch, NotMe, ProviderErasure
 from app.faces.providers.base import (
+    LOCAL_PROVIDER,
     DetectedFace,
     FaceBox,
     FaceProvider,
     FaceRef,
     GuestSelfie,
     StoredFace,
+    keeps_copies,
 )
 from app.jobs import wakeup
+from app.jobs.models import JobStatus
 
-_galleries: dict[tuple[int, str], tuple[Gallery, int]] = {}
+#: About 0.5 GB of float32 descriptors of 128 values per process at most; an hour unused.
+galleries = GalleryCache(max_faces=1_000_000, max_idle=3600.0)
 
 
 def store_faces(
@@ -77,7 +82,7 @@ def _extend(gallery: Gallery, session: Session, event_id: int, after_id: int, mo
 
 def event_gallery(*, session: Session, event_id: int, model: str) -> Gallery:
     """The event's faces described by ``model`` (descriptors of other models never mix in)."""
-    gallery, last_id = _galleries.get((event_id, model)) or (Gallery(), 0)
+    gallery, last_id = galleries.get((event_id, model)) or (Gallery(), 0)
     last_id = _extend(gallery, session, event_id, last_id, model)
     total = session.scalar(
         select(func.count()).select_from(Face).where(Face.event_id == event_id, Face.model == model)
@@ -87,12 +92,8 @@ def event_gallery(*, session: Session, event_id: int, model: str) -> Gallery:
         # rebuild from scratch rather than guess.
         gallery = Gallery()
         last_id = _extend(gallery, session, event_id, 0, model)
-    _galleries[(event_id, model)] = (gallery, last_id)
+    galleries.put((event_id, model), gallery, last_id)
     return gallery
-
-
-def forget_galleries() -> None:
-    _galleries.clear()
 
 
 class EventFaces:
@@ -205,7 +206,7 @@ def has_faces(*, session: Session, photo_id: int, model: str) -> bool:
 
 def events_of_other_models(*, session: Session, model: str) -> set[int]:
     """The events with local faces described by another model than ``model``."""
-    stmt = select(Face.event_id).where(Face.provider == "local", Face.model != model).distinct()
+    stmt = select(Face.event_id).where(Face.provider == LOCAL_PROVIDER, Face.model != model).distinct()
     return set(session.scalars(stmt))
 
 
@@ -227,7 +228,7 @@ def move_to_model(*, session: Session, event_id: int, model: str) -> None:
         if best is not None and best.box.iou(before) > 0.3:
             session.execute(update(FaceMatch).where(FaceMatch.id == match_id).values(face_id=best.face_id))
     session.execute(
-        delete(Face).where(Face.event_id == event_id, Face.provider == "local", Face.model != model)
+        delete(Face).where(Face.event_id == event_id, Face.provider == LOCAL_PROVIDER, Face.model != model)
     )
 
 
@@ -286,7 +287,7 @@ def queue_provider_erasure(
 ) -> None:
     """Erase faces at their remote provider once this transaction commits (a durable job of
     the face workers, ``faces/jobs.py``). The local provider keeps nothing elsewhere."""
-    if provider == "local" or (what != "event" and not signatures):
+    if not keeps_copies(provider) or (what != "event" and not signatures):
         return
     session.add(
         ProviderErasure(
@@ -294,7 +295,7 @@ def queue_provider_erasure(
             what=what,
             event_id=event_id,
             signatures="\n".join(bytes(s).decode() for s in signatures) or None,
-            status="pending",
+            status=JobStatus.pending,
         )
     )
     session.flush()
@@ -317,7 +318,7 @@ def forget_photo_faces(*, session: Session, photo_ids: Sequence[int], whole_even
     found: dict[tuple[str, int], list[bytes]] = {}
     rows = session.execute(
         select(Face.provider, Face.event_id, Face.descriptor).where(
-            Face.photo_id.in_(photo_ids), Face.provider != "local"
+            Face.photo_id.in_(photo_ids), Face.provider != LOCAL_PROVIDER
         )
     )
     for r in rows:

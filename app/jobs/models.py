@@ -1,11 +1,29 @@
-"""The lease columns every durable job row carries (photos and selfies are jobs)."""
+"""The lease columns every durable job row carries (photos, selfies, event purges, erasures at
+the face provider and re-descriptions of faces are jobs)."""
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
+
+
+class JobStatus(enum.StrEnum):
+    """The states of a job row that has no states of its own (photos and selfies have theirs):
+    waiting, claimed by a worker, finished, failed for good, or made pointless by a newer job."""
+
+    pending = "pending"
+    running = "running"
+    done = "done"
+    failed = "failed"
+    superseded = "superseded"
+
+    @classmethod
+    def todo(cls) -> tuple[JobStatus, JobStatus]:
+        """The states a worker may claim a job in (a running one only once its lease expired)."""
+        return (cls.pending, cls.running)
 
 
 class LeasedJob:

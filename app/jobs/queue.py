@@ -6,7 +6,8 @@ machines never take the same row; SQLite serialises writers anyway). The claim s
 lease that the runner's heartbeat renews while the handler runs; a worker that dies
 (kill -9) stops renewing it and the row becomes claimable again when it expires. Every
 write about a job is *fenced* by ``lease_owner``: a worker that lost its lease cannot
-overwrite the new owner's work. Only the runner calls these.
+overwrite the new owner's work. The runner (``app.jobs.runner``) alone claims, renews and
+writes; ``queue_position`` is also read by a selfie upload, for the place it tells the guest.
 """
 
 from __future__ import annotations

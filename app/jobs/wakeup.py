@@ -135,7 +135,9 @@ class WakeListener:
                     self._connect()
                 return False
             return self._wait_postgres(timeout)
-        assert self._sock is not None
+        if self._sock is None:  # closed: nothing can wake us
+            time.sleep(timeout)
+            return False
         ready, _, _ = select.select([self._sock], [], [], timeout)
         if not ready:
             return False

@@ -27,6 +27,7 @@ from app.faces.images import load_rgb, make_thumbnail, sanitized_original, serve
 from app.faces.providers import get_face_provider
 from app.faces.providers.base import FaceProvider
 from app.jobs.kinds import JobKind, Outcome, register
+from app.jobs.models import JobStatus
 from app.photos import service
 from app.photos.models import EventPurge, Photo, PhotoStatus, PurgeReason
 from app.selfies import service as selfies_service
@@ -157,8 +158,9 @@ def handle_purge(session: Session, purge: EventPurge) -> Outcome:
         queued = service.queue_retention_purges(session=session)
         orphans = service.sweep_orphan_files(session=session)
         log.info("retention sweep: %d event(s) due, %d orphan file(s) deleted", len(queued), orphans)
-        return Outcome({"status": "pending", "attempts": 0}, retry_after=24 * 3600)
-    assert purge.event_id is not None
+        return Outcome({"status": JobStatus.pending, "attempts": 0}, retry_after=24 * 3600)
+    if purge.event_id is None:  # only the sweep has no event: this row is damaged
+        raise ValueError(f"purge {purge.id} ({purge.reason}) names no event")
     batch = list(
         session.scalars(
             select(Photo)
@@ -189,7 +191,7 @@ def handle_purge(session: Session, purge: EventPurge) -> Outcome:
     # A deleted event's job keeps only that an erasure of so many photos happened.
     forget = {"event_id": None} if purge.reason == PurgeReason.deleted else {}
     return Outcome(
-        {"status": "done", "finished_at": utcnow(), **forget},
+        {"status": JobStatus.done, "finished_at": utcnow(), **forget},
         after_commit=lambda: storage.delete_folders(folders),
     )
 
@@ -198,11 +200,11 @@ PURGE_JOB = register(
     JobKind(
         name="event-purge",
         model=EventPurge,
-        todo=("pending", "running"),
-        failed_status="failed",
+        todo=JobStatus.todo(),
+        failed_status=JobStatus.failed,
         handle=handle_purge,
-        retry_status="pending",
-        claim_status="running",
+        retry_status=JobStatus.pending,
+        claim_status=JobStatus.running,
         priority=30,
     )
 )

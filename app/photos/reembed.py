@@ -30,9 +30,10 @@ from app.faces import service as faces_service
 from app.faces.images import load_rgb
 from app.faces.models import FaceReembed
 from app.faces.providers import get_face_provider
-from app.faces.providers.base import FaceProvider
+from app.faces.providers.base import LOCAL_PROVIDER, FaceProvider
 from app.jobs import wakeup
 from app.jobs.kinds import JobKind, Outcome, register
+from app.jobs.models import JobStatus
 from app.photos import service as photos_service
 from app.photos.models import Photo, PhotoStatus
 from app.selfies import service as selfies_service
@@ -48,7 +49,7 @@ def queue_reembeds(*, session: Session, model: str) -> list[int]:
     events queued."""
     stale = faces_service.events_of_other_models(session=session, model=model)
     running = select(FaceReembed.event_id).where(
-        FaceReembed.model == model, FaceReembed.status.in_(("pending", "running"))
+        FaceReembed.model == model, FaceReembed.status.in_(JobStatus.todo())
     )
     events = list(
         session.scalars(
@@ -59,11 +60,13 @@ def queue_reembeds(*, session: Session, model: str) -> list[int]:
     )
     for event_id in events:
         total = photos_service.count_photos(session=session, event_id=event_id)
-        session.add(FaceReembed(event_id=event_id, model=model, photos_total=total, status="pending"))
+        session.add(FaceReembed(event_id=event_id, model=model, photos_total=total, status=JobStatus.pending))
     if get_settings().selfie_keep_image:
         session.execute(
             update(Selfie)
-            .where(Selfie.provider == "local", Selfie.model != model, Selfie.status == SelfieStatus.ready)
+            .where(
+                Selfie.provider == LOCAL_PROVIDER, Selfie.model != model, Selfie.status == SelfieStatus.ready
+            )
             .values(status=SelfieStatus.matching, attempts=0)
         )
     session.flush()
@@ -87,7 +90,7 @@ def _describe_again(session: Session, photo: Photo, provider: FaceProvider) -> N
 def handle(session: Session, job: FaceReembed) -> Outcome:
     provider = get_face_provider()
     if job.model != provider.model:  # the recognizer changed again: a newer job takes over
-        return Outcome({"status": "superseded", "finished_at": utcnow()})
+        return Outcome({"status": JobStatus.superseded, "finished_at": utcnow()})
     batch = list(
         session.scalars(
             select(Photo)
@@ -114,18 +117,18 @@ def handle(session: Session, job: FaceReembed) -> Outcome:
     guests = selfies_service.event_guest_selfies(session=session, event_id=job.event_id, model=provider.model)
     for user_id in {guest.user_id for guest in guests}:
         selfies_service.rematch(session=session, user_id=user_id)
-    return Outcome({"status": "done", "finished_at": utcnow()})
+    return Outcome({"status": JobStatus.done, "finished_at": utcnow()})
 
 
 REEMBED_JOB = register(
     JobKind(
         name="face-reembed",
         model=FaceReembed,
-        todo=("pending", "running"),
-        failed_status="failed",
+        todo=JobStatus.todo(),
+        failed_status=JobStatus.failed,
         handle=handle,
-        retry_status="pending",
-        claim_status="running",
+        retry_status=JobStatus.pending,
+        claim_status=JobStatus.running,
         priority=25,  # after new photos: guests wait on those first
     )
 )

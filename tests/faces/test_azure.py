@@ -35,12 +35,9 @@ from app.photos.models import Photo, PhotoStatus
 from app.selfies.models import Selfie
 from tests.fakes.azure_face import FakeAzureFace, FakeList
 from tests.fixtures.events import IndexedEvent
-from tests.helpers import (
-    FIXTURES,
-    drain_jobs,
-    fixture_bytes,
-    side_by_side,
-)
+from tests.helpers import drain_jobs
+from tools.paths import FACES
+from tools.photos import fixture_bytes, side_by_side
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -90,7 +87,7 @@ def jpeg(img: Image.Image, **options: Any) -> bytes:
 
 
 def fixture_image(name: str) -> Image.Image:
-    with Image.open(FIXTURES / name) as img:
+    with Image.open(FACES / name) as img:
         return ImageOps.exif_transpose(img).convert("RGB")
 
 
@@ -365,7 +362,7 @@ def test_a_new_photo_is_matched_even_when_its_face_ids_must_be_detected_again(fa
     assert len(faces) == 2 and faces[0].box.left < faces[1].box.left
     stored = [StoredFace(100 + i, f.box, provider.face_signature(f)) for i, f in enumerate(faces)]
     guests = [GuestSelfie(41, 7, signature), GuestSelfie(42, 8, b"some-other-persisted-id")]
-    provider.forget_cached_face_ids()  # as in another worker process, or a later retry
+    provider = direct(fake)  # another worker process (or a later retry): no faceId cached
     detects = fake.calls["detect"]
     (match,) = provider.find_selfies(faces=stored, image=lambda: photo, selfies=guests)
     assert fake.calls["detect"] == detects + 1
@@ -378,8 +375,10 @@ def test_new_faces_are_findable_once_a_training_that_includes_them_succeeded(fak
     provider.analyze_selfie(fixture_bytes("obama2.jpg"), strict=True)  # the fake now answers it at once
     fake.train_seconds = 0.3
     # Another worker's training of the event's list is running when ours is asked for (409).
-    provider.client.large_face_list.create("event-3", name="event-3", recognition_model="recognition_04")
-    provider.client.large_face_list.train("event-3")
+    # The Azure SDK is untyped.
+    lists = provider.client.large_face_list
+    lists.create("event-3", name="event-3", recognition_model="recognition_04")  # type: ignore[no-untyped-call]
+    lists.train("event-3")  # type: ignore[no-untyped-call]
     (face,) = provider.index_photo(fixture_bytes("obama2.jpg"), event_id=3)
     assert fake.calls["train"] == 3  # the other one, ours refused with 409, ours again after it
     trained = fake.lists["event-3"].trained
@@ -420,13 +419,13 @@ def test_uploads_azure_cannot_take_are_sent_as_an_upright_jpeg(fake: FakeAzureFa
 def test_start_up_refuses_an_incomplete_azure_configuration() -> None:
     with pytest.raises(ValidationError, match="AZURE_FACE_KEY"):
         Settings(
-            _env_file=None,  # type: ignore[call-arg]
+            _env_file=None,
             face_provider="azure",
             azure_face_endpoint="https://example.cognitiveservices.azure.com/",
             azure_face_key="",
         )
     with pytest.raises(ValidationError, match="AZURE_FACE_ENDPOINT and AZURE_FACE_KEY"):
-        Settings(_env_file=None, face_provider="azure")  # type: ignore[call-arg]
+        Settings(_env_file=None, face_provider="azure")
 
 
 def test_the_local_provider_never_imports_the_azure_sdk() -> None:

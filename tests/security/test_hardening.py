@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session
 from app.core import database, storage
 from app.core.config import Settings, get_settings
 from app.photos.models import Photo, PhotoStatus
-from tests.helpers import PASSWORD, drain_jobs, fixture_bytes, ops_headers, register, upload_photos
+from tests.helpers import drain_jobs, local_file, ops_headers, register, upload_photos
+from tools.accounts import PASSWORD
+from tools.photos import fixture_bytes
 
 
 def test_the_public_health_check_names_no_database_host_or_driver(
@@ -66,7 +68,7 @@ def test_stored_files_and_folders_are_private(tmp_path: Path, monkeypatch: pytes
     old = os.umask(0o022)  # even under a permissive umask
     try:
         storage.save("selfies/7/abc.jpg", b"face")
-        path = storage.path_for("selfies/7/abc.jpg")
+        path = local_file("selfies/7/abc.jpg")
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o600
@@ -79,9 +81,9 @@ def test_the_files_of_a_photo_that_failed_for_good_are_deleted(
     whole = fixture_bytes("obama2.jpg")
     ids = upload_photos(client, org_headers, event["id"], {"cut.jpg": whole[: len(whole) // 2]})
     photo = session.get(Photo, ids["cut.jpg"])
-    assert photo is not None and storage.path_for(photo.original_key).exists()
+    assert photo is not None and local_file(photo.original_key).exists()
     drain_jobs()
     session.expire_all()
     photo = session.scalars(select(Photo).where(Photo.id == ids["cut.jpg"])).one()
     assert photo.status == PhotoStatus.failed and photo.error_code == "unsupported_format"
-    assert not storage.path_for(photo.original_key).exists()
+    assert not local_file(photo.original_key).exists()

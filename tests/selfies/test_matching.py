@@ -16,21 +16,16 @@ from PIL import Image, ImageOps
 from app.core.config import get_settings
 from app.core.database import session_scope
 from app.faces.providers import match_settings
-from tests.fixtures.events import A_PHOTOS, B_PHOTOS, C_PHOTOS, IndexedEvent
-from tests.helpers import (
-    FIXTURES,
-    PASSWORD,
-    drain_jobs,
-    fixture_bytes,
-    make_event,
-    selfie_verdict,
-    upload_photos,
-)
+from tests.fixtures.events import IndexedEvent
+from tests.helpers import drain_jobs, make_event, selfie_verdict, upload_photos
+from tools.accounts import PASSWORD
+from tools.paths import FACES
+from tools.photos import A_PHOTOS, B_PHOTOS, C_PHOTOS, fixture_bytes
 
 
 def mirrored(name: str, crop: tuple[float, float, float, float] | None = None, scale: float = 1.0) -> bytes:
     """Another picture of the same person: mirrored (cropped, scaled), re-encoded as JPEG."""
-    im = ImageOps.exif_transpose(Image.open(FIXTURES / name)).convert("RGB")
+    im = ImageOps.exif_transpose(Image.open(FACES / name)).convert("RGB")
     if crop:
         w, h = im.size
         im = im.crop((int(crop[0] * w), int(crop[1] * h), int(crop[2] * w), int(crop[3] * h)))
@@ -100,12 +95,12 @@ def test_unusable_selfies_are_refused_with_the_reason(
     assert state["error"]["message"]
     assert state["matches"] == 0
     # The refused image is not kept.
-    from app.core.storage import path_for
     from app.selfies.models import Selfie
+    from tests.helpers import local_file
 
     with session_scope() as session:
-        key = session.get(Selfie, state["selfie_id"]).image_key
-    assert not path_for(key).exists()
+        key = session.get_one(Selfie, state["selfie_id"]).image_key
+    assert not local_file(key).exists()
 
 
 def test_a_refused_selfie_keeps_the_previous_one_and_its_matches(indexed_event: IndexedEvent) -> None:
@@ -132,8 +127,8 @@ def test_relaxed_validation_takes_the_largest_face(
     monkeypatch.setattr(get_settings(), "selfie_validation_strict", False)
     guest = indexed_event.guest()
     # A's face with C's much smaller face in the corner: strict mode would refuse it.
-    im = Image.open(FIXTURES / "obama.jpg").convert("RGB")
-    im.paste(Image.open(FIXTURES / "Tom_Hanks_54745.png").convert("RGB"), (10, 10))
+    im = Image.open(FACES / "obama.jpg").convert("RGB")
+    im.paste(Image.open(FACES / "Tom_Hanks_54745.png").convert("RGB"), (10, 10))
     out = io.BytesIO()
     im.save(out, "JPEG", quality=92)
     with_two_faces = out.getvalue()

@@ -17,16 +17,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
-from tests.helpers import (
-    ThreadWorker,
-    bearer,
-    drain_jobs,
-    fixture_bytes,
-    login,
-    make_event,
-    make_organizer,
-    register,
-)
+from tests.helpers import ThreadWorker, bearer, drain_jobs, login, make_event, make_organizer, register
+from tools.photos import fixture_bytes
 
 
 def png_header_claiming(width: int, height: int) -> bytes:
@@ -49,14 +41,14 @@ def test_upload_requires_a_login(client: TestClient) -> None:
     assert r.status_code == 401
 
 
-def test_a_non_image_is_415_unsupported_format(client: TestClient, guest_headers: dict) -> None:
+def test_a_non_image_is_415_unsupported_format(client: TestClient, guest_headers: dict[str, str]) -> None:
     r = client.post(
         "/api/upload-selfie", files={"file": ("s.pdf", b"%PDF-1.4 nothing here")}, headers=guest_headers
     )
     assert (r.status_code, r.json()["error"]["code"]) == (415, "unsupported_format")
 
 
-def test_a_gif_is_415_unsupported_format(client: TestClient, guest_headers: dict) -> None:
+def test_a_gif_is_415_unsupported_format(client: TestClient, guest_headers: dict[str, str]) -> None:
     from PIL import Image
 
     out = io.BytesIO()
@@ -65,7 +57,9 @@ def test_a_gif_is_415_unsupported_format(client: TestClient, guest_headers: dict
     assert (r.status_code, r.json()["error"]["code"]) == (415, "unsupported_format")
 
 
-def test_a_decompression_bomb_is_413_image_too_large(client: TestClient, guest_headers: dict) -> None:
+def test_a_decompression_bomb_is_413_image_too_large(
+    client: TestClient, guest_headers: dict[str, str]
+) -> None:
     r = client.post(
         "/api/upload-selfie",
         files={"file": ("bomb.png", png_header_claiming(60_000, 60_000))},
@@ -76,7 +70,7 @@ def test_a_decompression_bomb_is_413_image_too_large(client: TestClient, guest_h
 
 
 def test_a_file_over_the_byte_limit_is_413(
-    client: TestClient, guest_headers: dict, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, guest_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(get_settings(), "selfie_max_bytes", 100_000)
     r = client.post(
@@ -86,7 +80,7 @@ def test_a_file_over_the_byte_limit_is_413(
     assert r.json()["error"]["code"] in {"image_too_large", "payload_too_large"}
 
 
-def test_a_missing_file_field_is_422(client: TestClient, guest_headers: dict) -> None:
+def test_a_missing_file_field_is_422(client: TestClient, guest_headers: dict[str, str]) -> None:
     r = client.post("/api/upload-selfie", data={"other": "x"}, headers=guest_headers)
     assert r.status_code == 422
 
@@ -96,7 +90,7 @@ def _upload(client: TestClient, headers: dict[str, str], name: str = "obama.jpg"
 
 
 def test_a_selfie_is_accepted_at_once_as_checking_and_is_not_lost(
-    client: TestClient, guest_headers: dict
+    client: TestClient, guest_headers: dict[str, str]
 ) -> None:
     r = _upload(client, guest_headers)
     assert r.status_code == 202
@@ -122,13 +116,13 @@ def test_a_crowd_of_selfies_is_never_refused_and_each_guest_sees_its_place_in_th
 
 
 def test_a_new_upload_cancels_the_selfie_still_waiting_for_its_check(
-    client: TestClient, guest_headers: dict, session: Session
+    client: TestClient, guest_headers: dict[str, str], session: Session
 ) -> None:
-    from app.core.storage import path_for
     from app.selfies.models import Selfie
+    from tests.helpers import local_file
 
     first = _upload(client, guest_headers, "mask_blue.jpg").json()["selfie_id"]
-    first_file = path_for(session.get(Selfie, first).image_key)
+    first_file = local_file(session.get_one(Selfie, first).image_key)
     assert first_file.exists()
     second = _upload(client, guest_headers).json()["selfie_id"]
     session.expire_all()
@@ -139,7 +133,7 @@ def test_a_new_upload_cancels_the_selfie_still_waiting_for_its_check(
 
 
 def test_a_refused_selfie_shows_rejected_with_the_reason_to_act_on(
-    client: TestClient, guest_headers: dict
+    client: TestClient, guest_headers: dict[str, str]
 ) -> None:
     _upload(client, guest_headers, "mask_blue.jpg")
     drain_jobs()
@@ -149,7 +143,7 @@ def test_a_refused_selfie_shows_rejected_with_the_reason_to_act_on(
 
 
 def test_a_full_disk_is_the_one_reason_to_refuse_a_selfie_503_with_retry_after(
-    client: TestClient, guest_headers: dict, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, guest_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from app.core import storage
 
@@ -164,7 +158,7 @@ def test_a_full_disk_is_the_one_reason_to_refuse_a_selfie_503_with_retry_after(
 
 
 def test_the_long_poll_answers_as_soon_as_the_verdict_is_known(
-    client: TestClient, guest_headers: dict
+    client: TestClient, guest_headers: dict[str, str]
 ) -> None:
     _upload(client, guest_headers)
     with ThreadWorker():
@@ -176,7 +170,7 @@ def test_the_long_poll_answers_as_soon_as_the_verdict_is_known(
 
 
 def test_the_long_poll_gives_up_after_wait_seconds_with_the_current_state(
-    client: TestClient, guest_headers: dict
+    client: TestClient, guest_headers: dict[str, str]
 ) -> None:
     _upload(client, guest_headers)
     started = time.monotonic()
@@ -184,13 +178,13 @@ def test_the_long_poll_gives_up_after_wait_seconds_with_the_current_state(
     assert state["status"] == "checking" and time.monotonic() - started >= 0.5
 
 
-def test_wait_is_bounded_to_30_seconds(client: TestClient, guest_headers: dict) -> None:
+def test_wait_is_bounded_to_30_seconds(client: TestClient, guest_headers: dict[str, str]) -> None:
     r = client.get("/api/selfie", params={"wait": 31}, headers=guest_headers)
     assert r.status_code == 422
 
 
 def test_the_event_stream_sends_the_state_now_and_at_every_change(
-    client: TestClient, guest_headers: dict, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, guest_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The test client hands over a streamed body once it ends: a short-lived stream here
     # (the live stream through a real server is in tests/test_end_to_end.py).

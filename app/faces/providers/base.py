@@ -164,6 +164,17 @@ class FaceLookup(Protocol):
         ...
 
 
+#: The name of the local engine's provider, stored with every face and selfie it describes.
+#: It keeps nothing outside our database, so there is nothing to erase elsewhere.
+LOCAL_PROVIDER = "local"
+
+
+def keeps_copies(provider: str) -> bool:
+    """Whether faces of ``provider`` (a stored name) also live at the provider, to be erased
+    there when they go here."""
+    return provider != LOCAL_PROVIDER
+
+
 @runtime_checkable
 class FaceProvider(Protocol):
     name: str

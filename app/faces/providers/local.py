@@ -17,6 +17,7 @@ from PIL import Image
 from app.faces.engine import LocalEngine
 from app.faces.matching import from_blob, match_many, to_blob
 from app.faces.providers.base import (
+    LOCAL_PROVIDER,
     DetectedFace,
     FaceLookup,
     GuestSelfie,
@@ -30,7 +31,7 @@ from app.faces.providers.base import (
 class LocalProvider:
     """The local engine; matching in numpy against descriptors the caller looks up."""
 
-    name = "local"
+    name = LOCAL_PROVIDER
 
     def __init__(
         self, *, engine: LocalEngine, threshold: float, expand: float = 0.0, guard: float = 0.0

@@ -334,8 +334,3 @@ class AzureProvider:
     def _recall(self, persisted: str) -> str | None:
         with self._face_ids_lock:
             return self._face_ids.get(persisted)
-
-    def forget_cached_face_ids(self) -> None:
-        """Drop the in-process faceId cache (tests; or after a long pause)."""
-        with self._face_ids_lock:
-            self._face_ids.clear()

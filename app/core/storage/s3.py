@@ -8,13 +8,11 @@ import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from app.core.config import Settings
-
-CHUNK_BYTES = 1024 * 1024
-Data = bytes | IO[bytes]
+from app.core.storage.base import CHUNK_BYTES, Data
 
 
 class S3Backend:

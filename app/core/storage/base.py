@@ -1,0 +1,39 @@
+"""What every storage backend shares: the data it takes, its chunk size, the contract it
+fulfils, and the keys it accepts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Protocol
+
+CHUNK_BYTES = 1024 * 1024
+Data = bytes | IO[bytes]
+
+
+class Backend(Protocol):
+    """What a storage backend does; keys are already validated."""
+
+    @property
+    def description(self) -> str: ...
+
+    def save(self, key: str, data: Data) -> None: ...
+    def load(self, key: str) -> bytes: ...
+    def chunks(self, key: str) -> Iterator[bytes]: ...
+    def size(self, key: str) -> int | None: ...
+    def delete_many(self, keys: Sequence[str]) -> None: ...
+    def delete_prefix(self, prefix: str) -> None: ...
+    def keys_older_than(self, cutoff: datetime) -> Iterator[str]: ...
+    def local_path(self, key: str) -> Path | None: ...
+    def presigned_url(self, key: str, *, media_type: str, max_age: int) -> str | None: ...
+    def check(self) -> None: ...
+    def public_origin(self) -> str | None: ...
+
+
+def valid_key(key: str) -> str:
+    """``key`` if it is a relative path without empty, ``.`` or ``..`` parts; ValueError otherwise."""
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in key:
+        raise ValueError(f"not a storage key: {key!r}")
+    return key
