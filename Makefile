@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: run test test-fast install browser pgbouncer drill-scale migrate lint lock messages clean
+.PHONY: run test test-fast install browser pgbouncer redis drill-scale migrate lint lock messages clean
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Installs the lock (exact versions and hashes: what CI tested), then the project itself.
@@ -56,13 +56,19 @@ pgbouncer:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer && \
 		if [ -d /run/systemd/system ]; then $(SUDO) systemctl disable --now pgbouncer.service; fi; }
 
+# Redis for the throttle tests and the drill, at TEST_REDIS_URL (default redis://127.0.0.1:6379/0):
+# when nothing answers there, Debian's redis-server (installed when missing) is started on its
+# port, bound to 127.0.0.1, keeping nothing on disk.
+redis:
+	@bash .ci/redis.sh
+
 # Three nodes on 127.0.0.2-4 over one PostgreSQL (through PgBouncer), SeaweedFS and Redis.
-drill-scale: install pgbouncer
+drill-scale: install pgbouncer redis
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} \
 		$(PY) -m pytest -q -p no:playwright -s tests/drills
 
 # The suite on SQLite always, then on PostgreSQL when TEST_DATABASE_URL is set.
-test: install browser pgbouncer
+test: install browser pgbouncer redis
 	env -u TEST_DATABASE_URL $(PY) -m pytest -q
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL ($$TEST_DATABASE_URL)"; \

@@ -1,6 +1,9 @@
-"""The one settings object, read from the environment (and an optional ``.env``).
+"""The application's settings, read from the environment (and an optional ``.env``).
 
-Every variable is documented in the README. ``get_settings()`` is cached per process.
+Every variable is documented in docs/OPERATIONS.md (``tests/test_docs.py`` checks it).
+``get_settings()`` is cached per process. The Gunicorn server's own (HOST, PORT,
+WEB_CONCURRENCY, GUNICORN_*, ACCESS_LOG, LOG_LEVEL, NOFILE_LIMIT) are ``ServerSettings`` of
+``app.core.server_config``, re-exported here.
 In production a real ``SECRET_KEY`` is mandatory; in development one is generated once
 and persisted under ``DATA_DIR`` so every Gunicorn worker and every restart share it.
 """
@@ -17,6 +20,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.core.server_config import ServerSettings as ServerSettings
+from app.core.server_config import get_server_settings as get_server_settings
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 # Largest image accepted (width x height): MAX_IMAGE_PIXELS, and the image functions' default.

@@ -4,7 +4,8 @@ Uvicorn bounds the wait *between* keep-alive requests but not a connection that 
 sends nothing, or sends its headers a byte at a time (slowloris). This protocol arms a
 timer when a connection opens and when a request begins, and answers 408 and closes the
 connection if the headers are not complete within ``REQUEST_READ_TIMEOUT``. The body's
-limit is the application's (``app.core.limits``). ``app.ops.worker.Worker`` serves with it.
+limit is the application's (``app.core.limits``). The web workers
+(``app.ops.gunicorn_worker.WebWorker``) serve with it.
 """
 
 from __future__ import annotations
