@@ -1,1 +1,2 @@
-"""Selfies: upload with synchronous face checks, matching status, the guest's photos."""
+"""Selfies: an upload accepted at once and checked by a face worker (the selfie job), its
+state for the guest (long-poll, event stream), their matched photos and "not me" answers."""
