@@ -112,7 +112,7 @@ run_stage() {
     echo "## $users users: the load generator failed (exit $locust_rc)" >>"$SUMMARY"
     return 2
   fi
-  "$PY" -m benchmarks.load_report --csv "$prefix" --users "$users" --summary "$SUMMARY"
+  "$PY" -m loadtest.report --csv "$prefix" --users "$users" --summary "$SUMMARY"
 }
 
 status=0

@@ -15,7 +15,7 @@ import time
 import httpx
 
 from app.events.service import CODE_ALPHABET
-from benchmarks._server import running_server
+from tools.harness.server import running_server
 
 
 def _hammer(base: str, seconds: float, path: str, body: dict[str, str] | None) -> tuple[int, int, int]:

@@ -8,7 +8,7 @@ Engines: ``yunet+sface`` (the default), ``yunet+dlib`` (dlib's ResNet on YuNet's
 would write with dlib: HOG upsampled once on the original, tolerance 0.6, no expansion). Each
 runs on one core (OpenCV single-threaded); CPU is ``time.process_time``. Matching uses each
 recognizer's defaults (``app.faces.recognizers``). The crowd composites are
-``benchmarks.match_quality.make_crowd``: 12 MP frames of 6-14 people (guests from the devset
+``tools.composites.make_crowd``: 12 MP frames of 6-14 people (guests from the devset
 and strangers), faces 40-110 px, turned up to 15 degrees, a third dim, a third at JPEG
 quality 35. docs/FACES.md quotes this output.
 """
@@ -27,19 +27,9 @@ from PIL import Image
 from app.faces.engine import LocalDlibEngine, LocalEngine, build_engine
 from app.faces.images import load_rgb, make_thumbnail, served_jpeg
 from app.faces.recognizers import MatchDefaults
-from benchmarks.match_quality import (
-    DEVSET,
-    LabelledSet,
-    Photo,
-    _background,
-    _portraits,
-    detector_recall,
-    index,
-    load_devset,
-    make_crowd,
-    score,
-    selfie_probes,
-)
+from tools.composites import background, make_crowd, portraits
+from tools.match_scoring import LabelledSet, Photo, detector_recall, index, load_devset, score, selfie_probes
+from tools.paths import DEVSET
 
 SIZES = (30, 36, 40, 60, 80, 110)
 
@@ -78,10 +68,10 @@ def sized_set(engine: LocalEngine, face_px: int, frames: int = 4, seed: int = 5)
     """12 MP frames with six guests' faces of exactly ``face_px``."""
     rng = random.Random(seed + face_px)
     devset = load_devset(DEVSET)
-    crops = {p: c for p, c in _portraits(engine, DEVSET).items() if p in devset.selfies}
+    crops = {p: c for p, c in portraits(engine, DEVSET).items() if p in devset.selfies}
     photos = []
     for i in range(frames):
-        canvas = _background(rng, (4000, 3000))
+        canvas = background(rng, (4000, 3000))
         people = [rng.choice(sorted(crops)) for _ in range(6)]
         for slot, person in enumerate(people):
             side = round(face_px * 1.8)

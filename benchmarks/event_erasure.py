@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-ROOT = Path(__file__).resolve().parents[1]
+from tools.paths import FACES
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from app.events.models import Event
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["DATA_DIR"] = str(scratch)
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{scratch / 'bench.db'}")
     os.environ["ENVIRONMENT"] = "test"
-    sys.path.insert(0, str(ROOT))
 
+    # Imported once the environment above is set, so that the settings see it.
     from sqlalchemy import text
 
     from app.accounts.models import Role
@@ -53,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             conn.execute(text("DROP SCHEMA public CASCADE"))
             conn.execute(text("CREATE SCHEMA public"))
     upgrade()
-    original = (ROOT / "tests/fixtures/faces/obama2.jpg").read_bytes()
-    thumb = (ROOT / "tests/fixtures/faces/obama.jpg").read_bytes()
+    original = (FACES / "obama2.jpg").read_bytes()
+    thumb = (FACES / "obama.jpg").read_bytes()
     started = time.perf_counter()
     with session_scope() as session:
         org = create_user(
@@ -151,10 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def events_service_get(session, event_id):  # type: ignore[no-untyped-def]
+def events_service_get(session: Session, event_id: int) -> Event:
     from app.events.models import Event
 
-    return session.get(Event, event_id)
+    event = session.get(Event, event_id)
+    if event is None:
+        raise LookupError(f"event {event_id} is gone")
+    return event
 
 
 if __name__ == "__main__":

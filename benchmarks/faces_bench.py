@@ -16,6 +16,7 @@ import multiprocessing
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -101,7 +102,7 @@ def detection_sweep(engine: LocalDlibEngine, composite: bytes) -> None:
             pixels = np.asarray(small)
             cells = []
             for upsample in (0, 1):
-                ms, found = cpu_ms(lambda p=pixels, u=upsample: detector(p, u))
+                ms, found = cpu_ms(partial(detector, pixels, upsample))
                 cells.append(f"up{upsample}: {len(found):2d} faces {ms:6.0f} ms")
             print(f"    side {side:5d}   " + "   ".join(cells))
 
@@ -111,7 +112,7 @@ def per_image_costs(engine: LocalDlibEngine, composite: bytes) -> None:
     selfie_ms = []
     for name in SELFIES:
         data = read(name)
-        ms, _ = cpu_ms(lambda data=data: engine.analyze_selfie(data, strict=True), repeat=3)
+        ms, _ = cpu_ms(partial(engine.analyze_selfie, data, strict=True), repeat=3)
         selfie_ms.append(ms)
         print(f"  {name:26s} {ms:6.0f} ms")
     print(f"  median per selfie: {statistics.median(selfie_ms):.0f} ms")
@@ -122,7 +123,7 @@ def per_image_costs(engine: LocalDlibEngine, composite: bytes) -> None:
     print("== Event photos: index_photo, CPU ms")
     photo_ms, total_faces = [], 0
     for name, data in [(n, read(n)) for n in PHOTOS] + [("composite 4000x3000", composite)]:
-        ms, faces = cpu_ms(lambda data=data: engine.index_photo(data), repeat=2)
+        ms, faces = cpu_ms(partial(engine.index_photo, data), repeat=2)
         photo_ms.append(ms)
         total_faces += len(faces)
         print(f"  {name:26s} {ms:6.0f} ms  {len(faces):2d} faces")
@@ -182,11 +183,12 @@ def precision_recall(engine: LocalDlibEngine, composite: bytes) -> None:
     print("== obama.jpg selfie against every face of the other fixture photos + composite")
     probe = engine.analyze_selfie(read("obama.jpg"), strict=True).face.descriptor
     labels: list[tuple[str, bool]] = []
-    vectors = []
+    vectors: list[np.ndarray] = []
     sources = [(n, read(n)) for n in PHOTOS if n != "obama.jpg"] + [("composite", composite)]
     for name, data in sources:
         faces = engine.index_photo(data)
         for face in faces:
+            assert face.descriptor is not None  # the local engine describes every face
             vectors.append(face.descriptor)
             if name == "composite":
                 # Only faces pasted from person A photos (right of t1.jpg) are person A.

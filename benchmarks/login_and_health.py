@@ -1,6 +1,6 @@
 """Cost of argon2id and login, and /api/health-check latency while 20 logins run at once.
 
-Usage: .venv/bin/python benchmarks/login_and_health.py [--workers 2] [--seconds 15]
+Usage: .venv/bin/python -m benchmarks.login_and_health [--workers 2] [--seconds 15]
 Starts the real server (Gunicorn, gunicorn_config.py) on a scratch SQLite database,
 or on DATABASE_URL when set.
 """
@@ -8,17 +8,15 @@ or on DATABASE_URL when set.
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from benchmarks._server import ROOT, percentile, running_server
-
-PASSWORD = "correct horse battery"
+from benchmarks.figures import percentile
+from tools.accounts import PASSWORD, create_organizer_cli
+from tools.harness.server import running_server
 
 
 def argon2_cost(rounds: int = 20) -> tuple[float, float]:
@@ -45,24 +43,7 @@ def main() -> None:
     print(f"argon2id hash: {hash_ms:.1f} ms, verify: {verify_ms:.1f} ms (one thread)")
 
     with running_server(workers=args.workers) as (base, env):
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "app",
-                "create-organizer",
-                "--username",
-                "org",
-                "--email",
-                "org@example.com",
-                "--password",
-                PASSWORD,
-            ],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+        create_organizer_cli(env, "org")
         with httpx.Client(base_url=base, timeout=30) as c:
             token = c.post("/api/login", json={"login": "org", "password": PASSWORD}).json()["access_token"]
             code = c.post(

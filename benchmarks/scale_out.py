@@ -1,6 +1,6 @@
 """The scale-out figures: time to index 20 photos with one node's face worker against three
 nodes' (one each), and the latency of a photo upload on S3 storage (SeaweedFS) against local
-files. Nodes as in the drill (``benchmarks/_cluster.py``): 127.0.0.2-4, PgBouncer, Redis.
+files. Nodes as in the drill (``tools.harness.cluster``): 127.0.0.2-4, PgBouncer, Redis.
 
 Runs on a scratch PostgreSQL database (``bench_scale``, dropped and created for each run) of
 the server in BENCH_POSTGRES_URL (default ``postgresql://postgres@127.0.0.1:5432/postgres``).
@@ -12,21 +12,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
 import httpx
 from sqlalchemy import create_engine, text
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from app.core.config import sqlalchemy_url  # noqa: E402
-from benchmarks._cluster import running_cluster  # noqa: E402
-from benchmarks._server import percentile, running_server  # noqa: E402
-from tests.drills.test_scale_out import twenty_photos  # noqa: E402
-from tests.helpers import PASSWORD, create_organizer_cli  # noqa: E402
+from app.core.config import sqlalchemy_url
+from benchmarks.figures import percentile
+from tools.accounts import PASSWORD, create_organizer_cli
+from tools.harness.cluster import running_cluster
+from tools.harness.server import running_server
+from tools.paths import DEVSET
+from tools.photos import twenty_photos
 
 SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 DATABASE = "bench_scale"
@@ -72,7 +69,7 @@ def index_time(face_nodes: int) -> float:
 
 def upload_latencies(base: str, env: dict[str, str], uploads: int) -> list[float]:
     headers, event_id = organizer_event(base, env)
-    photo = (ROOT / "tests" / "fixtures" / "devset" / "obama_1080p.jpg").read_bytes()
+    photo = (DEVSET / "obama_1080p.jpg").read_bytes()
     times = []
     with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
         for i in range(uploads):
@@ -97,7 +94,7 @@ def main() -> None:
         s3 = upload_latencies(a.base, a.env, args.uploads)
     with running_server(workers=2, env={"DATABASE_URL": fresh_database(), **quiet}) as (base, env):
         local = upload_latencies(base, env, args.uploads)
-    size = (ROOT / "tests" / "fixtures" / "devset" / "obama_1080p.jpg").stat().st_size // 1024
+    size = (DEVSET / "obama_1080p.jpg").stat().st_size // 1024
     for name, times in (("S3 (SeaweedFS)", s3), ("local files", local)):
         print(
             f"upload of one {size} KiB photo, {name}: p50 {percentile(times, 50) * 1000:.0f} ms, "

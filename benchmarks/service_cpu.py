@@ -9,7 +9,7 @@ of every process of the server is read before and after:
 
 - each guest uploads one selfie at once and follows it with the long-poll to its verdict
   and matches (HTTP, the selfie job, the face check and the matching);
-- the organizer uploads crowd frames of 12 MP (``benchmarks.match_quality.make_crowd``) and
+- the organizer uploads crowd frames of 12 MP (``tools.composites.make_crowd``) and
   waits until every one is indexed (HTTP, faces, thumbnail, served copy, matching).
 
 Printed: CPU per selfie and per photo for the whole service, and the wall time of each.
@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,10 +26,11 @@ from pathlib import Path
 import httpx
 
 from app.faces.engine import LocalDlibEngine
-from benchmarks._server import ROOT, running_server
-from benchmarks.match_quality import DEVSET, make_crowd
+from tools.accounts import PASSWORD, create_organizer_cli
+from tools.composites import make_crowd
+from tools.harness.server import running_server
+from tools.paths import DEVSET
 
-PASSWORD = "correct horse battery staple"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -111,18 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     selfies = [p.read_bytes() for p in sorted(DEVSET.glob("[!g]*.jpg"))]
     frames = [p.data for p in make_crowd(LocalDlibEngine(), DEVSET, frames=args.photos, seed=23).photos]
     with running_server(workers=args.workers) as (base, environ):
-        create = [
-            "create-organizer",
-            "--username",
-            "boss",
-            "--email",
-            "boss@example.com",
-            "--password",
-            PASSWORD,
-        ]
-        subprocess.run(
-            [sys.executable, "-m", "app", *create], cwd=ROOT, env=environ, check=True, capture_output=True
-        )
+        create_organizer_cli(environ, "boss")
         login = httpx.post(f"{base}/api/login", json={"login": "boss", "password": PASSWORD}, timeout=60)
         org = {"Authorization": f"Bearer {login.json()['access_token']}"}
         event = httpx.post(f"{base}/api/events", json={"name": "Bench"}, headers=org, timeout=60).json()

@@ -3,9 +3,10 @@
     .venv/bin/python -m benchmarks.slow_clients
 
 Gunicorn with one web worker and ``MAX_IN_FLIGHT=10``; 20 connections send their headers and
-then one byte of a declared 1000-byte body every 5 s (the scenario of
-``tests/ops/test_slow_clients.py``). Prints the login time with and without them, and how
-long the slow connections were held before the server answered 408 and closed them.
+then one byte of a declared 1000-byte body every 5 s (``tools.harness.slow_clients.Trickle``,
+the scenario of ``tests/ops/test_slow_clients.py``). Prints the login time with and without
+them, and how long the slow connections were held before the server answered 408 and closed
+them.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import time
 
 import httpx
 
-from benchmarks._server import running_server
-from tests.helpers import PASSWORD, create_organizer_cli
-from tests.ops.test_slow_clients import Trickle
+from tools.accounts import PASSWORD, create_organizer_cli
+from tools.harness.server import running_server
+from tools.harness.slow_clients import Trickle
 
 
 def main() -> None:

@@ -13,21 +13,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import httpx
 from playwright.sync_api import sync_playwright
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from benchmarks._server import running_server  # noqa: E402
-from tests.fixtures.events import gallery_photos  # noqa: E402
-from tests.helpers import PASSWORD, create_organizer_cli, fixture_bytes  # noqa: E402
-from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, LOCAL_HOSTS  # noqa: E402
-from tests.web.test_guest_journey import FRENCH, register_on_page  # noqa: E402
+from tools.accounts import PASSWORD, create_organizer_cli
+from tools.browser import CHROMIUM, CHROMIUM_ARGS, FRENCH, LOCAL_HOSTS, jpeg_file, register_on_page
+from tools.harness.server import running_server
+from tools.photos import fixture_bytes, gallery_photos
 
 
 def _prepare(base: str, env: dict[str, str]) -> str:
@@ -68,8 +62,8 @@ def main() -> None:
             page.goto(f"{base}/e/{code}")
             register_on_page(page, FRENCH, f"bench{run}")
             started = time.perf_counter()
-            page.get_by_label("Selfie", exact=True).set_input_files(
-                files=[{"name": "selfie.jpg", "mimeType": "image/jpeg", "buffer": selfie}]
+            page.get_by_label(FRENCH.selfie, exact=True).set_input_files(
+                files=[jpeg_file("selfie.jpg", selfie)]
             )
             page.locator("#verdict [data-status=ready] a").click(timeout=120_000)
             page.wait_for_function(

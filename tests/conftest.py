@@ -37,7 +37,7 @@ from app.core.config import get_settings  # noqa: E402
 from app.core.database import get_engine, get_sessionmaker  # noqa: E402
 from app.core.migrations import upgrade  # noqa: E402
 from app.models import metadata  # noqa: E402
-from benchmarks._seaweedfs import S3Server, running_seaweedfs  # noqa: E402
+from tools.harness.seaweedfs import S3Server, running_seaweedfs  # noqa: E402
 
 IS_POSTGRES = os.environ["DATABASE_URL"].startswith("postgresql")
 
@@ -85,14 +85,14 @@ def truncate_all() -> None:
 @pytest.fixture
 def clean_db() -> Iterator[None]:
     from app.core import throttle
-    from app.faces.service import forget_galleries
+    from app.faces.service import galleries
 
     truncate_all()
-    forget_galleries()
+    galleries.clear()
     throttle.reset()
     yield
     truncate_all()
-    forget_galleries()
+    galleries.clear()
     throttle.reset()
 
 

@@ -9,8 +9,9 @@ import time
 import httpx
 import pytest
 
-from benchmarks._server import running_server
-from tests.helpers import PASSWORD, create_organizer_cli, fixture_bytes
+from tools.accounts import PASSWORD, create_organizer_cli
+from tools.harness.server import running_server
+from tools.photos import fixture_bytes
 
 pytestmark = pytest.mark.slow  # real servers / worker processes
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
@@ -14,20 +15,22 @@ from sqlalchemy.orm import Session
 
 from app.accounts.models import User
 from app.core import security
-from tests.helpers import PASSWORD, login, register
+from tests.helpers import login, register
+from tools.accounts import PASSWORD
 
 
 @pytest.fixture
-def guest(client: TestClient, event: dict) -> dict:
+def guest(client: TestClient, event: dict[str, Any]) -> dict[str, Any]:
     """Alice, a guest whose email has capitals."""
     r = register(client, event["code"], "alice", email="Alice@Example.com")
     assert r.status_code == 201
-    return r.json()["user"]
+    user: dict[str, Any] = r.json()["user"]
+    return user
 
 
 @pytest.mark.parametrize("login_as", ["alice", "ALICE", "alice@example.com", " Alice@EXAMPLE.com "])
 def test_login_with_username_or_email_in_any_case_returns_a_bearer_token(
-    client: TestClient, guest: dict, login_as: str
+    client: TestClient, guest: dict[str, Any], login_as: str
 ) -> None:
     r = client.post("/api/login", json={"login": login_as, "password": PASSWORD})
     assert r.status_code == 200
@@ -39,7 +42,7 @@ def test_login_with_username_or_email_in_any_case_returns_a_bearer_token(
     assert me.json()["username"] == "alice"
 
 
-def test_wrong_password_and_unknown_user_get_the_same_401(client: TestClient, guest: dict) -> None:
+def test_wrong_password_and_unknown_user_get_the_same_401(client: TestClient, guest: dict[str, Any]) -> None:
     wrong = client.post("/api/login", json={"login": "alice", "password": "not the password"})
     unknown = client.post("/api/login", json={"login": "nobody", "password": "not the password"})
     assert wrong.status_code == unknown.status_code == 401
@@ -48,7 +51,7 @@ def test_wrong_password_and_unknown_user_get_the_same_401(client: TestClient, gu
 
 
 def test_unknown_user_costs_one_argon2_verification_like_a_wrong_password(
-    client: TestClient, guest: dict, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, guest: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
     hasher = security.password_hasher()
@@ -69,16 +72,16 @@ def test_unknown_user_costs_one_argon2_verification_like_a_wrong_password(
 
 
 def test_login_rehashes_a_password_stored_with_old_argon2_parameters(
-    client: TestClient, session: Session, guest: dict
+    client: TestClient, session: Session, guest: dict[str, Any]
 ) -> None:
     old = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
-    user = session.get(User, guest["id"])
+    user = session.get_one(User, guest["id"])
     user.password_hash = old
     session.commit()
     assert client.post("/api/login", json={"login": "alice", "password": PASSWORD}).status_code == 200
     session.expire_all()
     new_hash = session.scalar(select(User.password_hash).where(User.id == guest["id"]))
-    assert new_hash != old
+    assert new_hash is not None and new_hash != old
     assert not security.needs_rehash(new_hash)
     assert client.post("/api/login", json={"login": "alice", "password": PASSWORD}).status_code == 200
 
@@ -106,7 +109,9 @@ def test_me_without_a_valid_token_is_401(client: TestClient, authorization: str 
     assert r.headers["www-authenticate"] == "Bearer"
 
 
-def test_token_of_a_deleted_user_is_refused(client: TestClient, session: Session, guest: dict) -> None:
+def test_token_of_a_deleted_user_is_refused(
+    client: TestClient, session: Session, guest: dict[str, Any]
+) -> None:
     headers = login(client, "alice")
     session.delete(session.get(User, guest["id"]))
     session.commit()
@@ -115,7 +120,7 @@ def test_token_of_a_deleted_user_is_refused(client: TestClient, session: Session
     assert r.json()["error"]["code"] == "invalid_token"
 
 
-def test_a_token_signed_with_another_key_is_refused(client: TestClient, guest: dict) -> None:
+def test_a_token_signed_with_another_key_is_refused(client: TestClient, guest: dict[str, Any]) -> None:
     from app.core.config import Settings
 
     forged = security.create_access_token(

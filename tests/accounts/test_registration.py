@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
@@ -12,11 +13,12 @@ from sqlalchemy.orm import Session
 
 from app.accounts.models import User
 from app.events.models import EventMembership
-from tests.helpers import PASSWORD, login, make_event, make_organizer, register
+from tests.helpers import login, make_event, make_organizer, register
+from tools.accounts import PASSWORD
 
 
 def test_registration_creates_the_account_and_its_membership_and_returns_a_token(
-    client: TestClient, session: Session, event: dict
+    client: TestClient, session: Session, event: dict[str, Any]
 ) -> None:
     r = register(client, event["code"], "alice", display_name="Alice ✨")
     assert r.status_code == 201
@@ -33,12 +35,14 @@ def test_registration_creates_the_account_and_its_membership_and_returns_a_token
     assert PASSWORD not in stored.password_hash
 
 
-def test_registration_accepts_the_code_in_any_case_with_spaces(client: TestClient, event: dict) -> None:
+def test_registration_accepts_the_code_in_any_case_with_spaces(
+    client: TestClient, event: dict[str, Any]
+) -> None:
     r = register(client, f"  {event['code'].lower()} ", "bob")
     assert r.status_code == 201
 
 
-def test_unknown_code_is_404_event_not_found(client: TestClient, event: dict) -> None:
+def test_unknown_code_is_404_event_not_found(client: TestClient, event: dict[str, Any]) -> None:
     r = register(client, "NOPE-2222", "carol")
     assert r.status_code == 404
     assert r.json()["error"]["code"] == "event_not_found"
@@ -54,14 +58,16 @@ def test_closed_event_is_410_event_closed(client: TestClient, session: Session) 
     assert r.json()["error"]["code"] == "event_closed"
 
 
-def test_taken_username_is_409_username_taken_whatever_the_case(client: TestClient, event: dict) -> None:
+def test_taken_username_is_409_username_taken_whatever_the_case(
+    client: TestClient, event: dict[str, Any]
+) -> None:
     assert register(client, event["code"], "erin").status_code == 201
     r = register(client, event["code"], "ERIN", email="other@example.com")
     assert r.status_code == 409
     assert r.json()["error"]["code"] == "username_taken"
 
 
-def test_taken_email_is_409_email_taken_whatever_the_case(client: TestClient, event: dict) -> None:
+def test_taken_email_is_409_email_taken_whatever_the_case(client: TestClient, event: dict[str, Any]) -> None:
     assert register(client, event["code"], "frank", email="frank@example.com").status_code == 201
     r = register(client, event["code"], "frank2", email="FRANK@Example.COM")
     assert r.status_code == 409
@@ -78,7 +84,7 @@ def test_taken_email_is_409_email_taken_whatever_the_case(client: TestClient, ev
     ],
 )
 def test_weak_password_is_422_weak_password_with_the_reason(
-    client: TestClient, event: dict, password: str, why: str
+    client: TestClient, event: dict[str, Any], password: str, why: str
 ) -> None:
     r = register(client, event["code"], "grace", password=password)
     assert r.status_code == 422
@@ -87,13 +93,15 @@ def test_weak_password_is_422_weak_password_with_the_reason(
 
 
 @pytest.mark.parametrize("username", ["ab", "-alice", "al ice", "ñandú", "x" * 33, "a" * 5000])
-def test_malformed_username_is_422_invalid_username(client: TestClient, event: dict, username: str) -> None:
+def test_malformed_username_is_422_invalid_username(
+    client: TestClient, event: dict[str, Any], username: str
+) -> None:
     r = register(client, event["code"], username, email="u@example.com")
     assert r.status_code == 422
     assert r.json()["error"]["code"] in {"invalid_username", "validation_error"}
 
 
-def test_malformed_email_is_422_invalid_email(client: TestClient, event: dict) -> None:
+def test_malformed_email_is_422_invalid_email(client: TestClient, event: dict[str, Any]) -> None:
     r = register(client, event["code"], "henry", email="not-an-email")
     assert r.status_code == 422
     assert r.json()["error"]["code"] == "invalid_email"
@@ -126,7 +134,7 @@ async def _register_concurrently(n: int, code: str, username: str, same_email: b
 
 @pytest.mark.parametrize("same_email", [False, True], ids=["same-username", "same-username-and-email"])
 def test_twenty_concurrent_registrations_of_one_username_give_one_201_and_nineteen_409(
-    client: TestClient, session: Session, event: dict, same_email: bool
+    client: TestClient, session: Session, event: dict[str, Any], same_email: bool
 ) -> None:
     responses = asyncio.run(_register_concurrently(20, event["code"], "racer", same_email))
     statuses = sorted(r.status_code for r in responses)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import sessionmaker
 
 from app.core import database
@@ -30,8 +31,8 @@ def test_health_check_is_200_when_the_database_answers(client: TestClient) -> No
 
 
 @pytest.fixture
-def swapped_engine(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    def swap(engine):  # type: ignore[no-untyped-def]
+def swapped_engine(monkeypatch: pytest.MonkeyPatch) -> Callable[[Engine], Engine]:
+    def swap(engine: Engine) -> Engine:
         monkeypatch.setattr(database, "_engine", engine)
         monkeypatch.setattr(database, "_sessionmaker", sessionmaker(bind=engine, expire_on_commit=False))
         return engine
@@ -40,8 +41,8 @@ def swapped_engine(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-
 
 
 def test_health_check_is_503_with_the_reason_when_the_database_is_down(
-    client: TestClient, swapped_engine
-) -> None:  # type: ignore[no-untyped-def]
+    client: TestClient, swapped_engine: Callable[[Engine], Engine]
+) -> None:
     down = Settings(database_url="postgresql://postgres@127.0.0.1:9/nothing", db_connect_timeout=1)
     engine = swapped_engine(database.build_engine(down))
     r = client.get("/api/health-check")

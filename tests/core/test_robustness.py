@@ -38,7 +38,7 @@ def _assert_error_shape(response: object) -> None:
 
 @pytest.mark.parametrize(("path", "fields"), JSON_ENDPOINTS)
 def test_nasty_values_in_any_field_never_cause_a_500(
-    client: TestClient, org_headers: dict, path: str, fields: list[str]
+    client: TestClient, org_headers: dict[str, str], path: str, fields: list[str]
 ) -> None:
     base = {
         "code": "ABC-2345",
@@ -60,7 +60,7 @@ def test_nasty_values_in_any_field_never_cause_a_500(
     "raw", [b"", b"{", b"[]", b"null", b"\xff\xfe", b'{"code": "\\ud800"}', b"1" * 5000, b'{"a":' * 500]
 )
 def test_malformed_bodies_are_4xx_with_the_error_shape(
-    client: TestClient, org_headers: dict, path: str, raw: bytes
+    client: TestClient, org_headers: dict[str, str], path: str, raw: bytes
 ) -> None:
     r = client.post(path, content=raw, headers={**org_headers, "Content-Type": "application/json"})
     assert 400 <= r.status_code < 500, r.text

@@ -6,7 +6,6 @@ node's disk. ``make drill-scale`` runs it; CI runs it in the PostgreSQL pass."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -20,31 +19,18 @@ from sqlalchemy.orm import Session
 
 from app.faces.models import Face, FaceMatch
 from app.photos.models import Photo, PhotoStatus
-from benchmarks._cluster import Cluster, running_cluster
-from benchmarks._pgbouncer import server_connections
 from tests.conftest import IS_POSTGRES, TEST_DATABASE_URL
-from tests.helpers import PASSWORD, create_organizer_cli, fixture_bytes
+from tools.accounts import PASSWORD, create_organizer_cli
+from tools.harness.cluster import Cluster, running_cluster
+from tools.harness.pgbouncer import server_connections
+from tools.photos import fixture_bytes, obama_photos, twenty_photos
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not IS_POSTGRES, reason="the drill runs on PostgreSQL (make drill-scale)"),
 ]
 
-DEVSET = Path(__file__).resolve().parents[1] / "fixtures" / "devset"
 POOL_SIZE = 8
-
-
-def twenty_photos() -> dict[str, bytes]:
-    """The devset's 18 photos and two more of Obama: 20, of which 9 show him."""
-    photos = {p.name: p.read_bytes() for p in sorted(DEVSET.iterdir()) if p.suffix in (".jpg", ".png")}
-    photos |= {n: fixture_bytes(n) for n in ("obama2.jpg", "obama3.jpg")}
-    assert len(photos) == 20
-    return photos
-
-
-def obama_photos() -> set[str]:
-    truth = json.loads((DEVSET / "truth.json").read_text())["photos"]
-    return {name for name, people in truth.items() if "obama" in people} | {"obama2.jpg", "obama3.jpg"}
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:

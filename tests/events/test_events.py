@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.events.service import CODE_ALPHABET, generate_code
-from tests.helpers import PASSWORD, login, make_event, make_organizer, register
+from tests.helpers import login, make_event, make_organizer, register
+from tools.accounts import PASSWORD
 
 
 def test_generated_codes_are_readable_and_free_of_ambiguous_characters() -> None:
@@ -24,7 +25,9 @@ def test_generated_codes_are_readable_and_free_of_ambiguous_characters() -> None
     assert generate_code("Fête de l'été").startswith("FETE-")
 
 
-def test_organizer_creates_an_event_with_a_generated_code(client: TestClient, org_headers: dict) -> None:
+def test_organizer_creates_an_event_with_a_generated_code(
+    client: TestClient, org_headers: dict[str, str]
+) -> None:
     r = client.post(
         "/api/events",
         json={
@@ -41,7 +44,7 @@ def test_organizer_creates_an_event_with_a_generated_code(client: TestClient, or
     assert body["ends_at"].startswith("2026-07-02T00:00:00")
 
 
-def test_event_end_before_start_is_refused(client: TestClient, org_headers: dict) -> None:
+def test_event_end_before_start_is_refused(client: TestClient, org_headers: dict[str, str]) -> None:
     r = client.post(
         "/api/events",
         json={"name": "X", "starts_at": "2026-07-02T00:00:00Z", "ends_at": "2026-07-01T00:00:00Z"},
@@ -50,7 +53,7 @@ def test_event_end_before_start_is_refused(client: TestClient, org_headers: dict
     assert r.status_code == 422
 
 
-def test_check_event_code_returns_the_public_info(client: TestClient, org_headers: dict) -> None:
+def test_check_event_code_returns_the_public_info(client: TestClient, org_headers: dict[str, str]) -> None:
     event = make_event(client, org_headers, "Gala")
     r = client.post("/api/check-event-code", json={"code": f"  {event['code'].lower()}\t"})
     assert r.status_code == 200
@@ -66,7 +69,9 @@ def test_check_event_code_returns_the_public_info(client: TestClient, org_header
     }
 
 
-def test_check_event_code_unknown_is_404_and_closed_is_410(client: TestClient, org_headers: dict) -> None:
+def test_check_event_code_unknown_is_404_and_closed_is_410(
+    client: TestClient, org_headers: dict[str, str]
+) -> None:
     event = make_event(client, org_headers)
     r = client.post("/api/check-event-code", json={"code": "ZZZ-9999"})
     assert (r.status_code, r.json()["error"]["code"]) == (404, "event_not_found")
@@ -77,7 +82,7 @@ def test_check_event_code_unknown_is_404_and_closed_is_410(client: TestClient, o
     assert client.post("/api/check-event-code", json={"code": event["code"]}).status_code == 200
 
 
-def test_guests_cannot_manage_events(client: TestClient, org_headers: dict) -> None:
+def test_guests_cannot_manage_events(client: TestClient, org_headers: dict[str, str]) -> None:
     event = make_event(client, org_headers)
     guest = register(client, event["code"], "alice").json()
     headers = {"Authorization": f"Bearer {guest['access_token']}"}
@@ -88,7 +93,7 @@ def test_guests_cannot_manage_events(client: TestClient, org_headers: dict) -> N
 
 
 def test_organizers_see_and_manage_only_their_own_events(
-    client: TestClient, session: Session, org_headers: dict
+    client: TestClient, session: Session, org_headers: dict[str, str]
 ) -> None:
     mine = make_event(client, org_headers, "Mine")
     other_headers = login(client, make_organizer(session)["username"])
@@ -100,7 +105,9 @@ def test_organizers_see_and_manage_only_their_own_events(
     assert client.post(f"/api/events/{theirs['id']}/close", headers=org_headers).status_code == 404
 
 
-def test_a_guest_joins_another_event_with_its_code_once(client: TestClient, org_headers: dict) -> None:
+def test_a_guest_joins_another_event_with_its_code_once(
+    client: TestClient, org_headers: dict[str, str]
+) -> None:
     first = make_event(client, org_headers, "First")
     second = make_event(client, org_headers, "Second")
     token = register(client, first["code"], "alice").json()["access_token"]

@@ -16,6 +16,7 @@ from app.faces.engine import LocalEngine, build_engine, pose
 from app.faces.providers import match_settings
 from app.faces.providers.base import SelfieRejected
 from app.faces.recognizers import SFACE_MODEL
+from tools.match_scoring import vector
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "faces"
@@ -53,8 +54,9 @@ def test_every_real_single_person_photo_is_accepted_with_its_landmark_measures(e
             continue
         analysis = engine.analyze_selfie(path.read_bytes(), strict=True)
         assert analysis.faces_found == 1, path.name
-        assert analysis.face.descriptor.shape == (128,) and not analysis.face.descriptor.flags.writeable
-        assert abs(float(np.linalg.norm(analysis.face.descriptor)) - 1.0) < 1e-4
+        descriptor = vector(analysis.face)
+        assert descriptor.shape == (128,) and not descriptor.flags.writeable
+        assert abs(float(np.linalg.norm(descriptor)) - 1.0) < 1e-4
         assert {"yaw", "score", "eyes_luma", "lower_luma", "lower_chroma"} <= set(analysis.quality), path.name
 
 
@@ -133,16 +135,16 @@ def test_small_faces_of_12_and_50_mp_photos_are_found_and_match_their_person(
     (found,) = engine.index_photo(_photo_with_a_small_face(face_px, size))
     assert 0.6 * face_px <= found.box.width <= 1.6 * face_px
     guard = match_settings(get_settings()).guard
-    assert float(np.linalg.norm(found.descriptor - selfie.descriptor)) < guard
+    assert float(np.linalg.norm(vector(found) - vector(selfie))) < guard
 
 
 def test_same_people_are_closer_than_the_threshold_and_strangers_beyond_the_guard(
     engine: LocalEngine,
 ) -> None:
     distances = match_settings(get_settings())
-    a = [engine.index_photo((FIXTURES / n).read_bytes())[0].descriptor for n in ("obama.jpg", "obama3.jpg")]
-    b = engine.index_photo((FIXTURES / "biden.jpg").read_bytes())[0].descriptor
-    strangers = [f.descriptor for f in engine.index_photo((FIXTURES / "t1.jpg").read_bytes())]
+    a = [vector(engine.index_photo((FIXTURES / n).read_bytes())[0]) for n in ("obama.jpg", "obama3.jpg")]
+    b = vector(engine.index_photo((FIXTURES / "biden.jpg").read_bytes())[0])
+    strangers = [vector(f) for f in engine.index_photo((FIXTURES / "t1.jpg").read_bytes())]
     assert float(np.linalg.norm(a[0] - a[1])) < distances.threshold
     for other in [b, *strangers]:
         assert float(np.linalg.norm(a[0] - other)) > distances.guard

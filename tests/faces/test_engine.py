@@ -19,6 +19,7 @@ from app.faces.images import register_heif
 from app.faces.matching import Gallery
 from app.faces.providers.base import DetectedFace, FaceBox, FaceProvider, SelfieAnalysis, SelfieRejected
 from app.faces.providers.local import LocalProvider
+from tools.match_scoring import vector
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "faces"
@@ -52,7 +53,7 @@ def jpeg(img: Image.Image, **options: object) -> bytes:
 
 
 def distance(a: DetectedFace, b: DetectedFace) -> float:
-    return float(np.linalg.norm(a.descriptor - b.descriptor))
+    return float(np.linalg.norm(vector(a) - vector(b)))
 
 
 def rejection(engine: LocalDlibEngine, data: bytes) -> SelfieRejected:
@@ -108,7 +109,7 @@ def test_every_real_single_person_photo_is_accepted_as_a_strict_selfie(
 ) -> None:
     for name, analysis in selfies.items():
         assert analysis.faces_found == 1, name
-        descriptor = analysis.face.descriptor
+        descriptor = vector(analysis.face)
         assert descriptor.dtype == np.float32 and descriptor.shape == (128,), name
         assert not descriptor.flags.writeable, name
         assert set(analysis.quality) == {"face_px", "sharpness", "brightness"}
@@ -152,9 +153,9 @@ def test_obama_selfie_finds_only_person_a_photos_in_a_gallery(
     gallery.append(
         np.arange(len(names)),
         np.arange(len(names)) + 100,
-        np.stack([selfies[name].face.descriptor for name in names]),
+        np.stack([vector(selfies[name].face) for name in names]),
     )
-    probe = selfies["obama.jpg"].face.descriptor
+    probe = vector(selfies["obama.jpg"].face)
     matched = {names[face_id] for face_id, _, _ in gallery.match(probe, threshold=0.5)}
     assert matched == set(PERSON_A)
 
@@ -261,7 +262,7 @@ def test_index_photo_finds_the_six_faces_of_the_group_photo_left_to_right(
     lefts = [face.box.left for face in faces]
     assert lefts == sorted(lefts)
     assert all(isinstance(face.box, FaceBox) for face in faces)
-    assert all(face.descriptor.shape == (128,) for face in faces)
+    assert all(vector(face).shape == (128,) for face in faces)
     # Six different people: no two of them look like the same person.
     pairs = itertools.combinations(faces, 2)
     assert min(distance(a, b) for a, b in pairs) > 0.5
@@ -303,16 +304,16 @@ def _dlib_own_descriptor(data: bytes) -> np.ndarray:
 
 def test_a_normally_lit_face_keeps_exactly_dlibs_own_descriptor(engine: LocalDlibEngine) -> None:
     (face,) = engine.index_photo(fixture_bytes("obama2.jpg"))
-    assert np.array_equal(face.descriptor, _dlib_own_descriptor(fixture_bytes("obama2.jpg")))
+    assert np.array_equal(vector(face), _dlib_own_descriptor(fixture_bytes("obama2.jpg")))
 
 
 def test_a_dim_face_is_described_closer_to_the_same_face_lit(engine: LocalDlibEngine) -> None:
-    lit = engine.index_photo(fixture_bytes("obama2.jpg"))[0].descriptor
+    lit = vector(engine.index_photo(fixture_bytes("obama2.jpg"))[0])
     out = io.BytesIO()
     ImageEnhance.Brightness(Image.open(FIXTURES / "obama2.jpg")).enhance(0.35).save(out, "JPEG", quality=90)
     (dim,) = engine.index_photo(out.getvalue())
     plain = _dlib_own_descriptor(out.getvalue())
-    assert np.linalg.norm(dim.descriptor - lit) < np.linalg.norm(plain - lit)
+    assert np.linalg.norm(vector(dim) - lit) < np.linalg.norm(plain - lit)
 
 
 def _photo_with_a_small_face(face_px: int) -> bytes:

@@ -13,8 +13,10 @@ from PIL import Image, ImageEnhance
 from app.core.config import get_settings
 from app.faces.providers import get_face_provider, match_settings
 from app.faces.providers.local import LocalProvider
-from benchmarks.match_quality import DEVSET, LabelledSet, Photo, index, load_devset, score, selfie_probes
-from tests.helpers import drain_jobs, fixture_bytes, selfie_verdict, upload_photos
+from tests.helpers import drain_jobs, selfie_verdict, upload_photos
+from tools.match_scoring import LabelledSet, Photo, index, load_devset, score, selfie_probes
+from tools.paths import DEVSET
+from tools.photos import fixture_bytes
 
 
 def default_engine() -> tuple[LocalProvider, float, float, float]:
@@ -58,9 +60,9 @@ def _hard_photo() -> bytes:
     1.09 from the alex_lacamoire_1.jpg selfie (beyond the threshold, within the guard) and
     0.98 from the average of that selfie and alex_lacamoire_3.jpg (docs/FACES.md)."""
     img = Image.open(DEVSET / "alex_lacamoire_2.png").convert("RGB")
-    img = ImageEnhance.Brightness(img.resize((img.width // 2, img.height // 2), Image.Resampling.LANCZOS))
+    half = img.resize((img.width // 2, img.height // 2), Image.Resampling.LANCZOS)
     out = io.BytesIO()
-    img.enhance(0.4).save(out, "JPEG", quality=30)
+    ImageEnhance.Brightness(half).enhance(0.4).save(out, "JPEG", quality=30)
     return out.getvalue()
 
 

@@ -320,7 +320,8 @@ def test_served_png_keeps_transparency_and_16_bit_depth() -> None:
     served, media_type = sanitized_original(encode(rgba, "PNG"), "PNG")
     assert media_type == "image/png"
     with Image.open(io.BytesIO(served)) as img:
-        assert img.mode == "RGBA" and img.getpixel((0, 0))[3] == 0
+        pixel = img.getpixel((0, 0))
+        assert img.mode == "RGBA" and isinstance(pixel, tuple) and pixel[3] == 0
 
     ramp = np.linspace(0, 65535, 64).reshape(8, 8).astype(np.uint16)
     served16, _ = sanitized_original(encode(Image.fromarray(ramp), "PNG"), "PNG")

@@ -225,7 +225,8 @@ def test_a_photo_said_not_me_neither_matches_nor_pulls_others_in() -> None:
 def test_expansion_is_off_with_expand_zero_and_keeps_one_face_per_photo() -> None:
     gallery = Gallery()
     gallery.append(np.array([1, 2, 3]), np.array([7, 7, 8]), np.stack([EASY, _axis(0, 0.3), HARD]))
-    assert gallery.match(SELFIE, threshold=0.5, expand=0.0, guard=0.6) == [(2, 7, pytest.approx(0.3))]
+    ((face, photo, distance),) = gallery.match(SELFIE, threshold=0.5, expand=0.0, guard=0.6)
+    assert (face, photo) == (2, 7) and distance == pytest.approx(0.3)
     assert [(f, p) for f, p, _d in gallery.match(SELFIE, threshold=0.5, expand=0.5, guard=0.6)] == [
         (2, 7),
         (3, 8),

@@ -20,7 +20,9 @@ from app.faces.providers import get_face_provider
 from app.faces.recognizers import DLIB_MODEL, SFACE_MODEL
 from app.photos.models import Photo, PhotoStatus
 from app.photos.reembed import queue_reembeds
-from tests.helpers import PASSWORD, drain_jobs, fixture_bytes, selfie_verdict, upload_photos
+from tests.helpers import drain_jobs, selfie_verdict, upload_photos
+from tools.accounts import PASSWORD
+from tools.photos import fixture_bytes
 
 CSRF = re.compile(r'name="csrf-token" content="([0-9a-f]+)"')
 

@@ -13,7 +13,8 @@ from app.core.config import get_settings
 from app.core.database import get_sessionmaker, utcnow
 from app.jobs import queue
 from app.photos.models import Photo, PhotoStatus
-from tests.helpers import drain_jobs, fixture_bytes, login, make_event, make_organizer, upload_photos
+from tests.helpers import drain_jobs, login, make_event, make_organizer, upload_photos
+from tools.photos import fixture_bytes
 
 TODO = (PhotoStatus.pending, PhotoStatus.processing)
 
@@ -75,7 +76,7 @@ def test_a_job_that_keeps_killing_its_workers_fails_with_a_reason(
         session.execute(update(Photo).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
         session.commit()
     drain_jobs()
-    photo = session.get(Photo, photo_id)
+    photo = session.get_one(Photo, photo_id)
     session.refresh(photo)
     assert photo.status == PhotoStatus.failed
     assert "Gave up after" in (photo.error_message or "")
@@ -91,5 +92,5 @@ def _organizer_name(session: Session, event_id: int) -> str:
     from app.accounts.models import User
     from app.events.models import Event
 
-    event = session.get(Event, event_id)
-    return session.get(User, event.organizer_id).username
+    event = session.get_one(Event, event_id)
+    return session.get_one(User, event.organizer_id).username

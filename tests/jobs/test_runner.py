@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
@@ -21,7 +21,8 @@ from app.jobs.wakeup import WakeListener, notify_on_commit
 from app.photos.models import Photo, PhotoStatus
 from app.selfies.models import Selfie
 from app.worker import load_job_kinds
-from tests.helpers import bearer, fixture_bytes, login, make_event, make_organizer, register, upload_photos
+from tests.helpers import bearer, login, make_event, make_organizer, register, upload_photos
+from tools.photos import fixture_bytes
 
 TODO = (PhotoStatus.pending, PhotoStatus.processing)
 
@@ -98,7 +99,8 @@ def test_a_failing_handler_is_retried_with_backoff_then_fails_with_the_reason(
         photo = _reload(session, photo_id)
         assert photo.attempts == attempt and photo.error_message == "RuntimeError: disk on fire"
         if attempt < get_settings().job_max_attempts:
-            assert photo.status == PhotoStatus.pending and photo.available_at > utcnow()
+            assert photo.status == PhotoStatus.pending
+            assert photo.available_at is not None and photo.available_at > utcnow()
             assert not runner.run_one(kind, worker_id="w")  # backing off: nothing to claim yet
             session.execute(update(Photo).values(available_at=None))
             session.commit()
@@ -220,7 +222,9 @@ def test_a_job_that_loses_a_write_race_on_sqlite_runs_again_without_using_an_att
         with job_session.begin_nested():
             job_session.scalar(select(Photo.faces_count).where(Photo.id == photo_id))
             if len(calls) == 1:  # another writer commits meanwhile
-                with sqlite3.connect(str(job_session.get_bind().url.database)) as other:
+                bind = job_session.get_bind()
+                assert isinstance(bind, Engine)
+                with sqlite3.connect(str(bind.url.database)) as other:
                     other.execute("UPDATE photos SET error_message = 'other' WHERE id = ?", (photo_id,))
             job_session.execute(update(Photo).where(Photo.id == photo_id).values(faces_count=7))
         return Outcome({"status": PhotoStatus.indexed})

@@ -21,16 +21,8 @@ from sqlalchemy.orm import Session
 from app.faces.models import Face, FaceMatch
 from app.photos.models import Photo, PhotoStatus
 from app.selfies.models import Selfie
-from tests.helpers import (
-    bearer,
-    drain_jobs,
-    fixture_bytes,
-    login,
-    make_event,
-    make_organizer,
-    register,
-    upload_photos,
-)
+from tests.helpers import bearer, drain_jobs, login, make_event, make_organizer, register, upload_photos
+from tools.photos import fixture_bytes
 
 pytestmark = pytest.mark.slow  # real servers / worker processes
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks._server import ROOT, free_port
-from benchmarks.load_report import Row, Targets, evaluate
+from loadtest.report import Row, Targets, evaluate
 from tests.conftest import truncate_all
+from tools.harness.server import free_port
+from tools.paths import ROOT
 
 
 def row(

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
 from app.ops import metrics, middleware, stats
-from tests.helpers import bearer, fixture_bytes, login, make_event, make_organizer, ops_headers, register
+from tests.helpers import bearer, login, make_event, make_organizer, ops_headers, register
+from tools.photos import fixture_bytes
 
 
 def test_percentiles_are_interpolated_within_the_latency_buckets() -> None:
@@ -54,7 +55,8 @@ def test_a_dead_worker_keeps_its_totals_but_not_its_in_flight(tmp_path: Path) ->
     dead = subprocess.run([sys.executable, "-c", _DEAD_WORKER], env=env, check=True, timeout=60)
     assert dead.returncode == 0
     (dead_pid,) = {int(p.stem.rsplit("_", 1)[1]) for p in tmp_path.glob("*.db")}
-    multiprocess.mark_process_dead(dead_pid, path=str(tmp_path))  # as Gunicorn's child_exit does
+    # As Gunicorn's child_exit does (prometheus-client leaves this one untyped).
+    multiprocess.mark_process_dead(dead_pid, path=str(tmp_path))  # type: ignore[no-untyped-call]
 
     out = subprocess.run(
         [sys.executable, "-c", _LIVE_WORKER], env=env, check=True, timeout=60, capture_output=True, text=True

@@ -15,8 +15,8 @@ from app.core.config import Settings
 from app.core.database import build_engine
 from app.jobs.wakeup import WakeListener
 from app.ops import server as checks
-from benchmarks._pgbouncer import running_pgbouncer, server_connections
 from tests.conftest import IS_POSTGRES
+from tools.harness.pgbouncer import running_pgbouncer, server_connections
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not IS_POSTGRES, reason="PostgreSQL only")]
 

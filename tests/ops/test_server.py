@@ -16,9 +16,11 @@ import httpx
 import pytest
 
 from app.ops import server as checks
-from benchmarks._server import ROOT, free_port, running_server
 from tests.conftest import IS_POSTGRES
-from tests.helpers import PASSWORD, create_organizer_cli, ops_headers
+from tests.helpers import ops_headers
+from tools.accounts import PASSWORD, create_organizer_cli
+from tools.harness.server import free_port, running_server
+from tools.paths import ROOT
 
 pytestmark = pytest.mark.slow  # real servers / worker processes
 

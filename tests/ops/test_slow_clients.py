@@ -3,16 +3,15 @@ a body trickling in never take the slots of other clients, and are cut off with 
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from benchmarks._server import running_server
-from tests.helpers import PASSWORD, create_organizer_cli
+from tools.accounts import PASSWORD, create_organizer_cli
+from tools.harness.server import running_server
+from tools.harness.slow_clients import Trickle, connect, read_all
 
 pytestmark = pytest.mark.slow  # real servers / worker processes
 
@@ -33,66 +32,6 @@ def server() -> Iterator[tuple[str, dict[str, str]]]:
         create_organizer_cli(environ, "slowboss")
         yield base, environ
     truncate_all()
-
-
-def _connect(base: str) -> socket.socket:
-    host, port = base.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)), timeout=60)
-    return sock
-
-
-def _read_all(sock: socket.socket) -> bytes:
-    chunks = []
-    while chunk := sock.recv(4096):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-class Trickle:
-    """``n`` connections that send their headers and then one byte of body every ``every`` s."""
-
-    def __init__(self, base: str, n: int, every: float) -> None:
-        self.socks = [_connect(base) for _ in range(n)]
-        self.every = every
-        self.answers: list[bytes] = [b""] * n
-        self.closed_after: list[float] = [0.0] * n
-        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(n)]
-
-    def _run(self, i: int) -> None:
-        sock, start = self.socks[i], time.monotonic()
-        sock.sendall(
-            b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 1000\r\n\r\n{"
-        )
-        sock.settimeout(self.every)
-        answer = b""
-        while True:
-            try:
-                chunk = sock.recv(4096)
-            except TimeoutError:
-                try:
-                    sock.sendall(b" ")
-                except OSError:
-                    break
-                continue
-            except OSError:
-                break
-            if not chunk:
-                break
-            answer += chunk
-        self.answers[i] = answer
-        self.closed_after[i] = time.monotonic() - start
-
-    def __enter__(self) -> Trickle:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for t in self._threads:
-            t.join(timeout=120)
-        for s in self.socks:
-            s.close()
 
 
 def test_twenty_trickling_bodies_do_not_stop_a_login_and_are_cut_off_with_408(
@@ -118,10 +57,10 @@ def test_headers_that_never_finish_are_answered_408_and_the_connection_closed(
     server: tuple[str, dict[str, str]],
 ) -> None:
     base, _ = server
-    sock = _connect(base)
+    sock = connect(base)
     started = time.monotonic()
     sock.sendall(b"GET /api/health-check HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-    answer = _read_all(sock)  # the server closes it
+    answer = read_all(sock)  # the server closes it
     elapsed = time.monotonic() - started
     sock.close()
     assert answer.startswith(b"HTTP/1.1 408 ") and b"request_timeout" in answer
@@ -130,9 +69,9 @@ def test_headers_that_never_finish_are_answered_408_and_the_connection_closed(
 
 def test_a_connection_that_sends_nothing_is_closed(server: tuple[str, dict[str, str]]) -> None:
     base, _ = server
-    sock = _connect(base)
+    sock = connect(base)
     started = time.monotonic()
-    answer = _read_all(sock)
+    answer = read_all(sock)
     sock.close()
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert time.monotonic() - started < READ_TIMEOUT + 10
@@ -142,7 +81,7 @@ def test_a_slow_but_steady_upload_is_not_cut_off(server: tuple[str, dict[str, st
     """500 bytes a second earns a second more: a phone on bad Wi-Fi still gets through."""
     base, _ = server
     body = b'{"login": "slowboss", "password": "' + PASSWORD.encode() + b'", "pad": "' + b"x" * 4000 + b'"}'
-    sock = _connect(base)
+    sock = connect(base)
     sock.sendall(
         b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
@@ -151,7 +90,7 @@ def test_a_slow_but_steady_upload_is_not_cut_off(server: tuple[str, dict[str, st
     for i in range(0, len(body), 600):  # 600 bytes/s: READ_TIMEOUT + 4.6 kB / 500 B/s > 9 s needed
         sock.sendall(body[i : i + 600])
         time.sleep(1)
-    answer = _read_all(sock)
+    answer = read_all(sock)
     sock.close()
     assert time.monotonic() - started > READ_TIMEOUT  # longer than the bare timeout
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]

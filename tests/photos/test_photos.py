@@ -12,15 +12,8 @@ from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
 from app.faces.models import Face
-from tests.helpers import (
-    drain_jobs,
-    fixture_bytes,
-    login,
-    make_event,
-    make_organizer,
-    register,
-    upload_photos,
-)
+from tests.helpers import drain_jobs, login, make_event, make_organizer, register, upload_photos
+from tools.photos import fixture_bytes
 
 
 def with_gps(name: str) -> bytes:
@@ -36,7 +29,7 @@ def with_gps(name: str) -> bytes:
 
 
 def test_bulk_upload_accepts_images_and_rejects_each_bad_file_with_a_reason(
-    client: TestClient, org_headers: dict
+    client: TestClient, org_headers: dict[str, str]
 ) -> None:
     event = make_event(client, org_headers)
     files = [
@@ -58,7 +51,7 @@ def test_bulk_upload_accepts_images_and_rejects_each_bad_file_with_a_reason(
 
 
 def test_a_file_over_the_size_limit_is_rejected_alone(
-    client: TestClient, org_headers: dict, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, org_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(get_settings(), "photo_max_bytes", 200_000)
     event = make_event(client, org_headers)
@@ -72,7 +65,7 @@ def test_a_file_over_the_size_limit_is_rejected_alone(
 
 
 def test_indexing_stores_one_face_per_person_and_reports_progress(
-    client: TestClient, session: Session, org_headers: dict
+    client: TestClient, session: Session, org_headers: dict[str, str]
 ) -> None:
     event = make_event(client, org_headers)
     ids = upload_photos(
@@ -91,7 +84,9 @@ def test_indexing_stores_one_face_per_person_and_reports_progress(
     assert len(boxes) == 6 and all(r > left and b > t for left, t, r, b in boxes)
 
 
-def test_a_photo_that_cannot_be_decoded_fails_with_its_reason(client: TestClient, org_headers: dict) -> None:
+def test_a_photo_that_cannot_be_decoded_fails_with_its_reason(
+    client: TestClient, org_headers: dict[str, str]
+) -> None:
     event = make_event(client, org_headers)
     whole = fixture_bytes("obama2.jpg")
     truncated = whole[: len(whole) // 2]  # the header is fine, the pixels stop halfway
@@ -109,7 +104,9 @@ def test_a_photo_that_cannot_be_decoded_fails_with_its_reason(client: TestClient
     assert "decoded" in failed[0]["error"]["message"]
 
 
-def test_served_photos_have_no_gps_and_thumbnails_are_small(client: TestClient, org_headers: dict) -> None:
+def test_served_photos_have_no_gps_and_thumbnails_are_small(
+    client: TestClient, org_headers: dict[str, str]
+) -> None:
     event = make_event(client, org_headers)
     ids = upload_photos(client, org_headers, event["id"], {"gps.jpg": with_gps("obama3.jpg")})
     drain_jobs()
@@ -125,7 +122,9 @@ def test_served_photos_have_no_gps_and_thumbnails_are_small(client: TestClient, 
     assert not thumb.getexif()
 
 
-def test_photos_are_not_served_before_they_are_processed(client: TestClient, org_headers: dict) -> None:
+def test_photos_are_not_served_before_they_are_processed(
+    client: TestClient, org_headers: dict[str, str]
+) -> None:
     event = make_event(client, org_headers)
     ids = upload_photos(client, org_headers, event["id"], {"a.jpg": fixture_bytes("obama2.jpg")})
     r = client.get(f"/api/photos/{ids['a.jpg']}/thumbnail", headers=org_headers)
@@ -133,7 +132,7 @@ def test_photos_are_not_served_before_they_are_processed(client: TestClient, org
 
 
 def test_only_the_event_organizer_uploads_and_lists_photos(
-    client: TestClient, session: Session, org_headers: dict
+    client: TestClient, session: Session, org_headers: dict[str, str]
 ) -> None:
     event = make_event(client, org_headers)
     other = login(client, make_organizer(session)["username"])
@@ -148,7 +147,9 @@ def test_only_the_event_organizer_uploads_and_lists_photos(
     assert client.get(f"/api/events/{event['id']}/photos", headers=other).status_code == 404
 
 
-def test_a_guest_not_matched_in_a_photo_cannot_fetch_it(client: TestClient, org_headers: dict) -> None:
+def test_a_guest_not_matched_in_a_photo_cannot_fetch_it(
+    client: TestClient, org_headers: dict[str, str]
+) -> None:
     event = make_event(client, org_headers)
     ids = upload_photos(client, org_headers, event["id"], {"a.jpg": fixture_bytes("obama2.jpg")})
     drain_jobs()
@@ -158,7 +159,7 @@ def test_a_guest_not_matched_in_a_photo_cannot_fetch_it(client: TestClient, org_
     assert client.get("/api/photos/999999/original", headers=headers).status_code == 404
 
 
-def test_upload_without_files_is_a_clear_422(client: TestClient, org_headers: dict) -> None:
+def test_upload_without_files_is_a_clear_422(client: TestClient, org_headers: dict[str, str]) -> None:
     event = make_event(client, org_headers)
     r = client.post(f"/api/events/{event['id']}/photos", headers=org_headers)
     assert r.status_code == 422
@@ -166,7 +167,7 @@ def test_upload_without_files_is_a_clear_422(client: TestClient, org_headers: di
 
 
 def test_no_faces_are_stored_twice_for_one_photo(
-    client: TestClient, session: Session, org_headers: dict
+    client: TestClient, session: Session, org_headers: dict[str, str]
 ) -> None:
     event = make_event(client, org_headers)
     upload_photos(client, org_headers, event["id"], {"a.jpg": fixture_bytes("obama2.jpg")})
@@ -176,7 +177,7 @@ def test_no_faces_are_stored_twice_for_one_photo(
 
 
 def test_too_many_files_in_one_request_is_413(
-    client: TestClient, org_headers: dict, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, org_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(get_settings(), "photo_upload_max_files", 2)
     event = make_event(client, org_headers)

@@ -13,20 +13,21 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.core.config import get_settings
-from benchmarks._seaweedfs import S3Server
-from benchmarks._server import free_port
 from tests.conftest import Bucket
-from tests.helpers import PASSWORD, drain_jobs
-from tests.privacy.erasure import Party, rows_naming
+from tests.fixtures.events import Party
+from tests.helpers import drain_jobs
+from tests.privacy.erasure import rows_naming
+from tools.accounts import PASSWORD
+from tools.harness.seaweedfs import S3Server
+from tools.harness.server import free_port
 
 
 @pytest.fixture
-def party(s3_storage: Bucket, client: TestClient) -> Party:
-    return Party(client)
+def before_party(s3_storage: Bucket) -> None:
+    """The party's photos and selfies go to the bucket."""
 
 
 def _local_files() -> list[str]:

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks._server import running_server
-from tests.helpers import PASSWORD, create_organizer_cli, ops_headers
+from tests.helpers import ops_headers
+from tools.accounts import PASSWORD, create_organizer_cli
+from tools.harness.server import running_server
 
 pytestmark = pytest.mark.slow  # a real server
 

@@ -15,16 +15,16 @@ from sqlalchemy.orm import Session
 from app.accounts.models import User
 from app.core.config import get_settings
 from app.selfies.models import Selfie
-from tests.fixtures.events import IndexedEvent
-from tests.helpers import PASSWORD, fixture_bytes
-from tests.privacy.erasure import Party, media_files, rows_naming
+from tests.fixtures.events import IndexedEvent, Party
+from tests.privacy.erasure import media_files, rows_naming
+from tools.accounts import PASSWORD
+from tools.photos import fixture_bytes
 
 
 @pytest.fixture
-def party(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> Party:
+def before_party(monkeypatch: pytest.MonkeyPatch) -> None:
     # Selfie images kept, so that their erasure is seen.
     monkeypatch.setattr(get_settings(), "selfie_keep_image", True)
-    return Party(client)
 
 
 def _selfie_files(session: Session, user_id: int) -> list[Path]:

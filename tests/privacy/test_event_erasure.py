@@ -20,15 +20,12 @@ from app.core import storage
 from app.core.database import session_scope, utcnow
 from app.events.models import Event
 from app.photos.models import EventPurge, Photo, PhotoStatus
-from tests.helpers import drain_jobs, fixture_bytes
-from tests.privacy.erasure import Party, media_files, rows_naming
+from tests.fixtures.events import Party
+from tests.helpers import drain_jobs
+from tests.privacy.erasure import media_files, rows_naming
+from tools.photos import fixture_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def party(client: TestClient) -> Party:
-    return Party(client)
 
 
 def test_a_deleted_event_is_gone_for_guests_at_once_then_erased_entirely(party: Party) -> None:

@@ -6,17 +6,10 @@ import io
 import json
 import zipfile
 
-import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
+from tests.fixtures.events import Party
 from tests.helpers import drain_jobs
-from tests.privacy.erasure import Party
-
-
-@pytest.fixture
-def party(client: TestClient) -> Party:
-    return Party(client)
 
 
 def test_the_export_holds_the_guests_data_and_the_photos_they_are_in(party: Party) -> None:

@@ -9,7 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.core.config import get_settings
-from tests.helpers import bearer, fixture_bytes, register
+from tests.helpers import bearer, register
+from tools.photos import fixture_bytes
 
 
 def _upload(client: TestClient, headers: dict[str, str]) -> Any:

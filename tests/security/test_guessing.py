@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 
 from app.core.config import get_settings
 from app.events.service import CODE_ALPHABET, CODE_SUFFIX_LENGTH
-from tests.helpers import PASSWORD, bearer, register
+from tests.helpers import bearer, register
+from tools.accounts import PASSWORD
 
 
 def _client_at(address: str) -> TestClient:

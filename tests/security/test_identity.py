@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
 from app.core.database import utcnow
-from tests.helpers import PASSWORD, bearer, register
+from tests.helpers import bearer, register
+from tools.accounts import PASSWORD
 
 NEW_PASSWORD = "purple lantern orchestra"
 

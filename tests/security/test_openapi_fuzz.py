@@ -59,7 +59,7 @@ def people() -> Iterator[None]:
     from app.events.models import EventMembership
     from app.events.schemas import EventCreate
     from tests.conftest import truncate_all
-    from tests.helpers import PASSWORD
+    from tools.accounts import PASSWORD
 
     settings_ = get_settings()
     saved = settings_.model_dump()
@@ -104,7 +104,7 @@ def _headers(role: str) -> dict[str, str]:
 @pytest.mark.parametrize("role", ["guest", "organizer"])
 @schema.parametrize()
 @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-def test_every_operation_answers_as_documented(case: schemathesis.Case, role: str) -> None:
+def test_every_operation_answers_as_documented(case: schemathesis.Case[Any], role: str) -> None:
     CASES[f"{role:9} {case.operation.label}"] += 1
     headers: dict[str, Any] = _headers(role)
     if case.operation.path in ("/api/stats", "/api/db-raw-test", "/metrics"):

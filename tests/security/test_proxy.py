@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from app.events.service import CODE_ALPHABET
-from benchmarks._server import running_server
+from tools.harness.server import running_server
 
 pytestmark = pytest.mark.slow  # real servers
 

@@ -7,6 +7,7 @@ import asyncio
 import io
 import subprocess
 import sys
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.core.config import get_settings
-from tests.helpers import bearer, fixture_bytes, register, upload_photos
+from tests.helpers import bearer, register, upload_photos
+from tools.photos import fixture_bytes
 
 BOUNDARY = "attackboundary"
 BODY_BYTES = 150 * 1024 * 1024
@@ -46,7 +48,7 @@ def _send_big_upload(path: str, headers: dict[str, str]) -> tuple[int, int]:
         consumed += len(chunk)
         return {"type": "http.request", "body": chunk, "more_body": consumed < total}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         nonlocal status
         if message["type"] == "http.response.start":
             status = message["status"]

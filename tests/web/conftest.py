@@ -18,23 +18,11 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route
 
-from benchmarks._server import running_server
+from tools.browser import CHROMIUM, CHROMIUM_ARGS, LOCAL_HOSTS
+from tools.harness.server import running_server
+from tools.paths import ROOT
 
-CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
-LOCAL_HOSTS = {"127.0.0.1", "localhost"}
-# Chromium stays quiet: no update checks, sync, or lookups of Google's hosts on this closed network.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-domain-reliability",
-    "--disable-breakpad",
-]
+SCREENSHOTS = ROOT / "build" / "screenshots"
 
 
 @pytest.fixture(scope="session")

@@ -7,63 +7,18 @@ from __future__ import annotations
 
 import io
 import zipfile
-from dataclasses import dataclass
 
 import httpx
 import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, Playwright, Route, expect
 
-from tests.helpers import PASSWORD, create_organizer_cli, fixture_bytes, side_by_side
 from tests.web.conftest import Offsite, audit, new_context, phone, screenshot
+from tools.accounts import PASSWORD, create_organizer_cli
+from tools.browser import ENGLISH, FRENCH, Words, jpeg_file, register_on_page
+from tools.photos import fixture_bytes, side_by_side
 
 pytestmark = pytest.mark.slow
-
-
-@dataclass(frozen=True)
-class Words:
-    locale: str
-    event_code: str
-    username: str
-    email: str
-    password: str
-    selfie: str
-    available: str
-    no_face: str
-    ready: str
-    not_me: str
-    download_all: str
-    still_looking: str
-
-
-FRENCH = Words(
-    "fr-FR",
-    "Code de l'événement",
-    "Nom d'utilisateur",
-    "E-mail",
-    "Mot de passe",
-    "Selfie",
-    "Disponible",
-    "Aucun visage trouvé : regardez l'objectif, en bonne lumière.",
-    "Prêt",
-    "Ce n'est pas moi",
-    "Tout télécharger",
-    "Nous cherchons encore",
-)
-ENGLISH = Words(
-    "en-US",
-    "Event code",
-    "Username",
-    "Email",
-    "Password",
-    "Selfie",
-    "Available",
-    "No face found: face the camera in good light.",
-    "Ready",
-    "Not me",
-    "Download all",
-    "We are still looking",
-)
 
 
 def _org_name(event_name: str) -> str:
@@ -86,22 +41,8 @@ def _upload(base: str, headers: dict[str, str], event_id: object, photos: dict[s
     assert len(answer["accepted"]) == len(photos), answer
 
 
-def register_on_page(page: Page, words: Words, username: str, *, check_availability: bool = False) -> None:
-    """Fill in and send the registration form the page shows; lands on the selfie page."""
-    page.get_by_label(words.username, exact=True).fill(username)
-    if check_availability:
-        expect(page.locator("#username-availability")).to_have_text(words.available)
-    page.get_by_label(words.email, exact=True).fill(f"{username}@example.com")
-    page.get_by_label(words.password, exact=True).fill(PASSWORD)
-    page.locator("#consent").check()
-    page.locator("form[action='/register'] button[type=submit]").click()
-    page.wait_for_url("**/selfie")
-
-
 def _selfie(page: Page, words: Words, name: str) -> None:
-    page.get_by_label(words.selfie, exact=True).set_input_files(
-        files=[{"name": name, "mimeType": "image/jpeg", "buffer": fixture_bytes(name)}]
-    )
+    page.get_by_label(words.selfie, exact=True).set_input_files(files=[jpeg_file(name, fixture_bytes(name))])
 
 
 @pytest.mark.parametrize("words", [FRENCH, ENGLISH], ids=["fr-FR", "en-US"])
@@ -288,9 +229,7 @@ def test_the_selfie_is_downscaled_in_the_browser_before_it_is_sent(
     page.route("**/api/upload-selfie", keep)
     page.goto(f"{base}/e/{event['code']}")
     register_on_page(page, FRENCH, "bigphone")
-    page.get_by_label(FRENCH.selfie, exact=True).set_input_files(
-        files=[{"name": "big.jpg", "mimeType": "image/jpeg", "buffer": big.getvalue()}]
-    )
+    page.get_by_label(FRENCH.selfie, exact=True).set_input_files(files=[jpeg_file("big.jpg", big.getvalue())])
     expect(page.locator("#verdict [data-status=ready]")).to_be_visible(timeout=60_000)
     assert len(sent) == 1
     jpeg = sent[0][sent[0].index(b"\xff\xd8") :]

@@ -67,7 +67,7 @@ def test_every_text_of_the_pages_is_in_both_catalogs_and_translated_to_french() 
         assert sorted(texts - catalog.keys()) == [], f"missing in {language}: run `make messages`"
     french = _catalog("fr")
     untranslated = [
-        t for t in texts if not french[t] or (isinstance(french[t], tuple) and not all(french[t]))
+        t for t in texts if not (message := french[t]) or (isinstance(message, tuple) and not all(message))
     ]
     assert untranslated == []
 

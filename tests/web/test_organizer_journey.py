@@ -11,12 +11,13 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
-from tests.helpers import FIXTURES, PASSWORD, create_organizer_cli
 from tests.web.conftest import Offsite, audit, new_context, screenshot
+from tools.accounts import PASSWORD, create_organizer_cli
+from tools.paths import FACES
 
 pytestmark = pytest.mark.slow
 
-PHOTOS = sorted(p for p in FIXTURES.iterdir() if p.suffix in (".jpg", ".png"))[:10]
+PHOTOS = sorted(p for p in FACES.iterdir() if p.suffix in (".jpg", ".png"))[:10]
 
 
 def _photo_count(base: str, event_id: str) -> int:

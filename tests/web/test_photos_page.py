@@ -11,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.fixtures.events import A_PHOTOS, IndexedEvent
-from tests.helpers import PASSWORD, drain_jobs, fixture_bytes
+from tests.fixtures.events import IndexedEvent
+from tests.helpers import drain_jobs
 from tests.web.test_pages import csrf
+from tools.accounts import PASSWORD
+from tools.photos import A_PHOTOS, fixture_bytes
 
 _guests = iter(range(1, 1000))
 

@@ -1,7 +1,7 @@
 """Verdicts of a load-test stage, from Locust's CSV: the table printed by
 ``test_performance_progressive.sh`` and the markdown summary it writes.
 
-    python -m benchmarks.load_report --csv results/x/results_30users --users 30 \
+    python -m loadtest.report --csv results/x/results_30users --users 30 \
         [--summary results/x/summary.md] [--target]
 
 Exit code: 0 when the stage meets our targets, 1 when it misses them, 2 when it is critical

@@ -2,7 +2,7 @@
 Gunicorn on its own loopback address (127.0.0.2, .3, ...), its own DATA_DIR and RUN_DIR, and no
 shared disk; one PostgreSQL reached through PgBouncer, one SeaweedFS bucket, one Redis.
 
-Used by the scale-out drill (``tests/drills``) and ``benchmarks/scale_out.py``.
+Used by the scale-out drill (``tests/drills``) and ``benchmarks.scale_out``.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks._pgbouncer import running_pgbouncer
-from benchmarks._seaweedfs import S3Server, running_seaweedfs
-from benchmarks._server import free_port, running_server
+from tools.harness.pgbouncer import running_pgbouncer
+from tools.harness.seaweedfs import S3Server, running_seaweedfs
+from tools.harness.server import free_port, running_server
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

@@ -237,7 +237,9 @@ def running_pgbouncer(database_url: str, *, pool_size: int = 10, max_client_conn
                 command[1:1] = ["-u", account.pw_name]
             output = folder / "pgbouncer.out"
             with output.open("ab") as out:
-                proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+                proc = subprocess.Popen(  # noqa: S603 - the pgbouncer binary and our ini
+                    command, stdin=subprocess.DEVNULL, stdout=out, stderr=out
+                )
             pooled = URL.create("postgresql", username=user, host="127.0.0.1", port=port, database=database)
             try:
                 error = _wait_ready(proc, pooled, time.monotonic() + START_TIMEOUT)

