@@ -5,8 +5,9 @@ fixture photos, scoring) imports only ``app``; ``loadtest`` imports ``app`` and 
 entry points nobody imports, except ``main`` (the ASGI app) that tests drive in process. No
 module edits ``sys.path``: every entry point runs from the repository root (``python -m``,
 pytest's rootdir, ``locust -f``, Gunicorn). A module of ``tools``, ``loadtest``,
-``benchmarks`` or a root script stays under 400 lines and says what it owns in a docstring
-(test modules may be longer: a fake service or a scenario reads best whole)."""
+``benchmarks`` or a root script stays under 400 lines and says what it owns in a docstring;
+a test module stays under 400 lines too (a long fake service or scenario is split into
+cohesive modules)."""
 
 from __future__ import annotations
 
@@ -126,6 +127,15 @@ def test_tools_loadtest_benchmarks_and_root_scripts_are_short_and_say_what_they_
                 silent.append(str(path.relative_to(ROOT)))
     assert long == {}
     assert silent == [], "a module docstring says what the module owns"
+
+
+def test_no_test_module_is_longer_than_400_lines() -> None:
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for path in _files("tests")
+        if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}, "split a long test module (or fake) into cohesive modules"
 
 
 def test_the_parts_around_the_service_are_packages_run_from_the_root() -> None:

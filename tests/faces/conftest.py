@@ -1,0 +1,44 @@
+"""Fixtures of the Azure Face tests (``test_azure*.py``): a fresh fake Face API per test
+(``tests.fakes.azure_face``), and ``FACE_PROVIDER=azure`` pointed at it with tiny timeouts and
+backoffs, the settings and the provider cache restored afterwards. Only tests that ask for
+them by name get them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from app.core.config import get_settings
+from app.faces.providers import get_face_provider
+from app.faces.providers.azure import AzureProvider
+from tests.fakes.azure_face import FakeAzureFace
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAzureFace]:
+    server = FakeAzureFace(train_seconds=0.03).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def azure(fake: FakeAzureFace, monkeypatch: pytest.MonkeyPatch) -> Iterator[AzureProvider]:
+    """FACE_PROVIDER=azure against the fake, as the workers (``get_face_provider``) see it."""
+    settings = get_settings()
+    for name, value in {
+        "face_provider": "azure",
+        "azure_face_endpoint": fake.endpoint,
+        "azure_face_key": fake.key,
+        "azure_face_timeout": 5.0,
+        "azure_face_max_retries": 2,
+        "azure_face_circuit_failures": 3,
+        "azure_face_circuit_reset_seconds": 0.5,
+    }.items():
+        monkeypatch.setattr(settings, name, value)
+    get_face_provider.cache_clear()
+    provider = get_face_provider()
+    assert isinstance(provider, AzureProvider)
+    provider.calls.backoff_base, provider.calls.backoff_max = 0.01, 0.05
+    yield provider
+    get_face_provider.cache_clear()
