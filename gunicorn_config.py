@@ -40,8 +40,11 @@ accesslog = server_settings.access_log_file
 errorlog = server_settings.error_log_file
 loglevel = server_settings.log_level
 
-# Before any worker imports prometheus_client.
-metrics = startup.prepare_metrics(settings.node_dir)
+# This node's own folder, off the data disk (a full data disk must not kill new workers):
+# the metrics files, before any worker imports prometheus_client, and the control socket.
+run_dir = startup.prepare_run_dir(settings)
+control_socket = startup.control_socket_path(run_dir)
+metrics = startup.prepare_metrics(run_dir)
 master = startup.Master(
     settings=settings, server=server_settings, face_workers=startup.embedded_face_workers(settings)
 )
@@ -67,3 +70,4 @@ def child_exit(server: Any, worker: Any) -> None:
 def on_exit(server: Any) -> None:
     metrics.remove()
     master.stop()
+    startup.forget_run_dir(settings.node_dir)

@@ -85,7 +85,24 @@ def main(argv: list[str] | None = None) -> int:
         add_help=False,
     )
     args = parser.parse_args(argv)
+    if args.command != "migrate" and _not_migrated():
+        return 2
     return int(args.func(args))
+
+
+def _not_migrated() -> bool:
+    from app.core.config import get_settings
+    from app.core.migrations import pending
+    from app.ops.server import masked_url
+
+    if pending():
+        where = masked_url(get_settings().sqlalchemy_url)
+        print(
+            f"error: the database ({where}) is not migrated: run `python -m app migrate` first",
+            file=sys.stderr,
+        )
+        return True
+    return False
 
 
 if __name__ == "__main__":

@@ -11,11 +11,12 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
 
+from app.accounts.sessions import HttpsCookiesMiddleware
 from app.api import router as api_router
 from app.core.config import get_settings
 from app.core.database import dispose_engine
 from app.core.errors import install_error_handlers
-from app.core.limits import RequestBoundsMiddleware
+from app.core.limits import BodyBounds, RequestBoundsMiddleware
 from app.core.openapi import install_openapi
 from app.ops.middleware import ObservabilityMiddleware
 from app.ops.service import warm_up
@@ -28,13 +29,21 @@ from app.web.organizer import router as web_organizer_router
 _MULTIPART_OVERHEAD = 64 * 1024
 
 
-def body_limit_for(path: str) -> int:
+def body_bounds_for(path: str) -> BodyBounds:
+    """Each path's body: a selfie or the organizer's photos, each with their own size and total
+    time (a selfie needs far less than a batch of photos), or a small JSON body."""
     settings = get_settings()
     if path == "/api/upload-selfie":
-        return settings.selfie_max_bytes + _MULTIPART_OVERHEAD
+        return BodyBounds(
+            settings.selfie_max_bytes + _MULTIPART_OVERHEAD,
+            settings.upload_min_rate,
+            settings.selfie_upload_max_seconds,
+        )
     if path.startswith("/api/events/") and path.endswith("/photos"):
-        return settings.photo_upload_max_bytes
-    return settings.max_json_body_bytes
+        return BodyBounds(
+            settings.photo_upload_max_bytes, settings.upload_min_rate, settings.photo_upload_max_seconds
+        )
+    return BodyBounds(settings.max_json_body_bytes, settings.request_min_rate)
 
 
 @asynccontextmanager
@@ -69,10 +78,10 @@ def create_app() -> FastAPI:
     install_openapi(app)
     app.add_middleware(
         RequestBoundsMiddleware,
-        limit_for=body_limit_for,
+        bounds_for=body_bounds_for,
         read_timeout=settings.request_read_timeout,
-        min_rate=settings.request_min_rate,
     )
+    app.add_middleware(HttpsCookiesMiddleware)
     app.add_middleware(ObservabilityMiddleware, max_in_flight=settings.max_in_flight)
     app.include_router(api_router)
     app.include_router(web_guest_router)

@@ -24,7 +24,7 @@ from tools.paths import ROOT
 from tools.photos import fixture_bytes, fixture_image, jpeg, side_by_side
 
 ORGANIZER = os.environ.get("LOAD_ORGANIZER", "loadtest-organizer")
-ORGANIZER_PASSWORD = os.environ.get("LOAD_ORGANIZER_PASSWORD", "load-test organizer password")
+ORGANIZER_PASSWORD = os.environ.get("LOAD_ORGANIZER_PASSWORD", "copper meadow ninety quilt")
 #: Tells this run's event and guests apart from an earlier run's on the same database.
 RUN = uuid.uuid4().hex[:6]
 

@@ -30,7 +30,7 @@ from urllib3 import encode_multipart_formdata
 from loadtest.event import EXTRA_PHOTOS, RUN, SELFIES, Shared, prepare
 
 SELFIE_READY_TIMEOUT = float(os.environ.get("SELFIE_READY_TIMEOUT", "60"))
-GUEST_PASSWORD = "load test password"  # noqa: S105 - the load test's own guests
+GUEST_PASSWORD = "amber violin thirty harbor"  # noqa: S105 - the load test's own guests
 _counter = itertools.count(1)
 
 

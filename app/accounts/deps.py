@@ -1,4 +1,5 @@
-"""Authentication dependencies: ``CurrentUser``, ``CurrentOrganizer`` and ``PageUser``.
+"""Authentication dependencies: ``CurrentUser``, ``CurrentOrganizer`` and ``PageUser``, and
+``LoginAttempt`` (where a password attempt comes from, for the login throttles).
 
 A request is authenticated by its bearer token or, for browsers, by the session cookie of
 ``accounts.sessions`` (then an unsafe method also needs the CSRF header).
@@ -15,11 +16,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from app.accounts import service, sessions
+from app.accounts import devices, guard, service, sessions
 from app.accounts.models import User
 from app.core.database import session_scope
 from app.core.errors import Unauthorized
 from app.core.security import decode_access_token
+from app.core.throttle import ClientAddress
 
 _CANONICAL_ID = re.compile(r"[1-9][0-9]{0,17}", re.ASCII)
 
@@ -86,3 +88,11 @@ def require_page_organizer(user: Annotated[User, Depends(require_page_user)]) ->
 #: Pages that need a signed-in browser; the web app turns the 401 into the log-in page.
 SignedIn = Annotated[User, Depends(require_page_user)]
 SignedInOrganizer = Annotated[User, Depends(require_page_organizer)]
+
+
+def login_attempt(request: Request, address: ClientAddress) -> guard.Attempt:
+    """The client's address and device cookie, as the login throttles count them."""
+    return guard.Attempt(address=address, device_cookie=request.cookies.get(devices.DEVICE_COOKIE))
+
+
+LoginAttempt = Annotated[guard.Attempt, Depends(login_attempt)]

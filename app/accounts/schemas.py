@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
@@ -28,11 +28,33 @@ class TokenResponse(BaseModel):
     user: UserPublic
 
 
+# The rules the service checks (with its own error codes: invalid_username, invalid_email,
+# weak_password), stated in the API document so that a client can follow them.
+_USERNAME_RULE: dict[str, Any] = {"pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{1,30}[A-Za-z0-9]$"}
+
+
 class RegisterIn(RequestModel):
     event_code: str = Field(min_length=1, max_length=64)
-    username: str = Field(min_length=1, max_length=64)
-    email: str = Field(min_length=1, max_length=320)
-    password: str = Field(min_length=1, max_length=128)
+    username: str = Field(
+        min_length=1,
+        max_length=64,
+        description="3 to 32 letters, digits, '.', '_' or '-', starting and ending with a letter or "
+        "digit (422 invalid_username otherwise).",
+        json_schema_extra=_USERNAME_RULE,
+    )
+    email: str = Field(
+        min_length=1,
+        max_length=320,
+        description="A deliverable address (422 invalid_email otherwise).",
+        json_schema_extra={"format": "email"},
+    )
+    password: str = Field(
+        min_length=1,
+        max_length=128,
+        description="At least 8 characters, hard to guess (zxcvbn score 3 or more) and not built on the "
+        "username, the email or the event's name (422 weak_password otherwise).",
+        json_schema_extra={"minLength": 8},
+    )
     display_name: VisibleText | None = Field(default=None, max_length=64)
     accept_face_processing: bool = Field(
         default=False, description="Must be true: consent to the processing in GET /api/privacy."

@@ -1,4 +1,7 @@
-"""Registration, availability, login and user lookups. All user queries live here."""
+"""Registration, availability, login and user lookups. All user queries live here.
+
+Every check of a password (login, and the password asked again to delete the account or change
+it) goes through the login throttles of ``accounts.guard``."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.accounts import confusables, guard
 from app.accounts.models import Role, User
 from app.accounts.privacy import POLICY_VERSION
 from app.accounts.schemas import Availability, TokenResponse, UserPublic
@@ -25,14 +29,7 @@ PASSWORD_MIN_LENGTH = 8
 PASSWORD_MIN_SCORE = 3
 _STRONGER_HINT = "Use a longer password: a few uncommon words are easy to remember and hard to guess."
 
-# Failed logins (app.core.throttle): per account and address, per account, per address.
-LOGIN_FAILURES_ACCOUNT_ADDRESS = Throttle(
-    "login-failures-account-address", "throttle_login_failures_per_account_address"
-)
-LOGIN_FAILURES_ACCOUNT = Throttle("login-failures-account", "throttle_login_failures_per_account")
-LOGIN_FAILURES_ADDRESS = Throttle("login-failures-address", "throttle_login_failures_per_address")
 AVAILABILITY_CHECKS = Throttle("availability-checks", "throttle_availability_per_address")
-_TOO_MANY_LOGINS = "Too many failed logins. Wait a few minutes, or check your username and password."
 
 
 class UsernameTaken(Conflict):
@@ -50,6 +47,11 @@ class InvalidCredentials(Unauthorized):
     message = "Wrong username/email or password."
 
 
+class WrongPassword(Unauthorized):
+    code = "wrong_password"
+    message = "The password is wrong."
+
+
 def username_problem(username: str) -> str | None:
     if not USERNAME_RE.fullmatch(username) or not username.isascii():
         return (
@@ -65,24 +67,34 @@ def fold_email(email: str) -> str:
 
 
 def normalize_email(email: str) -> tuple[str | None, str | None]:
-    """(normalised and folded email, None) or (None, why it is not valid)."""
+    """(normalised and folded email, None) or (None, why it is not valid, or could pass for
+    another address: ``accounts.confusables``)."""
     if "\x00" in email:
         return None, "An email address cannot contain NUL characters."
     try:
         result = validate_email(email.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
         return None, str(exc)
-    return fold_email(result.normalized), None
+    folded = fold_email(result.normalized)
+    problem = confusables.email_problem(folded)
+    return (None, problem) if problem else (folded, None)
+
+
+def _squashed(text: str) -> str:
+    """Letters and digits only, case-folded: "Party One!" and "partyone" compare equal."""
+    return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", text).casefold())
 
 
 def password_problem(password: str, *, context: Sequence[str]) -> str | None:
     """Why ``password`` is too weak, or None. ``context``: what an attacker would try first
-    (the username, the email, the event's name)."""
+    (the username, the email, the event's name): none may be in it, whatever the spaces,
+    case and punctuation (``PartyOne2026!`` for "Party One")."""
     if len(password) < PASSWORD_MIN_LENGTH:
         return f"Use at least {PASSWORD_MIN_LENGTH} characters."
-    lowered = password.lower()
     words = [w for value in context for w in re.split(r"[\W_]+", value.lower()) if len(w) >= 3]
-    if any(len(value) >= 4 and value.lower() in lowered for value in context):
+    parts = [*context, *(value.rpartition("@")[0] for value in context if "@" in value)]
+    squashed = _squashed(password)
+    if any(len(part) >= 4 and part in squashed for part in map(_squashed, parts)):
         return "The password must not contain your username, your email or the event's name."
     from zxcvbn import zxcvbn
 
@@ -233,33 +245,21 @@ def create_user(
     return add_user(session=session, user=user)
 
 
-def _login_keys(user: User | None, login: str) -> str:
-    # An account is counted under its id whatever login names it; an unknown login under
-    # its text, so an attacker learns nothing from when the throttle starts.
-    return f"user:{user.id}" if user else f"login:{fold_email(login)}"
+def check_login_throttles(*, user: User | None, login: str, attempt: guard.Attempt) -> guard.Gate:
+    """The gate of this login attempt (``accounts.guard``), or 429 ``too_many_requests``
+    before any password is checked."""
+    return guard.open_gate(user_id=user.id if user else None, login=fold_email(login), attempt=attempt)
 
 
-def check_login_throttles(*, user: User | None, login: str, address: str) -> None:
-    """429 ``too_many_requests`` when this account or address has failed too often lately."""
-    key = _login_keys(user, login)
-    LOGIN_FAILURES_ADDRESS.check(address, message=_TOO_MANY_LOGINS)
-    LOGIN_FAILURES_ACCOUNT_ADDRESS.check(key, address, message=_TOO_MANY_LOGINS)
-    LOGIN_FAILURES_ACCOUNT.check(key, message=_TOO_MANY_LOGINS)
-
-
-def authenticate(*, session: Session, user: User | None, login: str, password: str, address: str) -> User:
-    """``user`` (found by ``login``) if the password is right; one generic error whatever
-    was wrong. Failures count against the account and the address (``check_login_throttles``);
-    a success forgets this address's failures for the account. Verifying takes no database
-    connection; recording the login does."""
+def authenticate(*, session: Session, user: User | None, password: str, gate: guard.Gate) -> User:
+    """``user`` (found by the login) if the password is right; one generic error whatever
+    was wrong (a 429 past the address's limit). Failures are counted by ``gate``; a success
+    forgets this address's failures for the account. Verifying takes no database connection;
+    recording the login does."""
     right = security.verify_password(user.password_hash if user else None, password)
     if user is None or not right:
-        key = _login_keys(user, login)
-        LOGIN_FAILURES_ADDRESS.hit(address)
-        LOGIN_FAILURES_ACCOUNT_ADDRESS.hit(key, address)
-        LOGIN_FAILURES_ACCOUNT.hit(key)
-        raise InvalidCredentials()
-    LOGIN_FAILURES_ACCOUNT_ADDRESS.clear(_login_keys(user, login), address)
+        raise guard.failed(gate, InvalidCredentials())
+    guard.succeeded(gate)
     user = session.merge(user, load=False) if user not in session else user
     if security.needs_rehash(user.password_hash):
         user.password_hash = security.hash_password(password)
@@ -268,13 +268,22 @@ def authenticate(*, session: Session, user: User | None, login: str, password: s
     return user
 
 
-def log_in(*, session: Session, login: str, password: str, address: str) -> User:
-    """The user of ``login`` if ``password`` is right (throttled, see ``authenticate``). The
+def log_in(*, session: Session, login: str, password: str, attempt: guard.Attempt) -> User:
+    """The user of ``login`` if ``password`` is right (throttled, see ``accounts.guard``). The
     session's connection goes back to the pool while argon2 runs."""
     user = get_user_by_login(session=session, login=login)
-    check_login_throttles(user=user, login=login, address=address)
+    gate = check_login_throttles(user=user, login=login, attempt=attempt)
     release_connection(session)
-    return authenticate(session=session, user=user, login=login, password=password, address=address)
+    return authenticate(session=session, user=user, password=password, gate=gate)
+
+
+def check_password(*, user: User, password: str, attempt: guard.Attempt, error: Unauthorized) -> None:
+    """The password asked again of a signed-in user; ``error`` when it is wrong. Throttled and
+    counted as a login on the account, so a held session guesses no faster than a login form."""
+    gate = guard.open_gate(user_id=user.id, login=user.username, attempt=attempt)
+    if not security.verify_password(user.password_hash, password):
+        raise guard.failed(gate, error)
+    guard.succeeded(gate)
 
 
 def get_user(*, session: Session, user_id: int) -> User | None:
@@ -294,14 +303,17 @@ def token_for(user: User) -> TokenResponse:
     return TokenResponse(access_token=token, user=user_public)
 
 
-def check_erasable(*, user: User, password: str) -> None:
-    """An account may be erased by its owner with the right password, and only if it holds
-    no events (``app.actions.erasure.erase_user`` erases it)."""
-    if not security.verify_password(user.password_hash, password):
-        raise InvalidCredentials("The password is wrong.", code="wrong_password")
-    if user.is_organizer:
+def check_erasable(
+    *, user: User, password: str, holds_events: bool | None = None, attempt: guard.Attempt = guard.LOCAL
+) -> None:
+    """An account may be erased by its owner with the right password (throttled as a login),
+    and only if it holds no events (``app.actions.erasure.erase_user`` erases it). An
+    organizer's is refused unless ``holds_events`` is known to be False."""
+    check_password(user=user, password=password, attempt=attempt, error=WrongPassword())
+    if user.is_organizer and holds_events is not False:
         raise Conflict(
-            "An organizer's account holds events: delete the events first, or ask an admin.",
+            "An organizer's account holds events: delete the events first (wait until their "
+            "deletion has finished), or ask an admin.",
             code="organizer_has_events",
         )
 
@@ -320,11 +332,20 @@ def revoke_tokens(*, session: Session, user: User) -> None:
     session.flush()
 
 
-def change_password(*, session: Session, user: User, current: str, new: str, context: Sequence[str]) -> User:
-    """Check ``current``, set ``new`` (as strong as at registration) and revoke every token;
-    the caller hands out a fresh one."""
-    if not security.verify_password(user.password_hash, current):
-        raise InvalidCredentials("The current password is wrong.", code="wrong_password")
+def change_password(
+    *,
+    session: Session,
+    user: User,
+    current: str,
+    new: str,
+    context: Sequence[str],
+    attempt: guard.Attempt = guard.LOCAL,
+) -> User:
+    """Check ``current`` (throttled as a login), set ``new`` (as strong as at registration)
+    and revoke every token; the caller hands out a fresh one."""
+    check_password(
+        user=user, password=current, attempt=attempt, error=WrongPassword("The current password is wrong.")
+    )
     problem = password_problem(new, context=[user.username, user.email, *context])
     if problem:
         raise Unprocessable(problem, code="weak_password", field="new_password")

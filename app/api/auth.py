@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, Response, status
 
+from app.accounts import devices
 from app.accounts import service as accounts_service
-from app.accounts.deps import CurrentUser
+from app.accounts.deps import CurrentUser, LoginAttempt
 from app.accounts.privacy import POLICY, POLICY_VERSION
 from app.accounts.schemas import (
     Availability,
@@ -48,15 +49,20 @@ def check_user_availability(
 
 
 @router.post("/login", responses=errors(401, 429))
-def login(body: LoginIn, session: SessionDep, address: ClientAddress) -> TokenResponse:
+def login(
+    body: LoginIn, request: Request, response: Response, session: SessionDep, attempt: LoginAttempt
+) -> TokenResponse:
     """Exchange a username or email and a password for a bearer access token.
 
     Unknown account and wrong password give the same 401 ``invalid_credentials``. Failed
-    logins are throttled per account and per client address: past the limits, 429
-    ``too_many_requests`` with ``Retry-After`` (see the README, "Security").
+    logins are throttled per account, per account and client address, and per address: past
+    the limits, 429 ``too_many_requests`` with ``Retry-After`` (see the README, "Security").
+    A success sets the ``device`` cookie: a client that keeps it and sends it back still gets
+    in with the right password while others' wrong guesses hold the account's limit.
     """
-    user = accounts_service.log_in(session=session, login=body.login, password=body.password, address=address)
+    user = accounts_service.log_in(session=session, login=body.login, password=body.password, attempt=attempt)
     commit_now(session)
+    devices.remember_device(request, response, user.id)
     return accounts_service.token_for(user)
 
 
@@ -76,7 +82,9 @@ def logout(user: CurrentUser, session: SessionDep) -> None:
 @router.post(
     "/register-with-event-code", status_code=status.HTTP_201_CREATED, responses=errors(404, 409, 410, 429)
 )
-def register_with_event_code(body: RegisterIn, session: SessionDep, address: ClientAddress) -> TokenResponse:
+def register_with_event_code(
+    body: RegisterIn, request: Request, response: Response, session: SessionDep, address: ClientAddress
+) -> TokenResponse:
     """Create a guest account and join the event of ``event_code``, in one step.
 
     ``accept_face_processing`` must be true (the policy of ``GET /api/privacy``); the consent is
@@ -84,8 +92,9 @@ def register_with_event_code(body: RegisterIn, session: SessionDep, address: Cli
 
     Errors: 404 ``event_not_found``, 410 ``event_closed``, 409 ``username_taken`` /
     ``email_taken``, 422 ``consent_required`` / ``invalid_username`` / ``invalid_email`` /
-    ``weak_password``.
+    ``weak_password``. Sets the ``device`` cookie, as a login does.
     """
     user = events_service.register_with_event_code(session=session, data=body, address=address)
     commit_now(session)
+    devices.remember_device(request, response, user.id)
     return accounts_service.token_for(user)

@@ -13,12 +13,13 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
+from app.core import throttle
 from app.core.config import get_settings
 from app.core.errors import Unauthorized
 from app.core.openapi import Tag, errors
 from app.ops import metrics
 from app.ops.middleware import load, overloaded
-from app.ops.service import DatabaseCollector, check_database, db_raw_test, server_stats
+from app.ops.service import DatabaseCollector, check_database, check_storage, db_raw_test, server_stats
 
 
 def ops_token_given(
@@ -58,20 +59,44 @@ def health_check(
         Query(description="Readiness: also 503 `overloaded` while this worker refuses requests."),
     ] = False,
 ) -> Any:
-    """Liveness and database readiness: 200, or 503 with the reason. A load balancer that
-    should stop sending traffic to a worker that is refusing work asks with ``ready=1``.
-    The driver's own words about a database failure (hosts, driver) are given only with the
-    operations token (``detail``)."""
+    """Liveness and database readiness: 200, or 503 with the reason (the database down, or
+    locked so that no write can start). A load balancer that should stop sending traffic to a
+    worker that is refusing work asks with ``ready=1``. A media disk under its free-space floor
+    is ``degraded`` with 200: uploads are refused (507) but everything else is served; so is a
+    Redis that does not answer (``throttles``: each worker then counts on its own). The
+    driver's own words about a database failure (hosts, driver) and the disk's figures are
+    given only with the operations token."""
     db = check_database()
+    disk = check_storage()
+    throttles = throttle.backend_state()
     settings = get_settings()
     busy = ready and overloaded(settings.max_in_flight)
+    status = "ok" if db.ok and disk.ok and throttles.state == "ok" and not busy else "degraded"
+    if db.ok and busy:
+        status = "overloaded"
+    figures = {
+        "free_bytes": disk.free_bytes,
+        "total_bytes": disk.total_bytes,
+        "min_free_bytes": disk.min_free_bytes,
+    }
     body = {
-        "status": "ok" if db.ok and not busy else ("overloaded" if db.ok else "degraded"),
+        "status": status,
         "database": {
             "ok": db.ok,
             "latency_ms": round(db.latency_ms, 2),
             "reason": db.reason,
             **({"detail": db.detail} if ops and db.detail else {}),
+        },
+        "storage": {
+            "ok": disk.ok,
+            "reason": disk.reason,
+            **(figures if ops and disk.free_bytes is not None else {}),
+        },
+        "throttles": {
+            "state": throttles.state,
+            "store": throttles.store,
+            "reason": throttles.reason,
+            **({"detail": throttles.detail} if ops and throttles.detail else {}),
         },
         "in_flight": {"now": load.in_flight, "max": settings.max_in_flight},
     }
@@ -101,6 +126,9 @@ def stats() -> dict[str, Any]:
 
 @protected.get("/metrics", response_class=Response, responses=errors(401))
 async def prometheus_metrics() -> Response:
-    """Prometheus exposition format, summed over all Gunicorn workers."""
-    body, content_type = await run_in_threadpool(metrics.render, DatabaseCollector())
+    """Prometheus exposition format, summed over all Gunicorn workers; with the media disk's
+    room (``storage_free_bytes``, ``storage_min_free_bytes``, ``storage_uploads_refused``)."""
+    body, content_type = await run_in_threadpool(
+        metrics.render, DatabaseCollector(), metrics.StorageCollector()
+    )
     return Response(body, media_type=content_type)

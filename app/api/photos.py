@@ -3,26 +3,33 @@ its organizer and the guests matched in it."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy.orm import Session
 
 from app.accounts.deps import CurrentOrganizer, CurrentUser
+from app.accounts.models import User
 from app.core import storage
 from app.core.config import get_settings
 from app.core.database import SessionDep, release_connection
 from app.core.errors import AppError, NotFound
+from app.core.limits import ConcurrencyCap
 from app.core.openapi import Tag, errors
 from app.core.schemas import IdPath, OffsetQuery
-from app.core.uploads import missing_files, multipart_body, read_parts
+from app.core.uploads import Part, missing_files, multipart_body, received_files
+from app.events.models import Event
 from app.events.service import get_managed_event
 from app.photos import service
 from app.photos.models import PhotoStatus
 from app.photos.schemas import AcceptedPhoto, PhotoList, PhotoOut, PhotoUploadResponse, RejectedPhoto
 
 router = APIRouter(prefix="/api", tags=[Tag.photos])
-_FILE_CACHE_SECONDS = 86400  # a photo's bytes never change under its URL
+#: Photo uploads being received by this worker (per organizer).
+UPLOADS = ConcurrencyCap("photo uploads")
 _IMAGE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"image/*": {"schema": {"type": "string", "contentMediaType": "image/*"}}}},
     307: {"description": "With S3 storage: a redirect to a short-lived URL of the file in the bucket."},
@@ -32,28 +39,48 @@ _IMAGE: dict[int | str, dict[str, Any]] = {
 @router.post(
     "/events/{event_id}/photos",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=errors(403, 404),
+    responses=errors(403, 404, 429),
     openapi_extra=multipart_body("files", "Repeat the field for each photo.", many=True),
 )
-def upload_photos(
+async def upload_photos(
     event_id: IdPath, request: Request, organizer: CurrentOrganizer, session: SessionDep
 ) -> PhotoUploadResponse:
     """Upload event photos (multipart field ``files``, repeated). JPEG, PNG, WebP, HEIC.
 
     Each good file is stored and queued for face indexing (202); a bad file is rejected
     on its own, with a reason, and does not stop the others. The token, the role and the
-    event are checked before the body is read; files are read as they arrive.
+    event are checked before the body is read. The body must arrive within
+    ``PHOTO_UPLOAD_MAX_SECONDS`` (408); an organizer sends at most
+    ``PHOTO_UPLOADS_PER_ORGANIZER`` uploads at once (429).
     """
+    settings = get_settings()
+    event = await run_in_threadpool(_managed_event, session, organizer, event_id)
+    with UPLOADS.held(
+        str(organizer.id),
+        per_owner=settings.photo_uploads_per_organizer,
+        per_worker=settings.photo_uploads_per_worker,
+    ):
+        # The body is read here, by the event loop (a slow client holds no thread), and the
+        # files are stored once it is complete (no transaction waits on the client).
+        async with received_files(
+            request,
+            fields={"files"},
+            max_part_bytes=settings.photo_max_bytes,
+            max_parts=settings.photo_upload_max_files,
+        ) as parts:
+            return await run_in_threadpool(_accept_all, session, event, organizer, parts)
+
+
+def _managed_event(session: Session, organizer: User, event_id: int) -> Event:
     event = get_managed_event(session=session, organizer=organizer, event_id=event_id)
+    release_connection(session)  # no pooled connection is held while the body arrives
+    return event
+
+
+def _accept_all(session: Session, event: Event, organizer: User, parts: list[Part]) -> PhotoUploadResponse:
     settings = get_settings()
     accepted: list[AcceptedPhoto] = []
     rejected: list[RejectedPhoto] = []
-    parts = read_parts(
-        request,
-        fields={"files"},
-        max_part_bytes=settings.photo_max_bytes,
-        max_parts=settings.photo_upload_max_files,
-    )
     for part in parts:
         filename = service.clean_filename(part.filename)
         try:
@@ -121,22 +148,36 @@ def list_photos(
     )
 
 
-def _serve(photo_id: int, user: object, session: SessionDep, *, thumbnail: bool) -> Response:
+def _serve(
+    request: Request, photo_id: int, user: object, session: SessionDep, *, thumbnail: bool
+) -> Response:
     """The file from local storage, a redirect to a presigned URL of the bucket, or the
-    bucket's object streamed through this node (STORAGE_PRESIGNED_URLS=false)."""
+    bucket's object streamed through this node (STORAGE_PRESIGNED_URLS=false).
+
+    A browser keeps it ``PHOTO_CACHE_SECONDS`` (minutes, not a day: a photo its viewer may no
+    longer see, after "not me", a removal or a deletion, leaves the cache soon), then asks
+    again: the file's key never changes under its URL, so it is the validator, and a photo
+    still allowed costs an access check and a 304, not the file."""
     photo = service.photo_for_viewer(session=session, user=user, photo_id=photo_id)  # type: ignore[arg-type]
     key, media_type = service.served_file(photo, thumbnail=thumbnail)
     release_connection(session)  # read-only: the pool gets the connection back before the file
-    cache = {"Cache-Control": f"private, max-age={_FILE_CACHE_SECONDS}"}
+    seconds = get_settings().photo_cache_seconds
+    etag = f'"{hashlib.sha256(key.encode()).hexdigest()[:32]}"'
+    cache = {"Cache-Control": f"private, max-age={seconds}" if seconds else "private, no-cache", "ETag": etag}
+    if etag in {
+        tag.strip().removeprefix("W/") for tag in request.headers.get("if-none-match", "").split(",")
+    }:
+        return Response(status_code=304, headers=cache)
     path = storage.local_path(key)
     if path is not None:
         return FileResponse(path, media_type=media_type, headers=cache)
     # The redirect is cached for less than the URL lives, so a browser reuses a valid URL.
-    max_age = get_settings().storage_url_expire_seconds // 2
-    url = storage.presigned_url(key, media_type=media_type, max_age=_FILE_CACHE_SECONDS)
+    max_age = min(get_settings().storage_url_expire_seconds // 2, seconds)
+    url = storage.presigned_url(key, media_type=media_type, max_age=seconds)
     if url is not None:
-        redirect_cache = {"Cache-Control": f"private, max-age={max_age}"}
-        return RedirectResponse(url, status_code=307, headers=redirect_cache)
+        return RedirectResponse(
+            url, status_code=307, headers={"Cache-Control": f"private, max-age={max_age}"}
+        )
     size = storage.size(key)
     if size is None:
         raise NotFound("The photo's file is missing from storage.", code="photo_not_found")
@@ -146,12 +187,12 @@ def _serve(photo_id: int, user: object, session: SessionDep, *, thumbnail: bool)
 
 
 @router.get("/photos/{photo_id}/thumbnail", response_class=FileResponse, responses=_IMAGE | errors(404, 409))
-def photo_thumbnail(photo_id: IdPath, user: CurrentUser, session: SessionDep) -> Response:
+def photo_thumbnail(request: Request, photo_id: IdPath, user: CurrentUser, session: SessionDep) -> Response:
     """A 480 px JPEG thumbnail, without EXIF. For the organizer and the guests matched in it."""
-    return _serve(photo_id, user, session, thumbnail=True)
+    return _serve(request, photo_id, user, session, thumbnail=True)
 
 
 @router.get("/photos/{photo_id}/original", response_class=FileResponse, responses=_IMAGE | errors(404, 409))
-def photo_original(photo_id: IdPath, user: CurrentUser, session: SessionDep) -> Response:
+def photo_original(request: Request, photo_id: IdPath, user: CurrentUser, session: SessionDep) -> Response:
     """The full photo, upright, with EXIF (GPS included) removed."""
-    return _serve(photo_id, user, session, thumbnail=False)
+    return _serve(request, photo_id, user, session, thumbnail=False)

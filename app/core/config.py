@@ -10,6 +10,8 @@ and persisted under ``DATA_DIR`` so every Gunicorn worker and every restart shar
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
 import secrets
 import socket
@@ -28,6 +30,16 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 # Largest image accepted (width x height): MAX_IMAGE_PIXELS, and the image functions' default.
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 _KNOWN_BAD_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development"}
+
+
+def _weak_secret(secret: str) -> bool:
+    """Too short, a known placeholder, a repeated pattern, or too few distinct characters for
+    about 100 bits (32 hex digits pass)."""
+    distinct = len(set(secret))
+    bits = len(secret) * math.log2(distinct) if distinct > 1 else 0.0
+    repeated = secret in (secret + secret)[1:-1]
+    short = len(secret) < 32
+    return secret.strip().lower() in _KNOWN_BAD_SECRETS or short or repeated or distinct < 8 or bits < 96
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -79,6 +91,15 @@ class Settings(BaseSettings):
     # plus one second per REQUEST_MIN_RATE bytes received (Apache mod_reqtimeout's rule); then 408.
     request_read_timeout: float = Field(default=15.0, gt=0, le=600)
     request_min_rate: int = Field(default=500, ge=1)
+    # Uploads also average UPLOAD_MIN_RATE bytes/s after that grace, and end within these seconds.
+    upload_min_rate: int = Field(default=4096, ge=1)
+    selfie_upload_max_seconds: float = Field(default=120.0, gt=0, le=3600)
+    photo_upload_max_seconds: float = Field(default=1800.0, gt=0, le=86400)
+    # Uploads one web worker receives at once, and one guest / organizer sends (503 / 429 beyond).
+    selfie_uploads_per_worker: int = Field(default=64, ge=1)
+    selfie_uploads_per_guest: int = Field(default=2, ge=1)
+    photo_uploads_per_worker: int = Field(default=12, ge=1)
+    photo_uploads_per_organizer: int = Field(default=6, ge=1)
     # /api/stats, /api/db-raw-test and /metrics require it; when unset, one is generated at
     # first start and kept in DATA_DIR/ops_token (0600).
     ops_token: str = ""
@@ -95,10 +116,15 @@ class Settings(BaseSettings):
     # clients cannot reach the bucket: the nodes then stream the files themselves.
     storage_presigned_urls: bool = True
     storage_url_expire_seconds: int = Field(default=300, ge=10, le=7 * 24 * 3600)
-    # This node's own runtime files (metrics of its processes, wake-up sockets); never shared.
-    # Empty: DATA_DIR/run with local storage, a folder in the system's temporary directory
-    # with a bucket.
+    # This node's own runtime files (metrics of its processes, wake-up sockets, Gunicorn's
+    # control socket); never shared. Empty: a folder in memory (``node_dir``), off the data disk.
     run_dir: Path | None = None
+    # Uploads are refused (507 storage_full) while the media disk has less free space than the
+    # larger of these: the database, on the same disk, keeps room for the deletions that free it.
+    storage_min_free_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
+    storage_min_free_percent: float = Field(default=0.0, ge=0, le=50)
+    # The health check's write probe: a write that cannot start within this is reported locked.
+    health_write_timeout: float = Field(default=2.0, gt=0, le=30)
     # This node's name in job leases, wake-up sockets and logs (default: the host name).
     node_name: str = Field(default_factory=socket.gethostname, min_length=1, max_length=64)
 
@@ -106,6 +132,10 @@ class Settings(BaseSettings):
     # servers), else in each process's memory. Limits are "N/period" strings of `limits`.
     redis_url: str = ""
     redis_key_prefix: str = Field(default="event-photos", min_length=1, max_length=64)
+    # Each call to Redis gives up after this many seconds; after a failure the throttles count
+    # per process and try Redis again once per REDIS_RETRY_SECONDS.
+    redis_timeout: float = Field(default=0.1, gt=0, le=5)
+    redis_retry_seconds: float = Field(default=5.0, gt=0, le=600)
     throttles_enabled: bool = True
     # Wrong event codes per client address (an enumeration of codes).
     throttle_code_failures_per_address: str = "60/10 minutes"
@@ -113,6 +143,10 @@ class Settings(BaseSettings):
     throttle_login_failures_per_account_address: str = "10/5 minutes"
     throttle_login_failures_per_account: str = "50/hour"
     throttle_login_failures_per_address: str = "100/10 minutes"
+    # Wrong passwords from a browser holding a device cookie of the account (trusted device).
+    throttle_login_failures_per_device: str = "10/hour"
+    # Zip exports (GET /api/me/export, /api/my-photos/download) started per guest.
+    throttle_exports_per_guest: str = "6/hour"
     # Username/email availability checks per client address (they reveal which exist).
     throttle_availability_per_address: str = "1000/10 minutes"
     # Selfie uploads per guest.
@@ -155,7 +189,7 @@ class Settings(BaseSettings):
     selfie_validation_strict: bool = True
     # Keep a selfie's image once its face template is stored (false: it is deleted then).
     selfie_keep_image: bool = False
-    # Times a guest may replace their selfie in 24 hours (each change is shown to organizers).
+    # Selfie changes (an accepted replacement, or a deletion) per guest in 24 hours; shown to organizers.
     selfie_changes_per_day: int = Field(default=3, ge=0, le=1000)
     # Days after an event's end when its photos, faces and matches are purged (per event).
     event_retention_days: int = Field(default=30, ge=1, le=3650)
@@ -168,12 +202,16 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=DEFAULT_MAX_IMAGE_PIXELS, ge=10_000)
     # A selfie's own, lower limit: a phone's front camera takes under 20 MP.
     selfie_max_pixels: int = Field(default=24_000_000, ge=10_000)
+    # A selfie decoded in full (PNG, WebP, HEIC; a JPEG is decoded reduced): at most this many pixels.
+    selfie_max_decode_pixels: int = Field(default=12_600_000, ge=10_000)
     # The most memory one image may take to decode (estimated from its size and mode before
     # any pixel is decoded); a face worker holds one image at a time.
     image_decode_max_mb: int = Field(default=768, ge=16)
     thumbnail_size: int = Field(default=480, ge=64, le=2048)
     # How long one Server-Sent Events response lasts (GET /api/selfie/events); browsers reconnect.
     selfie_events_max_seconds: float = Field(default=300.0, gt=0, le=3600)
+    selfie_events_per_guest: int = Field(default=5, ge=1)  # streams open at once, per web worker
+    photo_cache_seconds: int = Field(default=300, ge=0, le=86400)  # a served photo's browser cache
     # How often one web worker reads the state of the selfies its clients wait on (one query
     # for all of them).
     selfie_watch_interval: float = Field(default=0.1, gt=0, le=5)
@@ -238,13 +276,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _require_secret_in_production(self) -> Settings:
-        weak = self.secret_key.strip().lower() in _KNOWN_BAD_SECRETS or len(self.secret_key) < 32
-        if self.environment == "production" and weak:
+    def _require_a_strong_secret(self) -> Settings:
+        # Production needs one; a key given in any environment must be a real one (``dev`` or
+        # 32 times the same letter sign tokens anyone can forge). Unset in development: a
+        # random key is generated once under DATA_DIR.
+        if (self.environment == "production" or self.secret_key) and _weak_secret(self.secret_key):
             raise ValueError(
-                "SECRET_KEY must be set to a random value of at least 32 characters when "
-                "ENVIRONMENT=production (e.g. `python -c 'import secrets; "
-                "print(secrets.token_urlsafe(48))'`)."
+                "SECRET_KEY must be a random value of at least 32 characters (not a word, not a "
+                "repeated pattern), and is required when ENVIRONMENT=production: e.g. "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
             )
         return self
 
@@ -271,14 +311,14 @@ class Settings(BaseSettings):
 
     @property
     def node_dir(self) -> Path:
-        """This node's own runtime files (RUN_DIR); never shared between machines. By default
-        under DATA_DIR with local storage; with a bucket, DATA_DIR may be anything, so a folder
-        of this node in the system's temporary directory."""
+        """This node's own runtime files (RUN_DIR); never shared between machines. By default a
+        folder of this user, node and DATA_DIR in memory (/dev/shm, else $XDG_RUNTIME_DIR), else
+        in the system's temporary directory: never on the data disk, whose filling up would
+        kill every new worker that maps its metrics file there."""
         if self.run_dir:
             return self.run_dir
-        if self.storage_is_s3:
-            return Path(tempfile.gettempdir()) / f"event-photos-{self.node_name}-{os.getuid()}"
-        return self.data_dir / "run"
+        tag = hashlib.sha256(f"{self.node_name}\0{self.data_dir.resolve()}".encode()).hexdigest()[:12]
+        return _runtime_base() / f"event-photos-{os.getuid()}-{tag}"
 
     @property
     def storage_is_s3(self) -> bool:
@@ -310,6 +350,13 @@ class Settings(BaseSettings):
         if self.ops_token:
             return self.ops_token
         return _persisted_secret(self.ops_token_file, size=32)
+
+
+def _runtime_base() -> Path:
+    for base in ("/dev/shm", os.environ.get("XDG_RUNTIME_DIR", "")):  # noqa: S108 - checked below
+        if base and os.path.isdir(base) and os.access(base, os.W_OK | os.X_OK):
+            return Path(base)
+    return Path(tempfile.gettempdir())
 
 
 def _persisted_secret(path: Path, size: int = 48) -> str:

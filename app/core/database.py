@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -294,6 +295,40 @@ def _remember_flush(session: Session, _context: Any) -> None:
 def _forget_flush(session: Session, transaction: Any) -> None:
     if transaction.parent is None:
         session.info.pop("flushed", None)
+
+
+def write_blocked(engine: Engine, timeout: float) -> str | None:
+    """Why a write transaction cannot start within ``timeout`` seconds, or None when one can.
+    Nothing is written. SQLite: a place in the write queue, then SQLite's own write lock
+    (``BEGIN IMMEDIATE``, rolled back at once), so a lock held by anyone (one of our
+    transactions that never ends, a backup, an operator's ``sqlite3`` shell) is seen.
+    PostgreSQL: a server that takes no writes (a standby)."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            read_only = conn.exec_driver_sql("SHOW transaction_read_only").scalar()
+            return "the database accepts no writes (read-only)" if read_only == "on" else None
+        if engine.dialect.name != "sqlite":
+            return None
+        dbapi: Any = conn.connection.dbapi_connection
+        deadline = time.monotonic() + timeout
+        lock = getattr(dbapi, "write_lock", None)
+        busy_ms = dbapi.execute("PRAGMA busy_timeout").fetchone()[0]
+        try:
+            if lock is not None:
+                try:
+                    lock.acquire(timeout=timeout, poll_interval=0.002)
+                except FileLockTimeout:
+                    return f"writes wait for another transaction for more than {timeout:g}s"
+            left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+            dbapi.execute(f"PRAGMA busy_timeout={left_ms}")
+            try:
+                dbapi.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                return f"writes cannot start within {timeout:g}s ({exc})"
+        finally:
+            dbapi.rollback()  # ends the probe's transaction and frees its place in the queue
+            dbapi.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+    return None
 
 
 def is_write_conflict(exc: BaseException) -> bool:

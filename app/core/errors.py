@@ -176,6 +176,25 @@ def as_app_error(exc: Exception) -> AppError:
     return AppError("An unexpected error occurred.", code="internal_error", status_code=500)
 
 
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method some route serves at ``path`` (Starlette's 405 names only the first
+    route's), found by asking the routes as a request of each method would."""
+    from starlette.routing import Match
+
+    allowed = []
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+        scope: dict[str, Any] = {
+            "type": "http",
+            "path": path,
+            "method": method,
+            "root_path": "",
+            "path_params": {},
+        }
+        if any(route.matches(scope)[0] == Match.FULL for route in app.routes):
+            allowed.append(method)
+    return allowed
+
+
 def json_error(error: AppError) -> Any:
     """The API's answer for ``error``: ``{"error": {"code", "message", ...}}``."""
     from fastapi.responses import JSONResponse
@@ -196,6 +215,8 @@ def install_error_handlers(app: FastAPI, *, page: PageRenderer | None = None) ->
 
     async def handle(request: Request, exc: Exception) -> Any:
         error = as_app_error(exc)
+        if error.status_code == 405:
+            error.headers["Allow"] = ", ".join(allowed_methods(app, request.url.path))
         answer = page(request, error) if page is not None else None
         return answer if answer is not None else json_error(error)
 

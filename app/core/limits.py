@@ -1,15 +1,21 @@
-"""Request bounds, enforced before any route reads the body: size, read time, idle waits.
+"""Request bounds, enforced before any route reads the body: size, read time, idle waits; and
+the in-process caps on requests that hold a worker's resources for long (uploads, streams).
 
 ``RequestBoundsMiddleware`` is a pure ASGI middleware: a declared Content-Length over the
 limit is refused at once (413), a chunked body is counted as it streams, so no request can
 make a worker buffer more than its route allows, and a body that arrives too slowly is cut
-off with a 408 and the connection closed (``REQUEST_READ_TIMEOUT``, extended by one second
-per ``REQUEST_MIN_RATE`` bytes received, as Apache's mod_reqtimeout does). Slow *headers*
-are bounded by the server protocol (``app.ops.protocol``).
+off with a 408 and the connection closed. Each path has its :class:`BodyBounds`: the body
+must keep up a minimum average rate (``REQUEST_READ_TIMEOUT`` of grace, extended by one
+second per ``min_rate`` bytes received, as Apache's mod_reqtimeout does) and, for uploads,
+arrive within a total time, whatever its rate. Slow *headers* are bounded by the server
+protocol (``app.ops.protocol``).
 
 ``idle()`` marks the part of a request that only waits (a long-poll, an event stream): the
 in-flight bound counts requests being processed, not requests waiting for a client or for
 news.
+
+:class:`ConcurrencyCap` counts what one worker holds at once (uploads being received, event
+streams), per owner and in all; the worker's event loop is the only thread that touches it.
 """
 
 from __future__ import annotations
@@ -17,13 +23,18 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Protocol
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.errors import ServiceUnavailable
+from app.core.throttle import TooManyRequests
 
 
 class Slot(Protocol):
@@ -50,14 +61,26 @@ async def idle() -> AsyncIterator[None]:
             slot.resume()
 
 
+@dataclass(frozen=True)
+class BodyBounds:
+    """What a path's body may be: at most ``max_bytes``, at an average of at least
+    ``min_rate`` bytes a second after the grace period, and (uploads) complete within
+    ``max_seconds`` of the request's start."""
+
+    max_bytes: int
+    min_rate: int
+    max_seconds: float | None = None
+
+
+_TOO_SLOW = "The request body arrived too slowly; send it again."
+
+
 class RequestReadTimeout(HTTPException):
     """Raised from ``receive`` when the body is late; rendered as 408 with the connection
     closed (whatever the client sends next belongs to the abandoned body)."""
 
-    def __init__(self) -> None:
-        super().__init__(
-            408, "The request body arrived too slowly; send it again.", headers={"Connection": "close"}
-        )
+    def __init__(self, message: str = _TOO_SLOW) -> None:
+        super().__init__(408, message, headers={"Connection": "close"})
 
 
 class BodyTooLarge(HTTPException):
@@ -73,20 +96,19 @@ class RequestBoundsMiddleware:
         self,
         app: ASGIApp,
         *,
-        limit_for: Callable[[str], int],
+        bounds_for: Callable[[str], BodyBounds],
         read_timeout: float,
-        min_rate: int,
     ) -> None:
         self.app = app
-        self.limit_for = limit_for
+        self.bounds_for = bounds_for
         self.read_timeout = read_timeout
-        self.min_rate = min_rate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit_for(scope["path"])
+        bounds = self.bounds_for(scope["path"])
+        limit = bounds.max_bytes
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
@@ -101,19 +123,32 @@ class RequestBoundsMiddleware:
         body_complete = False
         response_started = False
         started = time.monotonic()
+        last_moment = None if bounds.max_seconds is None else started + bounds.max_seconds
+
+        def deadline() -> tuple[float, str]:
+            by_rate = started + self.read_timeout + received / bounds.min_rate
+            if last_moment is not None and last_moment < by_rate:
+                return last_moment, (
+                    f"The upload took longer than this endpoint allows ({bounds.max_seconds:g} s); "
+                    "send it again over a faster connection."
+                )
+            return by_rate, _TOO_SLOW
 
         async def limited_receive() -> Message:
             nonlocal received, body_complete
             if body_complete:  # only a disconnect can come now: no deadline
                 return await receive()
-            deadline = started + self.read_timeout + received / self.min_rate
+            when, why = deadline()
+            left = when - time.monotonic()
+            if left <= 0:  # late, even if the next bytes are already buffered
+                raise RequestReadTimeout(why)
             try:
                 # asyncio.timeout, not wait_for: receive() must run in this task at once (the
                 # in-flight count is paused at its start, before any other request is admitted).
-                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                async with asyncio.timeout(left):
                     message = await receive()
             except TimeoutError:
-                raise RequestReadTimeout() from None
+                raise RequestReadTimeout(why) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 body_complete = not message.get("more_body", False)
@@ -135,6 +170,52 @@ class RequestBoundsMiddleware:
         except RequestReadTimeout as exc:
             if not response_started:
                 await _reject(send, 408, "request_timeout", str(exc.detail))
+
+
+class ConcurrencyCap:
+    """How many of something (uploads being received, event streams) this worker holds at
+    once, per owner (a guest) and in all. Only the event loop's thread touches it, so no lock:
+    ``acquire`` and ``release`` never await."""
+
+    #: Seconds a refused client is told to wait: what is held ends within seconds or minutes.
+    RETRY_AFTER = 5
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.by_owner: Counter[str] = Counter()
+        self.total = 0
+
+    def acquire(self, owner: str, *, per_owner: int, per_worker: int | None = None) -> None:
+        """Count one for ``owner``; 429 ``too_many_requests`` past ``per_owner``, 503
+        ``service_unavailable`` past ``per_worker`` (both with ``Retry-After``)."""
+        if self.by_owner[owner] >= per_owner:
+            raise TooManyRequests(
+                f"You already have {per_owner} {self.what} in progress; wait for one to finish.",
+                headers={"Retry-After": str(self.RETRY_AFTER)},
+                retry_after=self.RETRY_AFTER,
+            )
+        if per_worker is not None and self.total >= per_worker:
+            raise ServiceUnavailable(
+                f"The server is receiving as many {self.what} as it can; retry in a few seconds.",
+                retry_after=self.RETRY_AFTER,
+            )
+        self.by_owner[owner] += 1
+        self.total += 1
+
+    def release(self, owner: str) -> None:
+        self.total -= 1
+        self.by_owner[owner] -= 1
+        if self.by_owner[owner] <= 0:
+            del self.by_owner[owner]
+
+    @contextmanager
+    def held(self, owner: str, *, per_owner: int, per_worker: int) -> Iterator[None]:
+        """:meth:`acquire` for the duration of the block."""
+        self.acquire(owner, per_owner=per_owner, per_worker=per_worker)
+        try:
+            yield
+        finally:
+            self.release(owner)
 
 
 async def _reject_too_large(send: Send, limit: int) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from app.core.config import PROJECT_DIR, get_settings
 
@@ -23,3 +25,12 @@ def upgrade(database_url: str | None = None, revision: str = "head") -> None:
 
 def downgrade(database_url: str | None = None, revision: str = "base") -> None:
     command.downgrade(alembic_config(database_url), revision)
+
+
+def pending(database_url: str | None = None) -> bool:
+    """Whether the database lacks migrations (an empty ``DATA_DIR`` included)."""
+    from app.core.database import get_engine
+
+    heads = set(ScriptDirectory.from_config(alembic_config(database_url)).get_heads())
+    with get_engine().connect() as conn:
+        return set(MigrationContext.configure(conn).get_current_heads()) != heads

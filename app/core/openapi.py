@@ -10,6 +10,9 @@ parameters, 503 everywhere (database unavailable, or the worker overloaded).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from enum import StrEnum
 from typing import Any
 
@@ -47,6 +50,7 @@ _DESCRIPTIONS = {
     429: "`too_many_requests`: throttled; retry after `Retry-After` seconds.",
     503: "`database_unavailable`, `db_pool_exhausted`, `storage_full` or `overloaded`: retry after "
     "`Retry-After` seconds.",
+    507: "`storage_full`: the server keeps no room for new files right now; retry after `Retry-After`.",
 }
 
 
@@ -93,6 +97,8 @@ def _complete(operation: dict[str, Any]) -> None:
         wanted |= {408, 413}
         if "application/json" in body.get("content", {}):
             wanted.add(400)
+        if "multipart/form-data" in body.get("content", {}):
+            wanted.add(507)  # an upload: the disk may be at its free-space floor
     if operation.get("parameters") or body:
         wanted.add(422)
     for status in sorted(wanted):
@@ -133,10 +139,30 @@ def install_openapi(app: FastAPI) -> None:
     def swagger_ui() -> HTMLResponse:
         """Swagger UI from the vendored files under /static (phones and closed networks reach
         no CDN)."""
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=app.openapi_url or "/openapi.json",
             title=f"{app.title} - API",
             swagger_js_url=f"{SWAGGER_UI}/swagger-ui-bundle.js",
             swagger_css_url=f"{SWAGGER_UI}/swagger-ui.css",
             swagger_favicon_url=f"{SWAGGER_UI}/favicon-32x32.png",
         )
+        page.headers.update(docs_headers(bytes(page.body).decode()))
+        return page
+
+
+def docs_headers(html: str) -> dict[str, str]:
+    """The headers of the Swagger UI page: our files only, and the page's one inline script
+    allowed by its hash (Swagger UI sets styles inline and shows images as data: URLs)."""
+    inline = [m for m in re.findall(r"<script>(.*?)</script>", html, re.S)]
+    hashes = " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(m.encode()).digest()).decode()}'" for m in inline
+    )
+    return {
+        "Content-Security-Policy": (
+            f"default-src 'self'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+            "form-action 'self'; frame-ancestors 'none'"
+        ),
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "same-origin",
+    }

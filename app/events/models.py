@@ -1,10 +1,10 @@
-"""The ``events`` and ``event_memberships`` tables."""
+"""The ``events``, ``event_memberships`` and ``event_bans`` tables."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.accounts.models import User
@@ -46,3 +46,16 @@ class EventMembership(Base):
     joined_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     event: Mapped[Event] = relationship(lazy="raise")
+
+
+class EventBan(Base):
+    """A guest the organizer removed and barred: they may not join the event again until the
+    organizer lifts it. Goes with the event or the account."""
+
+    __tablename__ = "event_bans"
+    __table_args__ = (UniqueConstraint("event_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field, model_validator
 
@@ -104,3 +105,31 @@ class EventList(BaseModel):
 
 class MeResponse(UserPublic):
     events: list[EventPublic]
+
+
+class EventBanPublic(BaseModel):
+    """A guest the organizer removed and barred from the event."""
+
+    user_id: int
+    username: str
+    display_name: str | None
+    barred_at: datetime
+
+
+class EventBanList(BaseModel):
+    bans: list[EventBanPublic]
+
+    @classmethod
+    def of(cls, rows: Sequence[tuple[Any, Any]]) -> EventBanList:
+        """From ``events.service.list_bans``: (ban, user) rows."""
+        return cls(
+            bans=[
+                EventBanPublic(
+                    user_id=user.id,
+                    username=user.username,
+                    display_name=user.display_name,
+                    barred_at=ban.created_at,
+                )
+                for ban, user in rows
+            ]
+        )

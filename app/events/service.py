@@ -1,4 +1,5 @@
-"""Event codes, event management and guest memberships. All event queries live here."""
+"""Event codes, event management, guest memberships and the guests an organizer barred. All
+event queries live here."""
 
 from __future__ import annotations
 
@@ -15,18 +16,19 @@ from app.accounts.models import Role, User
 from app.accounts.schemas import RegisterIn
 from app.core.config import get_settings
 from app.core.database import release_connection, utcnow
-from app.core.errors import Gone, NotFound
+from app.core.errors import Forbidden, Gone, NotFound
 from app.core.throttle import Throttle
-from app.events.models import Event, EventMembership
+from app.events.models import Event, EventBan, EventMembership
 from app.events.schemas import EventCreate
 from app.faces import service as faces_service
 
 # No 0/O, 1/I/L: a code read aloud or from a poster is typed back correctly.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
-# 31^8 = 8.5e11 codes per prefix: a scan of the code space is hopeless, and throttled.
+# 31^8 = 8.5e11 codes per prefix: a scan of the code space is hopeless (README, "Security").
 CODE_SUFFIX_LENGTH = 8
 CODE_PREFIX_MAX = 8
-# Wrong (or closed) codes per client address: a venue's typos pass, a scan does not.
+# Wrong (or closed) codes per client address. Only failures are limited: a right code always
+# passes, so a venue's guests get in whatever others behind its address mistyped.
 CODE_FAILURES = Throttle("code-failures", "throttle_code_failures_per_address")
 _TOO_MANY_CODES = "Too many wrong event codes from your network. Wait a few minutes and try again."
 
@@ -39,6 +41,11 @@ class EventNotFound(NotFound):
 class EventClosed(Gone):
     code = "event_closed"
     message = "This event is closed to new guests."
+
+
+class GuestBarred(Forbidden):
+    code = "guest_barred"
+    message = "The organizer removed you from this event: you cannot join it again."
 
 
 def normalize_code(code: str) -> str:
@@ -71,30 +78,40 @@ def require_open_event(*, session: Session, code: str) -> Event:
     return event
 
 
-def event_for_code(*, session: Session, code: str, address: str) -> Event:
+def _wrong_code(address: str | None, error: NotFound | Gone) -> NotFound | Gone:
+    """Count a wrong or closed code against ``address`` (None: a request another site made
+    the browser send, not counted); the error to answer, 429 past the limit."""
+    if address is None:
+        return error
+    refusal = CODE_FAILURES.refusal(address, message=_TOO_MANY_CODES)
+    if refusal is not None:
+        raise refusal
+    CODE_FAILURES.hit(address)
+    return error
+
+
+def event_for_code(*, session: Session, code: str, address: str | None) -> Event:
     """``require_open_event``, throttled: each wrong or closed code counts against the client's
-    address, and past the limit every check from it is a 429 for a while."""
-    CODE_FAILURES.check(address, message=_TOO_MANY_CODES)
+    address (``address``; None: not counted), and past the limit a wrong code is a 429 for a
+    while. A right code always passes."""
     try:
         return require_open_event(session=session, code=code)
-    except (EventNotFound, EventClosed):
-        CODE_FAILURES.hit(address)
-        raise
+    except (EventNotFound, EventClosed) as exc:
+        raise _wrong_code(address, exc) from None
 
 
-def event_for_join_token(*, session: Session, token: str, address: str) -> Event:
+def event_for_join_token(*, session: Session, token: str, address: str | None) -> Event:
     """The event of a join link, ``/e/<join token>`` or ``/e/<code>`` (its QR code); throttled
-    like codes."""
-    CODE_FAILURES.check(address, message=_TOO_MANY_CODES)
+    like codes (a valid link always passes)."""
     found = select(Event).where(
         or_(Event.join_token == token, Event.code == normalize_code(token)), Event.deleting_at.is_(None)
     )
     event = session.scalar(found) if len(token) <= 32 else None
     if event is None:
-        CODE_FAILURES.hit(address)
-        raise NotFound(
+        error = NotFound(
             "This join link is not valid. Check the code on your invitation.", code="event_not_found"
         )
+        raise _wrong_code(address, error)
     return event
 
 
@@ -179,17 +196,21 @@ def is_member(*, session: Session, user_id: int, event_id: int) -> bool:
 
 
 def join_event(*, session: Session, user: User, code: str, address: str) -> tuple[Event, bool]:
-    """Make ``user`` a guest of the open event ``code``; ``joined`` is False if already one."""
+    """Make ``user`` a guest of the open event ``code``; ``joined`` is False if already one.
+    403 ``guest_barred`` for a guest the organizer removed and barred."""
     event = event_for_code(session=session, code=code, address=address)
     if is_member(session=session, user_id=user.id, event_id=event.id):
         return event, False
+    if is_barred(session=session, user_id=user.id, event_id=event.id):
+        raise GuestBarred()
     session.add(EventMembership(user_id=user.id, event_id=event.id))
     session.flush()
     return event, True
 
 
-def remove_guest(*, session: Session, event: Event, user_id: int) -> None:
-    """Take a guest out of ``event``: their membership and their matches in it go."""
+def remove_guest(*, session: Session, event: Event, user_id: int, bar: bool = False) -> None:
+    """Take a guest out of ``event``: their membership and their matches in it go. ``bar``:
+    they may not join it again (``lift_ban`` lets them)."""
     membership = session.scalar(
         select(EventMembership).where(
             EventMembership.event_id == event.id, EventMembership.user_id == user_id
@@ -199,7 +220,40 @@ def remove_guest(*, session: Session, event: Event, user_id: int) -> None:
         raise NotFound("This user is not a guest of the event.", code="guest_not_found")
     session.delete(membership)
     faces_service.delete_event_matches(session=session, user_id=user_id, event_id=event.id)
+    if bar and not is_barred(session=session, user_id=user_id, event_id=event.id):
+        session.add(EventBan(event_id=event.id, user_id=user_id))
     session.flush()
+
+
+def is_barred(*, session: Session, user_id: int, event_id: int) -> bool:
+    barred = select(EventBan.id).where(EventBan.event_id == event_id, EventBan.user_id == user_id)
+    return session.scalar(barred) is not None
+
+
+def list_bans(*, session: Session, event: Event) -> list[tuple[EventBan, User]]:
+    """The event's barred guests, most recently barred first."""
+    rows = session.execute(
+        select(EventBan, User)
+        .join(User, User.id == EventBan.user_id)
+        .where(EventBan.event_id == event.id)
+        .order_by(EventBan.created_at.desc(), EventBan.id.desc())
+    )
+    return [(ban, user) for ban, user in rows]
+
+
+def lift_ban(*, session: Session, event: Event, user_id: int) -> None:
+    """Let a barred guest join ``event`` again (with its code, while it is open)."""
+    ban = session.scalar(select(EventBan).where(EventBan.event_id == event.id, EventBan.user_id == user_id))
+    if ban is None:
+        raise NotFound("This user is not barred from the event.", code="ban_not_found")
+    session.delete(ban)
+    session.flush()
+
+
+def organizer_has_events(*, session: Session, user_id: int) -> bool:
+    """Whether any event (even one being deleted: its row stays until it is erased) is
+    ``user_id``'s."""
+    return session.scalar(select(Event.id).where(Event.organizer_id == user_id).limit(1)) is not None
 
 
 def close_for_erasure(*, session: Session, event: Event) -> None:
@@ -240,7 +294,7 @@ def user_events(*, session: Session, user_id: int) -> list[Event]:
     return list(session.scalars(stmt))
 
 
-def register_guest(*, session: Session, user: User, event_code: str, address: str) -> User:
+def register_guest(*, session: Session, user: User, event_code: str, address: str | None) -> User:
     """Save a prepared guest (``accounts.service.prepare_user``) and their membership of the
     open event of ``event_code``, in one transaction."""
     event = event_for_code(session=session, code=event_code, address=address)
@@ -250,7 +304,7 @@ def register_guest(*, session: Session, user: User, event_code: str, address: st
     return user
 
 
-def register_with_event_code(*, session: Session, data: RegisterIn, address: str) -> User:
+def register_with_event_code(*, session: Session, data: RegisterIn, address: str | None) -> User:
     """Create a guest account from ``data`` and join the event of its code, in one step.
 
     Consent and the code are checked before any hashing; the connection goes back to the pool

@@ -107,13 +107,42 @@ def load_rgb(data: bytes, *, max_pixels: int) -> Image.Image:
 def load_rgb_reduced(data: bytes, *, max_pixels: int, side: int) -> tuple[Image.Image, float]:
     """:func:`load_rgb`, a JPEG decoded at a reduced scale (libjpeg's DCT scaling: 1/2, 1/4,
     1/8) when its long side is still at least ``side`` at that scale: a fraction of the cost
-    of a full decode. Returns the image and the factor original/decoded."""
+    of a full decode. Other formats cannot be decoded reduced: they are then box-reduced by
+    a whole factor that keeps the long side at least ``side``, so what follows (the face
+    search) costs the same for every format. Returns the image and the factor
+    original/decoded."""
     im, info = _open(data, max_pixels=max_pixels)
     long_side = max(info.width, info.height)
     if im.format in ("JPEG", "MPO") and long_side > side:
         im.draft("RGB", (max(1, im.width * side // long_side), max(1, im.height * side // long_side)))
     img = _to_rgb(_decode_upright(im))
+    step = max(img.size) // max(1, side)
+    if step >= 2:
+        img = img.reduce(step)
     return img, long_side / max(img.size)
+
+
+def probe_selfie(data: bytes, *, max_pixels: int, max_decode_pixels: int) -> ImageInfo:
+    """:func:`probe_image` with a selfie's bounds on the cost of decoding it: no 16-bit (or
+    32-bit) image, and at most ``max_decode_pixels`` for a format that must be decoded in full
+    (a JPEG is decoded reduced, so it may have up to ``max_pixels``). A phone's selfie passes:
+    an 8-bit JPEG or HEIC of 12 MP. Raises ``UnsupportedMediaType`` (``unsupported_format``)
+    or ``PayloadTooLarge`` (``image_too_large``)."""
+    im, info = _open(data, max_pixels=max_pixels)
+    if im.mode in _SIXTEEN_BIT_MODES or im.mode == "F":
+        raise UnsupportedMediaType(
+            "This image has 16 or 32 bits per channel, which a selfie does not need and which is "
+            "costly to decode. Save it as an ordinary (8-bit) JPEG or PNG and upload it again.",
+            code="unsupported_format",
+        )
+    if info.format != "JPEG" and info.width * info.height > max_decode_pixels:
+        limit = f"{max_decode_pixels / 1_000_000:g} megapixels"
+        raise PayloadTooLarge(
+            f"The image is {info.width}x{info.height} pixels; a {info.format} selfie may have at most "
+            f"{limit} (a JPEG more). Upload a smaller version, or a JPEG.",
+            code="image_too_large",
+        )
+    return info
 
 
 def downscale(img: Image.Image, *, max_side: int) -> tuple[Image.Image, float]:

@@ -60,6 +60,9 @@ class JobKind:
     retry_status: str | None = None
     claim_status: str | None = None  # status set by the claim itself
     priority: int = 100  # lower runs first: a guest waiting on a selfie before photos
+    # The SQL expression of a row's group (e.g. whose it is): claims serve the group with the
+    # fewest rows waiting first (``queue.claim``); None: oldest first.
+    group_by: Callable[[], Any] | None = None
     # Called with the job when it fails for good; what it returns runs after that commit
     # (deleting the files of a photo that will never be indexed).
     on_failed: Callable[[Any], Callable[[], None] | None] | None = None

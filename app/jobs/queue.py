@@ -2,7 +2,9 @@
 
 A worker claims one row at a time: a cheap unlocked read finds a candidate, then one
 UPDATE takes it (on PostgreSQL through ``FOR UPDATE SKIP LOCKED``, so workers on several
-machines never take the same row; SQLite serialises writers anyway). The claim sets a
+machines never take the same row; SQLite serialises writers anyway). A kind may group its
+rows (``JobKind.group_by``): the candidate is then the oldest row of the group with the
+fewest rows waiting, so a crowd of one group is served in turn with the others. The claim sets a
 lease that the runner's heartbeat renews while the handler runs; a worker that dies
 (kill -9) stops renewing it and the row becomes claimable again when it expires. Every
 write about a job is *fenced* by ``lease_owner``: a worker that lost its lease cannot
@@ -12,6 +14,7 @@ writes; ``queue_position`` is also read by a selfie upload, for the place it tel
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -38,19 +41,23 @@ def claim(
     worker_id: str,
     lease_seconds: float,
     set_status: str | None = None,
+    group_by: Callable[[], Any] | None = None,
 ) -> int | None:
-    """Take the oldest claimable row of ``model``; its id, or None. Commits."""
-    if session.scalar(select(model.id).where(_claimable(model, todo)).limit(1)) is None:
+    """Take a claimable row of ``model``: the oldest or, with ``group_by`` (the SQL expression
+    of a row's group, e.g. whose it is), the oldest of the group with the fewest claimable
+    rows, so that one group's backlog does not make every other group wait behind it. Its
+    id, or None. Commits."""
+    if group_by is None:
+        first = session.scalar(select(model.id).where(_claimable(model, todo)).limit(1))
+    else:
+        backlog = func.count().over(partition_by=group_by())
+        ranked = (
+            select(model.id.label("id"), backlog.label("backlog")).where(_claimable(model, todo)).subquery()
+        )
+        first = session.scalar(select(ranked.c.id).order_by(ranked.c.backlog, ranked.c.id).limit(1))
+    if first is None:
         session.rollback()
         return None
-    candidate = (
-        select(model.id)
-        .where(_claimable(model, todo))
-        .order_by(model.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
     values: dict[str, Any] = {
         "lease_owner": worker_id,
         "lease_expires_at": utcnow() + timedelta(seconds=lease_seconds),
@@ -58,15 +65,29 @@ def claim(
     }
     if set_status:
         values["status"] = set_status
+    # The fair pick, unless another worker took it meanwhile: then the oldest.
+    job_id = _take(session, model, todo, values, only=first) if group_by is not None else None
+    if job_id is None:
+        job_id = _take(session, model, todo, values)
+    session.commit()
+    return job_id
+
+
+def _take(
+    session: Session, model: Any, todo: tuple[str, ...], values: dict[str, Any], only: int | None = None
+) -> int | None:
+    candidate = select(model.id).where(_claimable(model, todo))
+    if only is not None:
+        candidate = candidate.where(model.id == only)
+    locked = candidate.order_by(model.id).limit(1).with_for_update(skip_locked=True).scalar_subquery()
     stmt = (
         update(model)
-        .where(model.id == candidate)
+        .where(model.id == locked)
         .values(**values)
         .returning(model.id)
         .execution_options(synchronize_session=False)
     )
-    job_id = session.execute(stmt).scalar_one_or_none()
-    session.commit()
+    job_id: int | None = session.execute(stmt).scalar_one_or_none()
     return job_id
 
 

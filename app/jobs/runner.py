@@ -75,7 +75,7 @@ class Heartbeat:
 def _decide(kind: JobKind, session: Session, job: Any, settings: Settings) -> Outcome:
     """The handler's outcome, or the runner's own when the job gave up, asked to be
     postponed, or failed (then retried with exponential backoff while attempts remain)."""
-    retry_status, attempts = kind.retry_status or job.status, job.attempts
+    retry_status, attempts, job_id = kind.retry_status or job.status, job.attempts, job.id
     if attempts > settings.job_max_attempts:  # its workers kept dying before finishing it
         last = f" Last error: {job.error_message}" if job.error_message else ""
         message = f"Gave up after {settings.job_max_attempts} attempts.{last}"
@@ -90,17 +90,17 @@ def _decide(kind: JobKind, session: Session, job: Any, settings: Settings) -> Ou
         return kind.handle(session, job)
     except Postpone as exc:
         session.rollback()
-        log.warning("%s %s postponed: %s", kind.name, job.id, exc.message)
+        log.warning("%s %s postponed: %s", kind.name, job_id, exc.message)
         attempt_back = kind.model.attempts - 1
         values = {"status": retry_status, "attempts": attempt_back, "error_code": exc.code}
         return Outcome({**values, "error_message": exc.message[:2000]}, retry_after=exc.retry_after)
     except Exception as exc:
         session.rollback()
         if is_write_conflict(exc):  # another worker wrote first (SQLite): run it again soon
-            log.info("%s %s: another worker wrote first; run again", kind.name, job.id)
+            log.info("%s %s: another worker wrote first; run again", kind.name, job_id)
             values = {"status": retry_status, "attempts": kind.model.attempts - 1}
             return Outcome(values, retry_after=WRITE_CONFLICT_RETRY_SECONDS)
-        log.exception("%s %s failed (attempt %d)", kind.name, job.id, attempts)
+        log.exception("%s %s failed (attempt %d)", kind.name, job_id, attempts)
         values = {"error_code": "processing_error", "error_message": f"{type(exc).__name__}: {exc}"[:2000]}
         if attempts >= settings.job_max_attempts:
             return Outcome({"status": kind.failed_status, **values})
@@ -126,6 +126,7 @@ def _step(kind: JobKind, job_id: int, worker_id: str, settings: Settings) -> boo
         job: Any = session.get(kind.model, job_id)
         if job is None or job.lease_owner != worker_id:
             return False  # deleted (cancelled) or taken over meanwhile
+        retry_status = kind.retry_status or job.status
         outcome = _decide(kind, session, job, settings)
         if outcome.values.get("status") == kind.failed_status and kind.on_failed is not None:
             outcome = _with_clean_up(outcome, kind.on_failed(job))
@@ -135,11 +136,21 @@ def _step(kind: JobKind, job_id: int, worker_id: str, settings: Settings) -> boo
             values = queue.released(**outcome.values)
         else:
             values = outcome.values
-        if not queue.fenced_update(session, kind.model, job_id, worker_id, **values):
+        try:
+            if not queue.fenced_update(session, kind.model, job_id, worker_id, **values):
+                session.rollback()
+                log.info("%s %s: lease lost, outcome dropped", kind.name, job_id)
+                return False
+            session.commit()
+        except OperationalError as exc:
+            if not is_write_conflict(exc):
+                raise
+            # The outcome could not be written either (the write queue stayed held past the busy
+            # timeout): left as it is, the job would wait for its lease to run out and be claimed
+            # again, its attempt used. What the handler did is rolled back; the job goes back.
             session.rollback()
-            log.info("%s %s: lease lost, outcome dropped", kind.name, job_id)
+            _give_back(kind, session, job_id, worker_id, status=retry_status, settings=settings)
             return False
-        session.commit()
     if outcome.after_commit is not None:
         try:
             outcome.after_commit()
@@ -148,6 +159,27 @@ def _step(kind: JobKind, job_id: int, worker_id: str, settings: Settings) -> boo
     status = values.get("status", "")
     log.info("%s %s: %s%s", kind.name, job_id, status or "step", "" if outcome.done else " (next step)")
     return not outcome.done
+
+
+def _give_back(
+    kind: JobKind, session: Session, job_id: int, worker_id: str, *, status: str, settings: Settings
+) -> None:
+    """Hand a job whose writes lost a race back for another run soon, without using its
+    attempt; tried again while the write queue stays held, for up to a lease."""
+    deadline = time.monotonic() + settings.job_lease_seconds
+    while True:
+        values = queue.later(WRITE_CONFLICT_RETRY_SECONDS, status=status, attempts=kind.model.attempts - 1)
+        try:
+            given = queue.fenced_update(session, kind.model, job_id, worker_id, **values)
+            session.commit()
+        except OperationalError as exc:
+            session.rollback()
+            if not is_write_conflict(exc) or time.monotonic() > deadline:
+                raise
+            continue
+        done = "run again" if given else "lease lost meanwhile"
+        log.info("%s %s: its writes waited too long for the database; %s", kind.name, job_id, done)
+        return
 
 
 def run_one(kind: JobKind, *, worker_id: str, settings: Settings | None = None) -> bool:
@@ -161,6 +193,7 @@ def run_one(kind: JobKind, *, worker_id: str, settings: Settings | None = None) 
             worker_id=worker_id,
             lease_seconds=settings.job_lease_seconds,
             set_status=kind.claim_status,
+            group_by=kind.group_by,
         )
     if job_id is None:
         return False

@@ -1,4 +1,5 @@
-"""Prometheus metrics: the one record of requests served, for ``/metrics`` and ``/api/stats``.
+"""Prometheus metrics: the one record of requests served, for ``/metrics`` and ``/api/stats``,
+and the media disk's room read at scrape time (``StorageCollector``).
 
 Under Gunicorn they are in prometheus-client's multiprocess mode: ``gunicorn_config.py``
 points ``PROMETHEUS_MULTIPROC_DIR`` at a folder of this server's own before the workers start,
@@ -9,7 +10,7 @@ default registry is read.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,7 +21,11 @@ from prometheus_client import (
     Metric,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from app.core.config import get_settings
+from app.core.storage import space
 
 REQUESTS = Counter("http_requests_total", "HTTP requests served.", ["method", "endpoint", "status"])
 LATENCY = Histogram(
@@ -40,6 +45,32 @@ REQUESTS_SAMPLE = "http_requests_total"
 LATENCY_SAMPLE = "http_request_duration_seconds"
 IN_FLIGHT_SAMPLE = "http_requests_in_flight"
 OVERLOAD_SAMPLE = "http_requests_rejected_overload_total"
+
+
+class StorageCollector(Collector):
+    """The media disk's room at scrape time (local storage only): what is free, its size, the
+    floor, and whether uploads are being refused (1) for want of room."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        settings = get_settings()
+        if not space.watched(settings):
+            return
+        disk = space.reading(settings)
+        for name, help_text, value in (
+            ("storage_free_bytes", "Free bytes on the media disk.", disk.free_bytes),
+            ("storage_total_bytes", "Size of the media disk.", disk.total_bytes),
+            (
+                "storage_min_free_bytes",
+                "Free-space floor under which uploads are refused.",
+                disk.min_free_bytes,
+            ),
+            (
+                "storage_uploads_refused",
+                "1 while uploads are refused for want of room.",
+                int(disk.below_floor),
+            ),
+        ):
+            yield GaugeMetricFamily(name, help_text, value=value)
 
 
 def _request_registry() -> CollectorRegistry:

@@ -139,16 +139,26 @@ class ObservabilityMiddleware:
         if access_log.isEnabledFor(logging.INFO):
             client = scope.get("client") or ("-", 0)
             query = scope.get("query_string", b"").decode("latin-1")
-            # Escaped: a "%0a" in a path would otherwise forge a log line.
-            target = _printable(scope["path"] + (f"?{query}" if query else ""))
+            # Escaped: a "%0a" or a '%22' in a path would otherwise forge a line or a field.
+            target = log_escape(scope["path"] + (f"?{query}" if query else ""))
             now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-            access_log.info('%s %s "%s %s" %d %.1fms', now, client[0], method, target, status, ms)
+            line = '%s %s "%s %s" %d %.1fms'
+            access_log.info(line, now, log_escape(str(client[0])), log_escape(method), target, status, ms)
 
 
-def _printable(text: str) -> str:
-    if text.isprintable():
+def log_escape(text: str) -> str:
+    """``text`` as one unambiguous field of a log line: a quote and a backslash are
+    backslash-escaped, anything not printable (line breaks, escape sequences, Unicode line
+    separators) written as its escape (``\\n``, ``\\x1b``, ``\\u2028``)."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
         return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return "".join(_escaped(c) for c in text)
+
+
+def _escaped(c: str) -> str:
+    if c in ('"', "\\"):
+        return "\\" + c
+    return c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
 
 
 async def _send_overloaded(send: Send) -> None:

@@ -3,7 +3,9 @@
 Uvicorn bounds the wait *between* keep-alive requests but not a connection that opens and
 sends nothing, or sends its headers a byte at a time (slowloris). This protocol arms a
 timer when a connection opens and when a request begins, and answers 408 and closes the
-connection if the headers are not complete within ``REQUEST_READ_TIMEOUT``. The body's
+connection if the headers are not complete within ``REQUEST_READ_TIMEOUT``. A request the
+parser refuses (a malformed line, a 100 KB URL) gets the API's JSON error shape, not
+Uvicorn's plain text. The body's
 limit is the application's (``app.core.limits``). The web workers
 (``app.ops.gunicorn_worker.WebWorker``) serve with it.
 """
@@ -11,6 +13,7 @@ limit is the application's (``app.core.limits``). The web workers
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -24,6 +27,16 @@ RESPONSE_408 = (
     b"connection: close\r\n"
     b"content-length: " + str(len(_BODY)).encode() + b"\r\n\r\n" + _BODY
 )
+
+
+def _json_400(message: str) -> bytes:
+    body = json.dumps({"error": {"code": "bad_request", "message": message}}).encode()
+    return (
+        b"HTTP/1.1 400 Bad Request\r\n"
+        b"content-type: application/json\r\n"
+        b"connection: close\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
@@ -46,6 +59,13 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         if not self.transport.is_closing():
             self.transport.write(RESPONSE_408)
             self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        self._disarm()
+        self.transport.write(
+            _json_400(f"{msg.rstrip('.')}: the request line or its headers are malformed or too long.")
+        )
+        self.transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

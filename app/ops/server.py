@@ -1,6 +1,6 @@
 """Start-up checks used by ``gunicorn_config.py``: the database connection budget, the
-port, the open-files limit, the server's own metrics folder, and the one-time configuration
-summary."""
+port, the open-files limit, the node's own run folder with the server's metrics folder and
+control socket, and the one-time configuration summary."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import resource
 import shutil
 import socket
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,6 +168,43 @@ def _pooler_report(
                 f"{room}: lower its default_pool_size."
             )
     return fits, lines
+
+
+class RunDirError(RuntimeError):
+    """RUN_DIR cannot be this server's own."""
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as a folder only this user can enter (created 0700 if missing). A folder there
+    already must be a real folder of this user, not reachable by others: RUN_DIR's default
+    lies in a directory every user can write to (/dev/shm), where another user could have made
+    it first to read the metrics or receive the wake-ups."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise RunDirError(f"{path} is not a folder of this user: remove it, or set RUN_DIR to another folder")
+    if info.st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return path
+
+
+def same_disk(a: Path, b: Path) -> bool:
+    """Whether two existing paths are on one file system (a full one stops both)."""
+    try:
+        return a.stat().st_dev == b.stat().st_dev
+    except OSError:
+        return False
+
+
+def control_socket(run_dir: Path) -> Path:
+    """Gunicorn's control socket (``gunicornc -s PATH``) for this server: in ``run_dir``, named
+    after the master's pid, so no other server replaces or deletes it. Sockets of this
+    node's dead servers are removed."""
+    for old in run_dir.glob("gunicorn-*.ctl"):
+        pid = old.stem.removeprefix("gunicorn-")
+        if pid.isdigit() and not _alive(int(pid)):
+            old.unlink(missing_ok=True)
+    return run_dir / f"gunicorn-{os.getpid()}.ctl"
 
 
 def metrics_folder(run_dir: Path) -> Path:

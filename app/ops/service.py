@@ -1,4 +1,5 @@
-"""Health probes, database figures and statistics for the operations endpoints."""
+"""Health probes (the database answering and taking writes, the media disk's room),
+database figures and statistics for the operations endpoints."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select, text
 
 from app.accounts.models import Role, User
-from app.core.database import get_engine, pool_status, session_scope
+from app.core.config import get_settings
+from app.core.database import get_engine, pool_status, session_scope, write_blocked
 from app.core.indexes import PERFORMANCE_INDEXES, QUERY_PARAMS
+from app.core.storage import space
 from app.events.models import Event
 from app.ops import stats
 from app.photos.models import Photo, PhotoStatus
@@ -30,20 +33,54 @@ class DatabaseHealth:
 
 
 def check_database() -> DatabaseHealth:
+    """Whether the database answers, and whether a write could start now (a write-locked
+    SQLite file answers reads but makes every login wait, then fail)."""
     start = time.perf_counter()
+    detail = None
     try:
         with get_engine().connect() as conn:
             conn.execute(text("SELECT 1"))
+        blocked = write_blocked(get_engine(), get_settings().health_write_timeout)
     except sa_exc.TimeoutError:
         reason = "database pool exhausted"
-        detail = None
     except sa_exc.DBAPIError as exc:
         reason = "database unreachable"
         detail = str(exc.orig).strip().splitlines()[0][:200]
     else:
-        return DatabaseHealth(ok=True, latency_ms=(time.perf_counter() - start) * 1000)
+        if blocked is None:
+            return DatabaseHealth(ok=True, latency_ms=(time.perf_counter() - start) * 1000)
+        reason, detail = "database locked: writes cannot start", blocked
     latency = (time.perf_counter() - start) * 1000
     return DatabaseHealth(ok=False, latency_ms=latency, reason=reason, detail=detail)
+
+
+@dataclass(frozen=True)
+class StorageHealth:
+    ok: bool
+    reason: str | None = None  # for anyone
+    free_bytes: int | None = None  # the figures: for operators only
+    total_bytes: int | None = None
+    min_free_bytes: int | None = None
+
+
+def check_storage() -> StorageHealth:
+    """The media disk's room (read at most once a second): not ok under its free-space floor,
+    while uploads are refused. A bucket's room is not ours to watch."""
+    settings = get_settings()
+    if not space.watched(settings):
+        return StorageHealth(ok=True)
+    try:
+        disk = space.reading(settings)
+    except OSError as exc:
+        return StorageHealth(ok=False, reason=f"media disk unreadable: {exc.strerror}")
+    reason = "media disk under its free-space floor: uploads refused" if disk.below_floor else None
+    return StorageHealth(
+        ok=not disk.below_floor,
+        reason=reason,
+        free_bytes=disk.free_bytes,
+        total_bytes=disk.total_bytes,
+        min_free_bytes=disk.min_free_bytes,
+    )
 
 
 def _ms(start: float) -> float:

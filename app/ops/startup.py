@@ -1,12 +1,14 @@
 """What the Gunicorn server does at start and at exit; the hooks of ``gunicorn_config.py``
 delegate here. The master's checks before binding (port, open files, storage, connection
-budget), the embedded face-worker pool, the server's metrics folder, the access log of each
-web worker, and the one-time configuration summary: ``startup_summary``, a pure function of
-the settings and of the facts it is given.
+budget), the embedded face-worker pool, the node's run folder (off the data disk) with the
+server's metrics folder and control socket, the access log of each web worker, and the
+one-time configuration summary: ``startup_summary``, a pure function of the settings and of
+the facts it is given.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -25,13 +27,17 @@ from app.core.config import Settings, get_settings
 from app.core.server_config import ServerSettings, explain, get_server_settings
 from app.ops.server import (
     Budget,
+    RunDirError,
     budget_report,
+    control_socket,
     masked_url,
     metrics_folder,
     pgbouncer_limits,
     port_problem,
     postgres_capacity,
+    private_dir,
     raise_open_files_limit,
+    same_disk,
 )
 
 WORKER_CLASS = "app.ops.gunicorn_worker.WebWorker"
@@ -91,6 +97,21 @@ class ServerMetrics:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def prepare_run_dir(settings: Settings) -> Path:
+    """RUN_DIR, this node's own folder, made private; or exit saying why it cannot be."""
+    try:
+        return private_dir(settings.node_dir)
+    except (RunDirError, OSError) as exc:
+        raise SystemExit(f"RUN_DIR: {exc}") from None
+
+
+def control_socket_path(run_dir: Path) -> str:
+    """Gunicorn's ``control_socket``: this server's own, in RUN_DIR (Gunicorn's default,
+    ~/.gunicorn/gunicorn.ctl, is shared by every server of the user and deleted by the first
+    that stops)."""
+    return str(control_socket(run_dir))
+
+
 def prepare_metrics(node_dir: Path) -> ServerMetrics:
     """prometheus-client's multiprocess mode in a folder of this server's own. Called before
     any process imports prometheus_client, which reads the folder's name at import."""
@@ -137,6 +158,12 @@ class Master:
         except Exception as exc:
             log.error("storage: %s cannot be reached: %s", storage.backend().description, exc)
             sys.exit(1)
+        if same_disk(self.settings.node_dir, self.settings.data_dir):
+            log.error(
+                "RUN_DIR %s is on the data disk: when uploads fill it, new workers die mapping their "
+                "metrics files there. Leave RUN_DIR unset (a folder in memory) or point it at a tmpfs.",
+                self.settings.node_dir,
+            )
         fits, lines = self._connection_budget()
         for line in lines:
             (log.info if fits else log.error)(line)
@@ -167,6 +194,7 @@ class Master:
             worker_class=worker_class,
             heartbeat_dir=heartbeat_dir,
             check_lines=self.check_lines,
+            redis_answers=redis_answers(self.settings),
         )
 
     def stop(self) -> None:
@@ -180,6 +208,27 @@ class Master:
             pool.kill()
 
 
+def forget_run_dir(run_dir: Path) -> None:
+    """At exit: this node's runtime folder goes when nothing is left in it (it lives in
+    memory, and each DATA_DIR has its own)."""
+    with contextlib.suppress(OSError):
+        run_dir.rmdir()
+
+
+def redis_answers(settings: Settings) -> bool:
+    """Whether the throttles' Redis answers a ping now (asked directly: importing the throttles
+    here would load prometheus-client in the master before its multiprocess folder is set)."""
+    if not settings.redis_url:
+        return True
+    import redis
+
+    try:
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
 def startup_summary(
     *,
     settings: Settings,
@@ -189,10 +238,12 @@ def startup_summary(
     worker_class: str = WORKER_CLASS,
     heartbeat_dir: str | None = None,
     check_lines: Sequence[str] = (),
+    redis_answers: bool = True,
 ) -> str:
     """The effective configuration, printed once when the server is ready.
     ``storage_description`` is the storage backend's; ``check_lines`` what the start-up checks
-    found (open files, connection budget)."""
+    found (open files, connection budget); ``redis_answers`` whether the throttles' Redis
+    answered a ping."""
     s = settings
     rows = [
         ("bind", ", ".join(server.bind)),
@@ -206,7 +257,7 @@ def startup_summary(
         ("worker_tmp_dir", str(heartbeat_dir)),
         ("database", masked_url(s.sqlalchemy_url)),
         ("storage", storage_description + _photo_delivery(s)),
-        ("run dir", f"{s.node_dir} (this node's own)"),
+        ("run dir", f"{s.node_dir} (this node's own: metrics, wake-up and control sockets)"),
         ("job wake-ups", _job_wake_ups(s)),
         (
             "db pool",
@@ -222,7 +273,7 @@ def startup_summary(
         ("face workers", f"{face_workers} embedded" if face_workers else "external (python -m app.worker)"),
         ("logs", f"access {server.access_log_file or 'off'}, errors {server.error_log_file}"),
         ("ops endpoints", _ops_endpoints(s)),
-        ("throttles", _throttles(s)),
+        ("throttles", _throttles(s, redis_answers=redis_answers)),
         (
             "proxy",
             f"X-Forwarded-For trusted from: {server.forwarded_allow_ips or 'nobody'} (FORWARDED_ALLOW_IPS)",
@@ -256,9 +307,11 @@ def _ops_endpoints(settings: Settings) -> str:
     return f"protected by the token in {settings.ops_token_file} (generated; or set OPS_TOKEN)"
 
 
-def _throttles(settings: Settings) -> str:
+def _throttles(settings: Settings, *, redis_answers: bool) -> str:
     if not settings.throttles_enabled:
         return "off"
     if settings.redis_url:
+        if not redis_answers:
+            return "Redis configured but NOT answering: each worker counts on its own until it does"
         return "Redis (shared by all workers)"
     return "in memory, per worker (set REDIS_URL to share)"

@@ -26,7 +26,7 @@ from app.faces import service as faces_service
 from app.faces.images import load_rgb, make_thumbnail, sanitized_original, served_jpeg
 from app.faces.providers import get_face_provider
 from app.faces.providers.base import FaceProvider
-from app.jobs.kinds import JobKind, Outcome, register
+from app.jobs.kinds import JobKind, Outcome, Postpone, register
 from app.jobs.models import JobStatus
 from app.photos import service
 from app.photos.models import EventPurge, Photo, PhotoStatus, PurgeReason
@@ -117,6 +117,8 @@ def handle(session: Session, photo: Photo) -> Outcome:
         return _match(session, photo, provider)
     except FileNotFoundError:
         return _failed("original_missing", "The uploaded file is missing from storage.")
+    except storage.StorageFull as exc:  # no room for its served copies now: later, no attempt used
+        raise Postpone(exc.message, code=exc.code, retry_after=60) from exc
     except AppError as exc:  # the image itself is unusable: retrying cannot help
         return _failed(exc.code, exc.message)
 

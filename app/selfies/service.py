@@ -1,37 +1,39 @@
 """Selfies: accepting an upload, the guest's view of its check, and their matched photos.
-All selfie queries live here; the face check itself is the selfie job (``selfies/jobs.py``).
+All selfie queries live here but those of the daily change limit (``selfies/changes.py``);
+the face check itself is the selfie job (``selfies/jobs.py``).
 
-An upload is accepted after the cheap checks (size, format, pixels) and queued: the queue
-is the database, so a crowd is never refused for its size. A new upload cancels the
-guest's selfie still waiting for its check; an accepted selfie replaces the previous one
-(and its matches) only once its face passed, so a refused selfie keeps the old one.
+An upload is counted when it starts, accepted after the cheap checks (size, format, pixels,
+decoding cost) and queued: the queue is the database, so a crowd is never refused for its
+size. A new upload cancels the guest's selfie still waiting for its check; an accepted selfie
+replaces the previous one (and its matches) only once its face passed, so a refused selfie
+keeps the old one. Erasing a guest's selfies removes their folder once committed.
 """
 
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.orm import Session
 
 from app.accounts.models import User
 from app.core import storage
 from app.core.config import Settings, get_settings
-from app.core.database import utcnow
 from app.core.errors import NotFound, PayloadTooLarge, ServiceUnavailable
-from app.core.throttle import Throttle, TooManyRequests
+from app.core.throttle import Throttle
 from app.core.uploads import Part, missing_files
 from app.events.models import EventMembership
 from app.faces import service as faces_service
-from app.faces.images import FILE_EXTENSIONS, probe_image
+from app.faces.images import FILE_EXTENSIONS, probe_selfie
 from app.faces.models import FaceMatch
 from app.faces.providers import configured_model
 from app.faces.providers.base import GuestSelfie
 from app.jobs import queue, wakeup
+from app.selfies import changes
 from app.selfies.models import Selfie, SelfieChange, SelfieStatus
 from app.selfies.schemas import EventGuest, MatchedPhoto, PublicStatus, SelfieState
 
@@ -45,6 +47,7 @@ PUBLIC_STATUS: dict[str, PublicStatus] = {
 IN_PROGRESS = frozenset({"checking", "matching"})
 
 
+log = logging.getLogger("app.selfies")
 SELFIE_UPLOADS = Throttle("selfie-uploads", "throttle_selfies_per_guest")
 TOO_MANY_SELFIES = "You have uploaded many selfies in a short time. Wait a little, then try again."
 
@@ -55,7 +58,18 @@ def _selfie_too_large(settings: Settings) -> PayloadTooLarge:
     )
 
 
-def read_selfie(parts: Iterator[Part], settings: Settings) -> bytes:
+def start_upload(*, session: Session, user_id: int, settings: Settings) -> None:
+    """Before an upload's body is read (reads only): refuse it if the guest has used up the
+    daily selfie changes (429 ``selfie_changes_exhausted``) or uploads (429
+    ``too_many_requests``), else count the upload now, so that one abandoned half-way counts
+    too."""
+    SELFIE_UPLOADS.check(str(user_id), message=TOO_MANY_SELFIES)
+    accepted = changes.has_accepted(session, user_id)
+    changes.check_allowed(session=session, user_id=user_id, accepted=accepted, settings=settings)
+    SELFIE_UPLOADS.hit(str(user_id))
+
+
+def read_selfie(parts: Iterable[Part], settings: Settings) -> bytes:
     """The bytes of the one ``file`` part of an upload (422 ``no_file`` without one)."""
     for part in parts:
         if part.too_large:
@@ -66,31 +80,26 @@ def read_selfie(parts: Iterator[Part], settings: Settings) -> bytes:
 
 def check_upload(data: bytes, settings: Settings) -> str:
     """Cheap checks done by the web process (no face model): size, format, pixels (a selfie
-    has its own, lower, pixel limit: a phone's front camera is under 20 MP)."""
+    has its own, lower, pixel limit: a phone's front camera is under 20 MP) and the cost of
+    decoding it (no 16-bit image; a PNG, WebP or HEIC, decoded in full, has a lower limit
+    still). Returns the format."""
     if len(data) > settings.selfie_max_bytes:
         raise _selfie_too_large(settings)
-    return probe_image(data, max_pixels=settings.selfie_max_pixels).format
+    return probe_selfie(
+        data, max_pixels=settings.selfie_max_pixels, max_decode_pixels=settings.selfie_max_decode_pixels
+    ).format
 
 
-def check_selfie_change(*, session: Session, user_id: int, settings: Settings) -> bool:
-    """Whether this upload changes an existing selfie: at most ``SELFIE_CHANGES_PER_DAY`` times
-    in 24 hours (429 ``selfie_changes_exhausted``), each change recorded for organizers by the
-    caller. Reads only."""
-    if session.scalar(select(Selfie.id).where(Selfie.user_id == user_id).limit(1)) is None:
-        return False
-    since = utcnow() - timedelta(days=1)
-    recent = session.scalar(
-        select(func.count())
-        .select_from(SelfieChange)
-        .where(SelfieChange.user_id == user_id, SelfieChange.created_at > since)
+def accept_upload(
+    *, session: Session, user_id: int, parts: Iterable[Part], settings: Settings
+) -> tuple[Selfie, int]:
+    """An upload's received body: checked (:func:`check_upload`), then stored and queued
+    (:func:`create_selfie`)."""
+    data = read_selfie(parts, settings)
+    image_format = check_upload(data, settings)
+    return create_selfie(
+        session=session, user_id=user_id, data=data, image_format=image_format, settings=settings
     )
-    if (recent or 0) >= settings.selfie_changes_per_day:
-        raise TooManyRequests(
-            f"You can change your selfie {settings.selfie_changes_per_day} times a day. Try again tomorrow.",
-            code="selfie_changes_exhausted",
-            headers={"Retry-After": "3600"},
-        )
-    return True
 
 
 def create_selfie(
@@ -98,10 +107,11 @@ def create_selfie(
 ) -> tuple[Selfie, int]:
     """Store the selfie and queue its face check; the guest's selfie still waiting for its
     check (if any) is cancelled. Only the daily limit of selfie changes (429
-    ``selfie_changes_exhausted``) or a full disk (503) refuses it. Returns the selfie and its
-    place in the queue (read before writing: on SQLite the write lock is held from the first
-    write to the commit, so nothing else runs in between). The file is stored before the first
-    query, so no pooled connection waits on the disk (or the bucket)."""
+    ``selfie_changes_exhausted``) or a full disk (503) refuses it; the change itself is
+    counted when the face check accepts it (``changes``). Returns the selfie and its place in
+    the queue. The file is stored before the first query, so no pooled connection waits on
+    the disk (or the bucket); then the guest's row is locked, so concurrent uploads of one
+    guest are checked and cancel each other one at a time."""
     key = storage.new_key(f"selfies/{user_id}", FILE_EXTENSIONS[image_format])
     try:
         storage.save(key, data)
@@ -114,7 +124,9 @@ def create_selfie(
             ) from exc
         raise
     storage.delete_if_rolled_back(session, [key])
-    changing = check_selfie_change(session=session, user_id=user_id, settings=settings)
+    changes.lock_guest(session, user_id)
+    accepted = changes.has_accepted(session, user_id)
+    changes.check_allowed(session=session, user_id=user_id, accepted=accepted, settings=settings)
     ahead = session.scalar(
         select(func.count())
         .select_from(Selfie)
@@ -125,8 +137,6 @@ def create_selfie(
             select(Selfie).where(Selfie.user_id == user_id, Selfie.status == SelfieStatus.pending)
         )
     )
-    if changing:
-        session.add(SelfieChange(user_id=user_id))
     for old in waiting:
         session.delete(old)
     storage.delete_after_commit(session, [old.image_key for old in waiting])
@@ -236,7 +246,12 @@ def my_photos(*, session: Session, user_id: int, event_id: int | None) -> list[M
 
 def delete_selfies(*, session: Session, user_id: int) -> int:
     """Erase the guest's selfies (rows, images) and all their matches; nothing is matched
-    again until a new selfie. How many selfies there were."""
+    again until a new selfie. Deleting an accepted selfie counts as a change (``changes``):
+    never refused, but a new selfie then is while the limit is used up. How many selfies
+    there were."""
+    changes.lock_guest(session, user_id)
+    if changes.has_accepted(session, user_id):
+        changes.record(session, user_id)
     selfies = list(session.scalars(select(Selfie).where(Selfie.user_id == user_id)))
     faces_service.forget_selfies(session=session, selfies=[(s.provider, s.descriptor) for s in selfies])
     session.execute(delete(FaceMatch).where(FaceMatch.user_id == user_id))
@@ -245,6 +260,30 @@ def delete_selfies(*, session: Session, user_id: int) -> int:
     session.flush()
     storage.delete_after_commit(session, [s.image_key for s in selfies])
     return len(selfies)
+
+
+def delete_folder_after_commit(*, session: Session, user_id: int) -> None:
+    """Once the transaction commits, remove what is left under the guest's selfie folder
+    (an erased account): local storage keeps a folder once its files are gone, and a bucket
+    may hold an upload that was in flight."""
+    session.info.setdefault(_FOLDERS, []).append(f"selfies/{user_id}")
+
+
+_FOLDERS = "selfie_folders_after_commit"
+
+
+@event.listens_for(Session, "after_commit")
+def _remove_folders(session: Session) -> None:
+    if folders := session.info.pop(_FOLDERS, None):
+        try:
+            storage.delete_folders(folders)
+        except Exception:  # the rows are gone for good; what is left is swept as unnamed files
+            log.warning("could not remove the selfie folders %s", folders, exc_info=True)
+
+
+@event.listens_for(Session, "after_rollback")
+def _keep_folders(session: Session, *_: Any) -> None:
+    session.info.pop(_FOLDERS, None)
 
 
 def not_me(*, session: Session, user_id: int, photo_id: int, undo: bool = False) -> None:

@@ -27,8 +27,12 @@ _NOT_PAGES = ("/api/", "/docs", "/openapi.json", "/metrics", "/static/")
 
 
 def is_page(request: Request) -> bool:
+    """A request a person's browser makes for a page: outside the API's paths, not an htmx
+    fragment, and not from a client that asks for JSON only (``/e/<code>`` is both)."""
     path = request.url.path
-    return not path.startswith(_NOT_PAGES) and not request.headers.get("HX-Request")
+    accept = request.headers.get("accept", "")
+    wants_json = "application/json" in accept and "text/html" not in accept
+    return not path.startswith(_NOT_PAGES) and not request.headers.get("HX-Request") and not wants_json
 
 
 def error_page(

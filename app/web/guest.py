@@ -13,17 +13,18 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
+from app.accounts import devices, sessions
 from app.accounts import service as accounts_service
-from app.accounts import sessions
-from app.accounts.deps import PageUser, SignedIn
+from app.accounts.deps import LoginAttempt, PageUser, SignedIn
 from app.accounts.privacy import POLICY
 from app.accounts.schemas import RegisterIn
 from app.actions import erasure
 from app.core.database import SessionDep
 from app.core.errors import AppError, Unprocessable
 from app.core.schemas import IdPath
-from app.core.throttle import ClientAddress
+from app.core.throttle import ClientAddress, CountedAddress
 from app.events import service as events_service
+from app.events.schemas import EventPublic
 from app.photos import service as photos_service
 from app.selfies import service as selfies_service
 from app.web.errors import error_page, unless_gone
@@ -47,11 +48,12 @@ def index(
     request: Request,
     user: PageUser,
     session: SessionDep,
-    address: ClientAddress,
+    address: CountedAddress,
     event: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
     """Enter the event's code; with ``?event=`` (the QR code's link), the event's name and the
-    registration form."""
+    registration form (a wrong code counts against the address, unless another site's page
+    made the browser ask)."""
     if event is None and user is not None:
         return see_other(home_for(user))
     found = None
@@ -66,9 +68,15 @@ def index(
 
 
 @router.post("/register", response_class=HTMLResponse)
-def register(request: Request, form: Form, session: SessionDep, address: ClientAddress) -> Response:
+def register(request: Request, form: Form, session: SessionDep, address: CountedAddress) -> Response:
+    """Create the guest's account. The code is checked first, through the throttled check: a
+    form shown again names the event only when its code is right and the event open."""
     values = {name: field(form, name) for name in ("event_code", "username", "email")}
+    event = None
     try:
+        if values["event_code"].strip():
+            found = events_service.event_for_code(session=session, code=values["event_code"], address=address)
+            event = EventPublic.model_validate(found)
         data = RegisterIn(
             **values,
             password=field(form, "password", 128),
@@ -79,14 +87,11 @@ def register(request: Request, form: Form, session: SessionDep, address: ClientA
         error = (
             exc if isinstance(exc, AppError) else Unprocessable(code=_FIELD_ERRORS.get(first_problem(exc)))
         )
-
-        def registration() -> dict[str, object]:
-            event = events_service.get_event_by_code(session=session, code=values["event_code"])
-            return {"event": event, "code": values["event_code"], "values": values}
-
-        return error_page(request, error, session=session, template="index.html", context=registration)
+        context = {"event": event, "code": values["event_code"], "values": values}
+        return error_page(request, error, session=session, template="index.html", context=context)
     response = see_other("/selfie")
     sessions.start_session(response, accounts_service.token_for(user).access_token)
+    devices.remember_device(request, response, user.id)
     return response
 
 
@@ -124,17 +129,19 @@ def login_page(request: Request, user: PageUser, next: str | None = None) -> Res
 
 
 @router.post("/login", response_class=HTMLResponse)
-def login(request: Request, form: Form, session: SessionDep, address: ClientAddress) -> Response:
+def login(request: Request, form: Form, session: SessionDep, attempt: LoginAttempt) -> Response:
+    """Log in (throttled as ``POST /api/login``); a success sets the device cookie too."""
     login_name, target = field(form, "login"), safe_next(field(form, "next"), "")
     try:
         user = accounts_service.log_in(
-            session=session, login=login_name, password=field(form, "password", 128), address=address
+            session=session, login=login_name, password=field(form, "password", 128), attempt=attempt
         )
     except AppError as exc:
         context = {"next": target, "login": login_name}
         return error_page(request, exc, session=session, template="login.html", context=context)
     response = see_other(target or home_for(user))
     sessions.start_session(response, accounts_service.token_for(user).access_token)
+    devices.remember_device(request, response, user.id)
     return response
 
 
@@ -196,9 +203,11 @@ def _grid_context(session: SessionDep, user_id: int, since: datetime | None) -> 
 
 
 def _parse_since(value: str | None) -> datetime | None:
+    """The time of a ``seen`` cookie or ``since`` query, or None when it is not one (a time
+    whose conversion to UTC falls outside the years 1 to 9999 included)."""
     try:
         return datetime.fromisoformat(value).astimezone(UTC) if value else None
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 
@@ -256,9 +265,12 @@ def delete_selfie(user: SignedIn, session: SessionDep) -> Response:
 
 
 @router.post("/account/delete", response_class=HTMLResponse)
-def delete_account(request: Request, form: Form, user: SignedIn, session: SessionDep) -> Response:
+def delete_account(
+    request: Request, form: Form, user: SignedIn, session: SessionDep, attempt: LoginAttempt
+) -> Response:
+    """Delete the account once its password is given again (throttled as a login)."""
     try:
-        erasure.erase_user(session=session, user=user, password=field(form, "password", 128))
+        erasure.erase_user(session=session, user=user, password=field(form, "password", 128), attempt=attempt)
     except AppError as exc:
 
         def account_page() -> dict[str, object]:

@@ -28,6 +28,8 @@ ERROR_MESSAGES: dict[str, str] = {
     "event_not_found": N_("No event has this code. Check the code on your invitation."),
     "event_closed": N_("This event is closed to new guests."),
     "guest_not_found": N_("This guest is not in the event."),
+    "guest_barred": N_("The organizer removed you from this event: you cannot join it again."),
+    "ban_not_found": N_("This guest is not barred from the event."),
     # Selfies
     "no_face": N_("No face found: face the camera in good light."),
     "multiple_faces": N_("More than one face: take the selfie alone."),

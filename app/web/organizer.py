@@ -1,5 +1,5 @@
 """The organizer's pages: events, an event's dashboard with its QR code, live indexing
-progress, guests and photos.
+progress, guests (removed, and barred from rejoining if the organizer says so) and photos.
 
 Photos are uploaded by the page's script straight to ``POST /api/events/{id}/photos``, one
 file per request (progress per file, and a retry sends only what was not accepted).
@@ -92,6 +92,7 @@ def _progress(session: SessionDep, event: Event) -> dict[str, object]:
         "matches": faces_service.match_count(session=session, event_id=event.id),
         "photos": photos,
         "guests": guests,
+        "bans": events_service.list_bans(session=session, event=event),
         "selfies_ready": sum(1 for g in guests if g.selfie_status == "ready"),
         "busy": (reembed is not None and reembed.status in JobStatus.todo())
         or any(p.status in (PhotoStatus.pending, PhotoStatus.processing) for p in photos),
@@ -203,16 +204,31 @@ def remove_guest(
     request: Request,
     event_id: IdPath,
     user_id: IdPath,
+    form: Form,
     organizer: SignedInOrganizer,
     session: SessionDep,
 ) -> Response:
+    """Remove a guest; with ``bar=1`` (the "Remove and bar" button) they cannot rejoin."""
+    bar = form.get("bar") == "1"
     try:
         events_service.remove_guest(
-            session=session, event=_managed(session, organizer, event_id), user_id=user_id
+            session=session, event=_managed(session, organizer, event_id), user_id=user_id, bar=bar
         )
     except AppError as exc:
         return error_page(request, exc, session=session, user=organizer)
-    return _dashboard(event_id, "guest_removed")
+    return _dashboard(event_id, "guest_barred" if bar else "guest_removed")
+
+
+@router.post("/events/{event_id}/bans/{user_id}/lift", dependencies=CSRF)
+def lift_ban(
+    event_id: IdPath, user_id: IdPath, organizer: SignedInOrganizer, session: SessionDep
+) -> Response:
+    """Let a barred guest join the event again."""
+    with unless_gone(session):  # a second click: already lifted
+        events_service.lift_ban(
+            session=session, event=_managed(session, organizer, event_id), user_id=user_id
+        )
+    return _dashboard(event_id, "ban_lifted")
 
 
 @router.post("/events/{event_id}/photos/{photo_id}/delete", response_class=HTMLResponse, dependencies=CSRF)

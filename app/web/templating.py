@@ -83,7 +83,7 @@ def render(
         user=user,
         lang=language,
         languages=[(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
-        csrf_token=sessions.csrf_token(csrf_cookie),
+        csrf_token=sessions.csrf_token_for(request, csrf_cookie),
         _=gettext,
         gettext=gettext,
         ngettext=ngettext,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from typing import Any
@@ -124,7 +125,7 @@ def test_a_token_signed_with_another_key_is_refused(client: TestClient, guest: d
     from app.core.config import Settings
 
     forged = security.create_access_token(
-        subject=str(guest["id"]), settings=Settings(secret_key="x" * 40, environment="test")
+        subject=str(guest["id"]), settings=Settings(secret_key=secrets.token_urlsafe(32), environment="test")
     )
     r = client.get("/api/me", headers={"Authorization": f"Bearer {forged}"})
     assert r.status_code == 401

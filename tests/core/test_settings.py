@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -15,7 +16,8 @@ def test_production_refuses_to_start_without_a_real_secret_key() -> None:
     for bad in ["", "changeme", "short"]:
         with pytest.raises(ValidationError, match="SECRET_KEY"):
             Settings(environment="production", secret_key=bad)
-    assert Settings(environment="production", secret_key="k" * 40).signing_key() == "k" * 40
+    strong = secrets.token_urlsafe(32)
+    assert Settings(environment="production", secret_key=strong).signing_key() == strong
 
 
 def test_development_generates_one_secret_and_keeps_it(tmp_path: Path) -> None:
@@ -49,13 +51,15 @@ def test_storage_url_is_empty_or_an_s3_bucket(url: str) -> None:
 def test_nodes_on_a_bucket_must_share_a_secret_key(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="same random value"):
         Settings(environment="development", storage_url="s3://photos", secret_key="")
-    assert Settings(environment="development", storage_url="s3://photos", secret_key="k" * 40).storage_is_s3
+    strong = secrets.token_urlsafe(32)
+    assert Settings(environment="development", storage_url="s3://photos", secret_key=strong).storage_is_s3
 
 
-def test_the_run_dir_is_under_data_dir_only_with_local_storage(tmp_path: Path) -> None:
-    assert Settings(data_dir=tmp_path).node_dir == tmp_path / "run"
+def test_the_run_dir_is_off_the_data_disk_and_each_nodes_own_unless_set(tmp_path: Path) -> None:
+    assert tmp_path not in Settings(data_dir=tmp_path).node_dir.parents
     on_bucket = Settings(data_dir=tmp_path, storage_url="s3://photos", node_name="node-b")
-    assert tmp_path not in on_bucket.node_dir.parents and "node-b" in on_bucket.node_dir.name
+    other_node = Settings(data_dir=tmp_path, storage_url="s3://photos", node_name="node-c")
+    assert tmp_path not in on_bucket.node_dir.parents and on_bucket.node_dir != other_node.node_dir
     assert Settings(data_dir=tmp_path, run_dir=tmp_path / "mine").node_dir == tmp_path / "mine"
 
 

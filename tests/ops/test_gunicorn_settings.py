@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -59,13 +61,14 @@ def _settings(tmp_path: Path, **values: object) -> Settings:
     return Settings(_env_file=None, **{**defaults, **values})  # type: ignore[arg-type]
 
 
-def _summary(tmp_path: Path, **values: object) -> str:
+def _summary(tmp_path: Path, *, redis_answers: bool = True, **values: object) -> str:
     settings = _settings(tmp_path, **values)
     return startup_summary(
         settings=settings,
         server=_server(),
         face_workers=embedded_face_workers(settings),
         storage_description="local files in /srv/media",
+        redis_answers=redis_answers,
     )
 
 
@@ -263,7 +266,7 @@ def test_startup_summary_says_how_idle_face_workers_wake_up(tmp_path: Path) -> N
 
 
 def test_startup_summary_says_how_a_bucket_serves_photos(tmp_path: Path) -> None:
-    bucket: dict[str, object] = {"storage_url": "s3://photos", "secret_key": "k" * 40}
+    bucket: dict[str, Any] = {"storage_url": "s3://photos", "secret_key": secrets.token_urlsafe(32)}
     assert "/srv/media, presigned URLs" in _summary(tmp_path, **bucket)
     assert "/srv/media, streamed" in _summary(tmp_path, storage_presigned_urls=False, **bucket)
     assert "storage         local files in /srv/media\n" in _summary(tmp_path)
@@ -273,6 +276,11 @@ def test_startup_summary_says_where_throttles_count(tmp_path: Path) -> None:
     assert "in memory, per worker (set REDIS_URL to share)" in _summary(tmp_path)
     assert "Redis (shared by all workers)" in _summary(tmp_path, redis_url="redis://127.0.0.1:6379/0")
     assert "throttles       off" in _summary(tmp_path, throttles_enabled=False)
+
+
+def test_startup_summary_says_when_the_throttles_redis_does_not_answer(tmp_path: Path) -> None:
+    summary = _summary(tmp_path, redis_answers=False, redis_url="redis://127.0.0.1:6379/0")
+    assert "Redis configured but NOT answering" in summary
 
 
 def test_startup_summary_never_shows_the_ops_token(tmp_path: Path) -> None:
@@ -307,3 +315,11 @@ def test_startup_summary_ends_with_what_the_start_up_checks_found(tmp_path: Path
     )
     assert text.splitlines()[-2:] == [f"  {line}" for line in checks]
     assert "worker_tmp_dir  /run/heartbeats" in text
+
+
+def test_the_master_does_not_load_prometheus_client_before_its_multiprocess_folder_is_set() -> None:
+    # prometheus-client picks in-process or multiprocess values when it is first imported: a
+    # master that imported it too early would leave /api/stats without any worker's figures.
+    code = "import sys, app.ops.startup; print('prometheus_client' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr

@@ -9,10 +9,15 @@ objects and streamed (S3 multipart), never read whole into memory by this module
 Files follow the transaction of the rows that name them: ``delete_after_commit`` removes
 files once the rows that used them are gone for good, ``delete_if_rolled_back`` removes a
 file written for rows that were never saved.
+
+Every write checks the local disk's free-space floor first, and a full disk is the same answer:
+``StorageFull`` (507 ``storage_full``, ``space``); deletions never check anything.
 """
 
 from __future__ import annotations
 
+import errno
+import io
 import logging
 import threading
 import time
@@ -25,10 +30,13 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
+from app.core.storage import space
 from app.core.storage.base import CHUNK_BYTES as CHUNK_BYTES
 from app.core.storage.base import Backend, Data, valid_key
 from app.core.storage.local import LocalBackend
 from app.core.storage.s3 import S3Backend
+from app.core.storage.space import StorageFull as StorageFull
+from app.core.storage.space import ensure_room as ensure_room
 
 log = logging.getLogger("app.storage")
 
@@ -58,8 +66,31 @@ def new_key(prefix: str, extension: str) -> str:
 
 
 def save(key: str, data: Data) -> None:
-    """Write ``key`` atomically from bytes or a binary file (read from its current position)."""
-    backend().save(valid_key(key), data)
+    """Write ``key`` atomically from bytes or a binary file (read from its current position).
+    Raises ``StorageFull`` when the local disk would be left under its free-space floor, or is
+    full: nothing is written then."""
+    key = valid_key(key)
+    ensure_room(_size_of(data))
+    try:
+        backend().save(key, data)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            space.forget()
+            raise StorageFull() from exc
+        raise
+
+
+def _size_of(data: Data) -> int:
+    """The bytes ``save`` will write: the rest of a file from its position (0 if unknown)."""
+    if isinstance(data, bytes):
+        return len(data)
+    try:
+        here = data.tell()
+        end = data.seek(0, io.SEEK_END)
+        data.seek(here)
+    except (OSError, ValueError, AttributeError):
+        return 0
+    return max(0, end - here)
 
 
 def load(key: str) -> bytes:
