@@ -27,7 +27,12 @@ class SelfieState(BaseModel):
     status: PublicStatus
     error: ErrorBody | None = Field(
         description="Why the selfie was rejected (what to do about it); while checking or matching, "
-        "why it takes longer than usual."
+        "why it takes longer than usual. A rejected selfie's ``code`` is one of: ``no_face``, "
+        "``multiple_faces``, ``face_too_small``, ``face_hidden``, ``face_turned``, ``too_blurry``, "
+        "``too_dark`` (the face check); ``unsupported_format`` (a file that cannot be decoded, a "
+        "truncated JPEG included, or a 16-bit image); ``image_too_large`` (more pixels than a "
+        "selfie may have); ``selfie_changes_exhausted`` (the daily limit of changes was reached "
+        "while it waited); ``original_missing`` (its file was lost before the check)."
     )
     queue_position: int | None
     matches: int = Field(description="How many event photos you are matched in.")

@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -75,3 +76,16 @@ def test_a_request_the_parser_refuses_gets_the_json_error_shape() -> None:
     assert head.startswith(b"HTTP/1.1 400")
     assert b"application/json" in head
     assert json.loads(body)["error"]["code"] == "bad_request"
+
+
+def test_a_truncated_jpeg_selfies_verdict_code_is_documented(
+    client: TestClient, event: dict[str, Any], guest_headers: dict[str, str]
+) -> None:
+    from tests.helpers import selfie_verdict
+    from tools.photos import fixture_bytes
+
+    whole = fixture_bytes("obama.jpg")
+    state = selfie_verdict(client, guest_headers, whole[: len(whole) // 3])
+    assert state["status"] == "rejected"
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["SelfieState"]
+    assert f"``{state['error']['code']}``" in schema["properties"]["error"]["description"]
