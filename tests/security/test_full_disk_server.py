@@ -53,14 +53,16 @@ def small_disk() -> Iterator[Path]:
 
 
 def _fill(path: Path) -> None:
-    """Write zeros into ``path`` until its disk is full."""
-    with path.open("wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
+    """Write zeros into ``path`` until its disk is full. Unbuffered: a buffered file would raise
+    ENOSPC a second time when it is closed, flushing what the full disk refused."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 65536)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _worker_pids(base: str, ops: dict[str, str]) -> set[int]:
