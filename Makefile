@@ -27,11 +27,11 @@ lock:
 install: $(VENV)/.installed
 
 # After changing a page's text: extracts the messages and updates both catalogs (then translate
-# the new French entries in app/web/locales/fr/LC_MESSAGES/messages.po).
+# the new French entries in app/locales/fr/LC_MESSAGES/messages.po).
 messages: install
-	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ --no-location --sort-output -o app/web/locales/messages.pot .
-	$(VENV)/bin/pybabel update -i app/web/locales/messages.pot -d app/web/locales --width 100
-	rm app/web/locales/messages.pot
+	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ --no-location --sort-output -o app/locales/messages.pot .
+	$(VENV)/bin/pybabel update -i app/locales/messages.pot -d app/locales --width 100
+	rm app/locales/messages.pot
 
 migrate: install
 	$(PY) -m app migrate

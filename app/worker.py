@@ -24,6 +24,8 @@ from app.jobs import runner, wakeup
 def load_job_kinds() -> None:
     """Register every job kind (each module registers its own on import)."""
     import app.faces.jobs
+    import app.mail.jobs
+    import app.notices.jobs
     import app.photos.jobs
     import app.photos.reembed
     import app.selfies.jobs  # noqa: F401

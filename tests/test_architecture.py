@@ -13,9 +13,11 @@ APP = Path(__file__).resolve().parents[1] / "app"
 LAYERS = [
     ["core"],
     ["jobs"],
+    ["mail"],
     ["faces"],
     ["accounts"],
     ["events"],
+    ["notices"],
     ["selfies"],
     ["photos"],
     ["actions"],

@@ -20,6 +20,8 @@ class UserPublic(BaseModel):
     role: str
     created_at: datetime
     last_login_at: datetime | None
+    email_verified: bool = Field(description="The owner opened the link mailed to ``email``.")
+    language: str = Field(description="The language of the account's mails: fr or en.")
 
 
 class TokenResponse(BaseModel):
@@ -89,3 +91,45 @@ class Availability(BaseModel):
 
 class AvailabilityResponse(RootModel[dict[Literal["username", "email"], Availability]]):
     """Only the fields asked for are present."""
+
+
+_TOKEN = Field(
+    min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_-]+$", description="From the mailed link."
+)
+
+
+class EmailIn(RequestModel):
+    email: str = Field(min_length=3, max_length=320)
+
+
+class TokenIn(RequestModel):
+    token: str = _TOKEN
+
+
+class ResetPasswordIn(RequestModel):
+    token: str = _TOKEN
+    password: str = Field(min_length=1, max_length=128)
+
+
+class EmailSignInIn(RequestModel):
+    """The mailed link's ``token``, or the ``email`` and the 8-digit ``code`` of the mail."""
+
+    token: str | None = Field(default=None, min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
+    email: str | None = Field(default=None, min_length=3, max_length=320)
+    code: str | None = Field(default=None, min_length=1, max_length=16)
+
+
+class ChangeEmailIn(RequestModel):
+    email: str = Field(min_length=3, max_length=320)
+    password: str = Field(min_length=1, max_length=128)
+
+
+class Accepted(BaseModel):
+    """A request that may mail a link: the same answer whether the account exists or not."""
+
+    detail: str
+
+
+class EmailVerified(BaseModel):
+    email: str
+    email_verified: Literal[True] = True

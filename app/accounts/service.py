@@ -15,13 +15,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.accounts import confusables, guard
-from app.accounts.models import Role, User
+from app.accounts.models import AccountToken, Role, User
 from app.accounts.privacy import POLICY_VERSION
 from app.accounts.schemas import Availability, TokenResponse, UserPublic
 from app.core import security
 from app.core.database import release_connection, utcnow
 from app.core.errors import Conflict, Forbidden, Unauthorized, Unprocessable
 from app.core.throttle import Throttle
+from app.mail import service as mail
+from app.mail.service import MailKind
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{1,30})[A-Za-z0-9]$")
 PASSWORD_MIN_LENGTH = 8
@@ -353,4 +355,15 @@ def change_password(
     user = session.merge(user, load=False) if user not in session else user
     user.password_hash = new_hash
     revoke_tokens(session=session, user=user)
+    forget_links(session=session, user_id=user.id)
     return user
+
+
+def forget_links(*, session: Session, user_id: int) -> None:
+    """The account's reset and sign-in tokens die, with the unsent mails that carry them (a
+    password change, a reset, a sign-in)."""
+    kinds = ("reset", "signin")
+    session.execute(
+        delete(AccountToken).where(AccountToken.user_id == user_id, AccountToken.purpose.in_(kinds))
+    )
+    mail.cancel_pending(session=session, user_id=user_id, kinds=[MailKind.reset, MailKind.signin])

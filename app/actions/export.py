@@ -12,10 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from zipstream import ZipStream
 
+from app.accounts import links
 from app.accounts.models import User
 from app.core import storage
 from app.events.models import Event, EventMembership
 from app.faces import service as faces_service
+from app.mail import service as mail_service
+from app.notices import service as notices_service
 from app.photos.models import Photo
 from app.selfies.models import SelfieChange
 from app.selfies.service import PUBLIC_STATUS, latest_selfie, my_photos
@@ -61,7 +64,7 @@ def export_record(*, session: Session, user: User) -> dict[str, Any]:
     uid = user.id
     selfie = latest_selfie(session=session, user_id=uid)
     memberships = session.execute(
-        select(Event.id, Event.name, Event.code, EventMembership.joined_at)
+        select(Event.id, Event.name, Event.code, EventMembership.joined_at, EventMembership.notify)
         .join(EventMembership, EventMembership.event_id == Event.id)
         .where(EventMembership.user_id == uid)
         .order_by(EventMembership.joined_at)
@@ -78,10 +81,14 @@ def export_record(*, session: Session, user: User) -> dict[str, Any]:
             "role": user.role,
             "created_at": user.created_at,
             "last_login_at": user.last_login_at,
+            "email_verified_at": user.email_verified_at,
+            "language": user.language,
+            "notify_photos": user.notify_photos,
         },
         "consent": {"face_processing_accepted_at": user.consent_at, "policy_version": user.consent_version},
         "events": [
-            {"id": r.id, "name": r.name, "code": r.code, "joined_at": r.joined_at} for r in memberships
+            {"id": r.id, "name": r.name, "code": r.code, "joined_at": r.joined_at, "notify": r.notify}
+            for r in memberships
         ],
         "selfie": None
         if selfie is None
@@ -95,6 +102,11 @@ def export_record(*, session: Session, user: User) -> dict[str, Any]:
         "selfie_changes": list(changes),
         "matched_photos": [p.model_dump() for p in my_photos(session=session, user_id=uid, event_id=None)],
         "not_me": faces_service.not_me_photo_ids(session=session, user_id=uid),
+        # Links mailed to the account (what for, when; never the token), the messages of the
+        # outbox (no bodies), and the photos already told about per event.
+        "mailed_links": links.user_tokens(session=session, user_id=uid),
+        "mails": mail_service.user_messages(session=session, user_id=uid),
+        "notifications": notices_service.user_record(session=session, user_id=uid),
     }
 
 

@@ -1,8 +1,11 @@
 """The JSON API: one module per resource, each a thin layer over the domains' services and
 the cross-domain actions (``app.actions``). ``router`` gathers them for the app.
 
-- ``auth``: availability, registration with an event code, login, logout, privacy policy;
+- ``auth``: availability, registration with an event code, login (password, mailed link or
+  code), logout, address verification, password reset, privacy policy;
 - ``me``: the signed-in guest's account, export and matched photos;
+- ``mail``: notification switches, one-click unsubscribe, the address and its verification,
+  an event's notifications for its organizer;
 - ``events``: codes, joining, the organizer's events and guests;
 - ``photos``: the organizer's uploads and listing, serving a photo;
 - ``selfie``: the guest's selfie and its state;
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api import auth, events, me, ops, photos, selfie
+from app.api import auth, events, mail, me, ops, photos, selfie
 
 router = APIRouter()
 for module_router in (
@@ -21,6 +24,7 @@ for module_router in (
     ops.protected,
     auth.router,
     me.router,
+    mail.router,
     events.router,
     photos.router,
     selfie.router,

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from app.core.mail_settings import MailSettings
 from app.core.server_config import ServerSettings as ServerSettings
 from app.core.server_config import get_server_settings as get_server_settings
 
@@ -52,7 +53,7 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
-class Settings(BaseSettings):
+class Settings(MailSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
     environment: Literal["development", "production", "test"] = "development"
@@ -151,6 +152,12 @@ class Settings(BaseSettings):
     throttle_availability_per_address: str = "1000/10 minutes"
     # Selfie uploads per guest.
     throttle_selfies_per_guest: str = "20/hour"
+
+    # Password resets and sign-in links asked per client address (429 beyond: the same for
+    # every address asked about), and mails of those kinds sent to one account (beyond: the
+    # request is answered the same and nothing is sent, so a mailbox cannot be flooded).
+    throttle_mail_requests_per_address: str = "20/10 minutes"
+    throttle_mails_per_account: str = "5/hour"
 
     # Faces
     face_provider: Literal["local", "azure"] = "local"

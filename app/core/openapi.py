@@ -33,11 +33,13 @@ class Tag(StrEnum):
     events = "events"
     photos = "photos"
     selfies = "selfies"
+    notifications = "notifications"
     ops = "ops"
 
 
 _DESCRIPTIONS = {
-    400: "`invalid_json`: the body is not valid JSON.",
+    400: "`invalid_json`: the body is not valid JSON; `invalid_token`: a mailed link or code that no "
+    "longer works (used, expired or replaced).",
     401: "`not_authenticated` / `invalid_token`: no valid access token (or `invalid_credentials`).",
     403: "`forbidden` / `organizer_required`: the token's user may not do this.",
     404: "Not found (`event_not_found`, `not_found`...).",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.accounts.models import User
@@ -44,6 +44,8 @@ class EventMembership(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
     joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # "Your photos are here" for this event (the account has a global switch too).
+    notify: Mapped[bool] = mapped_column(default=True, server_default=true())
 
     event: Mapped[Event] = relationship(lazy="raise")
 

@@ -11,12 +11,14 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
+from app.accounts import links
 from app.accounts import service as accounts_service
 from app.accounts.models import Role, User
 from app.accounts.schemas import RegisterIn
 from app.core.config import get_settings
 from app.core.database import release_connection, utcnow
 from app.core.errors import Forbidden, Gone, NotFound
+from app.core.i18n import DEFAULT_LANGUAGE, supported
 from app.core.throttle import Throttle
 from app.events.models import Event, EventBan, EventMembership
 from app.events.schemas import EventCreate
@@ -294,17 +296,24 @@ def user_events(*, session: Session, user_id: int) -> list[Event]:
     return list(session.scalars(stmt))
 
 
-def register_guest(*, session: Session, user: User, event_code: str, address: str | None) -> User:
+def register_guest(
+    *, session: Session, user: User, event_code: str, address: str | None, language: str = DEFAULT_LANGUAGE
+) -> User:
     """Save a prepared guest (``accounts.service.prepare_user``) and their membership of the
-    open event of ``event_code``, in one transaction."""
+    open event of ``event_code``, in one transaction, and mail them a link that verifies their
+    address (in ``language``, the language of their mails from now on)."""
     event = event_for_code(session=session, code=event_code, address=address)
+    user.language = supported(language)
     accounts_service.add_user(session=session, user=user)
     session.add(EventMembership(user_id=user.id, event_id=event.id))
     session.flush()
+    links.send_verification(session=session, user=user)
     return user
 
 
-def register_with_event_code(*, session: Session, data: RegisterIn, address: str | None) -> User:
+def register_with_event_code(
+    *, session: Session, data: RegisterIn, address: str | None, language: str = DEFAULT_LANGUAGE
+) -> User:
     """Create a guest account from ``data`` and join the event of its code, in one step.
 
     Consent and the code are checked before any hashing; the connection goes back to the pool
@@ -321,7 +330,9 @@ def register_with_event_code(*, session: Session, data: RegisterIn, address: str
         context=context,
         consent=True,
     )
-    return register_guest(session=session, user=new_user, event_code=data.event_code, address=address)
+    return register_guest(
+        session=session, user=new_user, event_code=data.event_code, address=address, language=language
+    )
 
 
 def member_event_ids(*, session: Session, user_id: int) -> list[int]:

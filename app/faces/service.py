@@ -241,10 +241,11 @@ def match_photo_faces(
     selfies: Sequence[GuestSelfie],
     image: Callable[[], bytes],
     provider: FaceProvider,
-) -> int:
-    """Match a newly indexed photo's faces against ``selfies`` (those of the event's guests)."""
+) -> set[int]:
+    """Match a newly indexed photo's faces against ``selfies`` (those of the event's guests);
+    the guests it matched."""
     if not faces:
-        return 0
+        return set()
     found = provider.find_selfies(faces=faces, image=image, selfies=selfies) if selfies else []
     _insert_matches(
         session,
@@ -260,7 +261,7 @@ def match_photo_faces(
             for m in found
         ],
     )
-    return len(found)
+    return {m.user_id for m in found}
 
 
 def set_not_me(*, session: Session, user_id: int, photo_id: int, not_me: bool) -> None:

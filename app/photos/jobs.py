@@ -28,6 +28,7 @@ from app.faces.providers import get_face_provider
 from app.faces.providers.base import FaceProvider
 from app.jobs.kinds import JobKind, Outcome, Postpone, register
 from app.jobs.models import JobStatus
+from app.notices import service as notices_service
 from app.photos import service
 from app.photos.models import EventPurge, Photo, PhotoStatus, PurgeReason
 from app.selfies import service as selfies_service
@@ -77,7 +78,7 @@ def _match(session: Session, photo: Photo, provider: FaceProvider) -> Outcome:
                 selfies = selfies_service.event_guest_selfies(
                     session=session, event_id=photo.event_id, model=provider.model
                 )
-                faces_service.match_photo_faces(
+                matched = faces_service.match_photo_faces(
                     session=session,
                     photo_id=photo.id,
                     event_id=photo.event_id,
@@ -94,8 +95,13 @@ def _match(session: Session, photo: Photo, provider: FaceProvider) -> Outcome:
                 raise
     # The gallery grew: guests this photo may concern have their matches computed again, so
     # that it can join through their other photos, and bring earlier photos of theirs along.
-    for user_id in provider.rematch_candidates(faces=faces, selfies=selfies):
+    again = set(provider.rematch_candidates(faces=faces, selfies=selfies))
+    for user_id in again:
         selfies_service.rematch(session=session, user_id=user_id)
+    # Guests told later, by mail, once the organizer's batch has settled.
+    notices_service.photos_matched(
+        session=session, event_id=photo.event_id, photo_id=photo.id, user_ids=matched | again
+    )
     return Outcome(
         {"status": PhotoStatus.indexed, "indexed_at": utcnow(), "error_code": None, "error_message": None}
     )

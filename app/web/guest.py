@@ -21,6 +21,7 @@ from app.accounts.schemas import RegisterIn
 from app.actions import erasure
 from app.core.database import SessionDep
 from app.core.errors import AppError, Unprocessable
+from app.core.i18n import LANG_COOKIE, LANGUAGES, language_for
 from app.core.schemas import IdPath
 from app.core.throttle import ClientAddress, CountedAddress
 from app.events import service as events_service
@@ -29,7 +30,6 @@ from app.photos import service as photos_service
 from app.selfies import service as selfies_service
 from app.web.errors import error_page, unless_gone
 from app.web.forms import CSRF, Form, field, first_problem, home_for, safe_next, see_other
-from app.web.i18n import LANG_COOKIE, LANGUAGES, language_for
 from app.web.templating import error_message, error_text, render
 
 router = APIRouter(include_in_schema=False)
@@ -82,7 +82,9 @@ def register(request: Request, form: Form, session: SessionDep, address: Counted
             password=field(form, "password", 128),
             accept_face_processing=field(form, "accept_face_processing") == "yes",
         )
-        user = events_service.register_with_event_code(session=session, data=data, address=address)
+        user = events_service.register_with_event_code(
+            session=session, data=data, address=address, language=language_for(request)
+        )
     except (ValidationError, AppError) as exc:
         error = (
             exc if isinstance(exc, AppError) else Unprocessable(code=_FIELD_ERRORS.get(first_problem(exc)))

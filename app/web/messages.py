@@ -7,7 +7,7 @@ code base raises is here and has a French translation).
 
 from __future__ import annotations
 
-from app.web.i18n import N_
+from app.core.i18n import N_
 
 ERROR_MESSAGES: dict[str, str] = {
     # Accounts
@@ -24,6 +24,9 @@ ERROR_MESSAGES: dict[str, str] = {
     "organizer_has_events": N_("Delete your events before deleting your account."),
     "organizer_required": N_("Only organizers can do this."),
     "csrf_failed": N_("This form has expired. Reload the page and try again."),
+    # Mail
+    "mail_deferred": N_("The mail server has not taken this message yet: it is tried again later."),
+    "mail_refused": N_("The mail server refused this message for good."),
     # Events
     "event_not_found": N_("No event has this code. Check the code on your invitation."),
     "event_closed": N_("This event is closed to new guests."),

@@ -21,6 +21,7 @@ from app.actions import erasure
 from app.actions import events as event_actions
 from app.core.database import SessionDep
 from app.core.errors import AppError, Unprocessable
+from app.core.i18n import language_for
 from app.core.schemas import IdPath
 from app.events import service as events_service
 from app.events.models import Event
@@ -32,7 +33,6 @@ from app.photos.models import PhotoStatus
 from app.selfies import service as selfies_service
 from app.web.errors import error_page, unless_gone
 from app.web.forms import CSRF, Form, parsed, see_other
-from app.web.i18n import language_for
 from app.web.templating import error_text, render
 
 router = APIRouter(prefix="/organizer", include_in_schema=False)

@@ -17,7 +17,7 @@ from app.accounts import sessions
 from app.accounts.models import User
 from app.core import storage
 from app.core.errors import AppError
-from app.web.i18n import LANGUAGE_NAMES, LANGUAGES, language_for, translations
+from app.core.i18n import LANGUAGE_NAMES, LANGUAGES, language_for, translations
 from app.web.messages import ERROR_MESSAGES
 
 TEMPLATES = Path(__file__).parent / "templates"

@@ -149,17 +149,21 @@ def test_a_step_is_committed_before_the_next_and_writes_nothing_if_the_lease_was
 def test_selfies_are_served_before_photos(client: TestClient, session: Session) -> None:
     load_job_kinds()
     assert [k.name for k in registered()] == [
+        "mail",
         "selfie",
         "provider-erasure",
         "photo",
         "face-reembed",
         "event-purge",
+        "notices",
     ]
     org = login(client, make_organizer(session)["username"])
     event = make_event(client, org)
     upload_photos(client, org, event["id"], {"p.png": fixture_bytes("Tom_Hanks_54745.png")})
     guest = bearer(register(client, event["code"], "first"))
     client.post("/api/upload-selfie", files={"file": ("s.jpg", fixture_bytes("obama.jpg"))}, headers=guest)
+    assert runner.work_once(worker_id="w")  # the guest's verification mail first
+    assert session.query(Selfie).one().status == "pending"
     assert runner.work_once(worker_id="w")
     selfie = session.query(Selfie).one()
     assert selfie.status != "pending"

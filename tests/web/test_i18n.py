@@ -9,7 +9,7 @@ from pathlib import Path
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
-from app.web.i18n import LANGUAGES, LOCALES_DIR
+from app.core.i18n import LANGUAGES, LOCALES_DIR
 from app.web.messages import ERROR_MESSAGES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,8 +42,14 @@ def _catalog(language: str) -> dict[str, object]:
 
 
 def _extracted() -> set[str]:
-    method_map = [("app/web/**.py", "python"), ("app/web/templates/**.html", "jinja2")]
-    options = {"app/web/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
+    # As babel.cfg: the Python of the whole app, the pages' and the mails' templates.
+    method_map = [
+        ("app/**.py", "python"),
+        ("app/web/templates/**.html", "jinja2"),
+        ("app/mail/templates/**.*", "jinja2"),
+    ]
+    jinja = {"extensions": "jinja2.ext.i18n"}
+    options = {"app/web/templates/**.html": jinja, "app/mail/templates/**.*": jinja}
     found = extract_from_dir(
         str(ROOT),
         method_map,

@@ -1,9 +1,10 @@
-"""Languages of the web pages: the Babel catalogs, and which language a request gets.
+"""The Babel catalogs every text for people goes through: the pages' and the mails'.
 
-The catalogs are the ``.po`` files under ``app/web/locales`` (``make messages`` extracts and
-updates them with pybabel). They are compiled in memory when first used, so neither a build
-step nor compiled ``.mo`` files exist. French is the default; the language follows the ``lang``
-cookie (set by the switch on every page), then ``Accept-Language``.
+The catalogs are the ``.po`` files under ``app/locales`` (``make messages`` extracts and updates
+them with pybabel). They are compiled in memory when first used, so neither a build step nor
+compiled ``.mo`` files exist. French is the default language. A request gets the one of its
+``lang`` cookie (the switch on every page), else of ``Accept-Language``; a mail, its account's
+(``users.language``).
 """
 
 from __future__ import annotations
@@ -18,16 +19,21 @@ from babel.messages.pofile import read_po
 from babel.support import Translations
 from starlette.requests import Request
 
-LOCALES_DIR = Path(__file__).parent / "locales"
+LOCALES_DIR = Path(__file__).resolve().parents[1] / "locales"
 LANGUAGES = ("fr", "en")
 DEFAULT_LANGUAGE = "fr"
-LANG_COOKIE = "lang"
 LANGUAGE_NAMES = {"fr": "Français", "en": "English"}
+LANG_COOKIE = "lang"
 
 
 def N_(message: str) -> str:
     """Marks a message for extraction where it is defined; it is translated where shown."""
     return message
+
+
+def supported(language: str | None) -> str:
+    """``language`` if the service speaks it, else the default."""
+    return language if language in LANGUAGES else DEFAULT_LANGUAGE
 
 
 @lru_cache
