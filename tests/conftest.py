@@ -38,6 +38,7 @@ from app.core.database import get_engine, get_sessionmaker  # noqa: E402
 from app.core.migrations import upgrade  # noqa: E402
 from app.models import metadata  # noqa: E402
 from tools.harness.seaweedfs import S3Server, running_seaweedfs  # noqa: E402
+from tools.harness.smtp import SmtpServer, running_smtp  # noqa: E402
 
 IS_POSTGRES = os.environ["DATABASE_URL"].startswith("postgresql")
 
@@ -94,6 +95,23 @@ def clean_db() -> Iterator[None]:
     truncate_all()
     galleries.clear()
     throttle.reset()
+
+
+MAIL_PUBLIC_URL = "http://photos.test"
+
+
+@pytest.fixture
+def smtp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd, its own process, STARTTLS with a certificate the test
+    made, AUTH) that the service's settings point at; links in mails start with
+    ``MAIL_PUBLIC_URL``."""
+    with running_smtp(tmp_path / "smtp") as server:
+        settings = get_settings()
+        monkeypatch.setattr(settings, "smtp_url", server.url)
+        monkeypatch.setattr(settings, "smtp_ca_file", server.ca_file)
+        monkeypatch.setattr(settings, "smtp_timeout", 5.0)
+        monkeypatch.setattr(settings, "public_url", MAIL_PUBLIC_URL)
+        yield server
 
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -14,6 +14,7 @@ the limit silently sends nothing, so that neither a 429 nor a silence tells an a
 from __future__ import annotations
 
 import enum
+import logging
 import secrets
 from datetime import timedelta
 
@@ -29,8 +30,10 @@ from app.core.throttle import Throttle
 from app.mail import service as mail
 from app.mail.service import MailKind
 
+log = logging.getLogger("app.accounts")
 MAIL_REQUESTS = Throttle("mail-requests-address", "throttle_mail_requests_per_address")
 MAILS_PER_ACCOUNT = Throttle("mails-account", "throttle_mails_per_account")
+LINK_MAILS = Throttle("link-mails", "throttle_link_mails_total")
 CODE_ATTEMPTS = 5
 CODE_DIGITS = 8
 
@@ -148,7 +151,11 @@ def _requested(session: Session, email: str, address: str) -> User | None:
     user = service.get_user_by_email(session=session, email=normalized) if normalized else None
     if user is None or MAILS_PER_ACCOUNT.wait(str(user.id)) is not None:
         return None
+    if LINK_MAILS.wait("all") is not None:
+        log.warning("THROTTLE_LINK_MAILS_TOTAL reached: a reset or sign-in link was not mailed")
+        return None
     MAILS_PER_ACCOUNT.hit(str(user.id))
+    LINK_MAILS.hit("all")
     return user
 
 

@@ -3,7 +3,7 @@ recorded with each guest's consent. Change the text, change the version."""
 
 from __future__ import annotations
 
-POLICY_VERSION = "2026-11-29"
+POLICY_VERSION = "2026-12-06"
 
 POLICY = """\
 # How this service uses your face
@@ -15,8 +15,17 @@ and a face template: 128 numbers computed from your face (or, when the server us
 identifier of your face in Azure). For each event photo, the faces found in it, and which photos
 your template matched.
 
+**Mail.** We write to your address to confirm it, to reset your password or sign you in when you
+ask, and, once it is confirmed, to tell you when new photos of you arrive: one message per event
+after the organizer's upload has settled, at most every few hours, with the number of photos and
+a link, never a photo or a face. Every such message has a one-click unsubscribe; your account
+page has a switch per event and one for all. We keep, for each message, to whom, what kind and
+when it was sent (not its text), and which photos you were told about; links we mail are stored
+only as a fingerprint and work once, for a short time.
+
 **Where.** On the organizer's server (its database and its files). With Azure Face, face images
-are sent to Microsoft's Face service in the region the organizer chose.
+are sent to Microsoft's Face service in the region the organizer chose. Mail goes through the
+organizer's mail provider.
 
 **For how long.** Your selfie template until you delete it, upload another, delete your account,
 or the event's photos are purged (by default 30 days after the event ends). Event photos and

@@ -158,6 +158,9 @@ class Settings(MailSettings):
     # request is answered the same and nothing is sent, so a mailbox cannot be flooded).
     throttle_mail_requests_per_address: str = "20/10 minutes"
     throttle_mails_per_account: str = "5/hour"
+    # Reset and sign-in mails sent by the whole service (an attack from many places on many
+    # accounts): past it nothing more is sent until the window moves, and it is logged.
+    throttle_link_mails_total: str = "1000/hour"
 
     # Faces
     face_provider: Literal["local", "azure"] = "local"

@@ -22,7 +22,7 @@ from app.notices.models import NoticeRun
 def handle(session: Session, run: NoticeRun) -> Outcome:
     settings = get_settings()
     if service.write_due(session=session, event_id=run.event_id, limit=settings.notify_batch_size):
-        return Outcome({}, done=False)
+        return Outcome({"error_code": None}, done=False)  # a committed step; the next batch follows
     upcoming = service.next_due(session=session, event_id=run.event_id)
     if upcoming is not None:
         wait = max(0.0, (upcoming - utcnow()).total_seconds())

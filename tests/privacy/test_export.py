@@ -27,6 +27,17 @@ def test_the_export_holds_the_guests_data_and_the_photos_they_are_in(party: Part
     assert me["selfie"]["status"] == "ready" and me["selfie"]["face_template_stored"] is True
     assert me["not_me"] == [party.photos["a.jpg"]]
     assert [p["id"] for p in me["matched_photos"]] == [party.photos["ab.jpg"]]
+    # Mail: the address's state, the links mailed (what for, never the token), the messages
+    # (no bodies) and what "your photos are here" keeps.
+    assert me["account"]["email_verified_at"] is None and me["account"]["language"] == "fr"
+    assert [(t["purpose"], t["email"], t["used_at"]) for t in me["mailed_links"]] == [
+        ("verify", "guest1@example.com", None)
+    ]
+    assert [(m["kind"], m["to"], m["status"]) for m in me["mails"]] == [
+        ("verify", "guest1@example.com", "done")
+    ]
+    assert "token" not in json.dumps(me["mailed_links"]) and "/verify-email/" not in json.dumps(me)
+    assert me["notifications"] == {"events": [], "photos_told": []} and me["events"][0]["notify"] is True
     photos = [n for n in names if n != "me.json"]
     assert len(photos) == 1 and photos[0].startswith(f"{party.event['id']} Privacy Party/")
     with Image.open(io.BytesIO(archive.read(photos[0]))) as img:

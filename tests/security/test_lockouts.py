@@ -1,5 +1,6 @@
 """Lock-outs by others' guessing: an account's owner still gets in with the right password
-from a browser they used before (device cookies) while attackers hold the account's limit;
+from a browser they used before (device cookies) while attackers hold the account's limit,
+and from a new browser with a sign-in link mailed to her;
 a venue's address past its failure limit still lets a right password in; and the password
 asked again by a held session is throttled and counted like a login. Counts in memory and in
 the real Redis."""
@@ -14,8 +15,11 @@ from fastapi.testclient import TestClient
 
 from app.accounts import devices
 from app.core.config import get_settings
-from tests.helpers import bearer, register
+from tests.helpers import bearer, drain_jobs, register
+from tests.mail.conftest import sent_to
 from tools.accounts import PASSWORD
+from tools.harness.smtp import SmtpServer
+from tools.mailbox import link_with
 
 CSRF = re.compile(r'name="csrf-token" content="([0-9a-f]+)"')
 
@@ -63,9 +67,27 @@ def test_the_owner_gets_in_from_a_browser_she_used_before_while_attackers_hold_h
             assert _login(same_phone_elsewhere, PASSWORD) == 200
         # A wrong password from her phone is still a plain 401, counted against the phone only.
         assert _login(phone, "typo typo") == 401
-    # A new browser of hers is refused while the attack lasts (the documented price).
+    # A new browser of hers is refused the password while the attack lasts...
     with _browser("10.0.0.7") as laptop:
         assert _login(laptop, PASSWORD) == 429
+
+
+def test_a_new_browser_of_the_owner_gets_in_by_a_mailed_link_while_attackers_hold_her_limit(
+    alice: dict[str, str], smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(get_settings(), "throttle_login_failures_per_account", "3/minute")
+    for i in range(4):
+        with _browser(f"10.1.0.{i}") as bot:
+            _login(bot, "nope nope")
+    with _browser("10.0.0.7") as laptop:
+        assert _login(laptop, PASSWORD) == 429
+        assert laptop.post("/api/login/email", json={"email": "alice@example.com"}).status_code == 202
+        drain_jobs()
+        link = link_with(sent_to(smtp, "alice@example.com")[-1], "/login/email/")
+        r = laptop.post("/api/login/email/confirm", json={"token": link.rsplit("/", 1)[1]})
+        assert r.status_code == 200 and r.json()["user"]["username"] == "alice"
+        # ... and from then on this browser holds a device cookie of hers: the password works.
+        assert _login(laptop, PASSWORD) == 200
 
 
 def test_a_forged_or_foreign_device_cookie_does_not_open_an_account_under_attack(
