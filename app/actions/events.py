@@ -1,6 +1,7 @@
 """Event actions that span domains: the organizer's view of an event (its guests from
 ``events``, photo counts and re-description progress from ``photos``, faces) and a guest
-joining another event (``events`` records it, ``selfies`` matches their selfie against it)."""
+joining another event (``events`` records it, ``selfies`` matches their selfie against it), and
+a guest taken out of an event (``events``, then ``notices``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from app.accounts.models import User
 from app.events import service as events_service
 from app.events.models import Event
 from app.events.schemas import EventOrganizerView
+from app.notices import service as notices_service
 from app.photos import service as photos_service
 from app.selfies import service as selfies_service
 
@@ -41,3 +43,10 @@ def join_event(*, session: Session, user: User, code: str, address: str) -> tupl
     if joined:
         selfies_service.rematch(session=session, user_id=user.id)
     return event, joined
+
+
+def remove_guest(*, session: Session, event: Event, user_id: int, bar: bool = False) -> None:
+    """Take a guest out of ``event`` (``events``: membership, matches, the bar) and forget
+    what was kept to tell them of its photos (``notices``)."""
+    events_service.remove_guest(session=session, event=event, user_id=user_id, bar=bar)
+    notices_service.forget_guest(session=session, event_id=event.id, user_id=user_id)

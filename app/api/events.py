@@ -105,7 +105,7 @@ def remove_guest(
     /api/events/{id}/bans/{user_id}`` lets one back in. 404 ``guest_not_found`` if the user is
     not a guest of the event."""
     event = events_service.get_managed_event(session=session, organizer=organizer, event_id=event_id)
-    events_service.remove_guest(session=session, event=event, user_id=user_id, bar=bar)
+    event_actions.remove_guest(session=session, event=event, user_id=user_id, bar=bar)
 
 
 @router.get("/api/events/{event_id}/bans", responses=errors(403, 404), tags=[Tag.events])

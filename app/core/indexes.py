@@ -199,6 +199,14 @@ PERFORMANCE_INDEXES: tuple[IndexDef, ...] = (
         "SELECT user_id FROM told_photos WHERE photo_id = :photo_id",
         added_in="0008",
     ),
+    IndexDef(
+        "ix_told_photos_event_id_user_id",
+        "told_photos",
+        ("event_id", "user_id"),
+        "a guest taken out of an event; deleting an event (its rows go by foreign key)",
+        "SELECT photo_id FROM told_photos WHERE event_id = :event_id AND user_id = :user_id",
+        added_in="0008",
+    ),
 )
 
 _LOWER = re.compile(r"^lower\((\w+)\)$")

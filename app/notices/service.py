@@ -92,10 +92,12 @@ def photos_matched(*, session: Session, event_id: int, photo_id: int, user_ids: 
     )
     first = [uid for uid in user_ids if uid not in known]
     if first:
-        earlier = select(FaceMatch.user_id, FaceMatch.photo_id, literal(now, UTCDateTime())).where(
-            FaceMatch.event_id == event_id, FaceMatch.user_id.in_(first), FaceMatch.photo_id != photo_id
+        earlier = select(
+            FaceMatch.user_id, FaceMatch.event_id, FaceMatch.photo_id, literal(now, UTCDateTime())
+        ).where(FaceMatch.event_id == event_id, FaceMatch.user_id.in_(first), FaceMatch.photo_id != photo_id)
+        told = _insert(session, ToldPhoto).from_select(
+            ["user_id", "event_id", "photo_id", "told_at"], earlier
         )
-        told = _insert(session, ToldPhoto).from_select(["user_id", "photo_id", "told_at"], earlier)
         session.execute(told.on_conflict_do_nothing())
     rows = []
     for uid in user_ids:
@@ -201,7 +203,9 @@ def write_due(*, session: Session, event_id: int, limit: int) -> int:
         wanted = d.user.email_verified_at is not None and d.user.notify_photos and d.notify_event
         if wanted and new.get(uid) and event is not None:
             _write(session, settings, d.user, event, len(new[uid]))
-            told.extend({"user_id": uid, "photo_id": pid, "told_at": now} for pid in new[uid])
+            told.extend(
+                {"user_id": uid, "event_id": event_id, "photo_id": pid, "told_at": now} for pid in new[uid]
+            )
             session.execute(update(GuestNotice).where(*mine).values(due_at=None, last_sent_at=now))
         else:  # nothing new, or not wanted: what is new stays new for a later message
             session.execute(update(GuestNotice).where(*mine).values(due_at=None))
@@ -258,6 +262,14 @@ def set_event_switch(*, session: Session, user_id: int, event_id: int, enabled: 
         .values(notify=enabled)
     )
     return bool(result.rowcount)
+
+
+def forget_guest(*, session: Session, event_id: int, user_id: int) -> None:
+    """A guest taken out of an event: what was kept to tell them of its photos goes."""
+    session.execute(
+        delete(GuestNotice).where(GuestNotice.event_id == event_id, GuestNotice.user_id == user_id)
+    )
+    session.execute(delete(ToldPhoto).where(ToldPhoto.event_id == event_id, ToldPhoto.user_id == user_id))
 
 
 def forget_user(*, session: Session, user_id: int) -> None:

@@ -16,6 +16,7 @@ from app.core.config import get_settings
 from tests.fixtures.events import IndexedEvent
 from tests.helpers import drain_jobs
 from tests.mail.conftest import PUBLIC_URL, sent_to
+from tests.privacy.erasure import rows_naming
 from tools.harness.smtp import SmtpServer
 from tools.mailbox import html_body, link_with, text_body
 from tools.photos import fixture_bytes, side_by_side
@@ -212,3 +213,16 @@ def test_guests_of_one_photo_are_each_told_of_it(gala: IndexedEvent, smtp: SmtpS
     drain_jobs()
     assert len(_notifications(smtp, "guest1@example.com")) == 1
     assert len(_notifications(smtp, "guest2@example.com")) == 1
+
+
+def test_a_guest_taken_out_of_the_event_leaves_nothing_to_tell(
+    gala: IndexedEvent, smtp: SmtpServer, prompt: None
+) -> None:
+    guest = _verified_guest(gala, smtp)
+    user_id = gala.client.get("/api/me", headers=guest).json()["id"]
+    gala.upload({"a2.jpg": fixture_bytes("obama2.jpg")}, index=True)
+    drain_jobs()
+    assert {"told_photos.user_id", "guest_notices.user_id"} <= rows_naming(("user", user_id)).keys()
+    r = gala.client.delete(f"/api/events/{gala.event['id']}/guests/{user_id}", headers=gala.org)
+    assert r.status_code == 204
+    assert not {"told_photos.user_id", "guest_notices.user_id"} & rows_naming(("user", user_id)).keys()
