@@ -24,6 +24,7 @@ from app.ops.stats import take_reading
 from app.web import STATIC_DIR
 from app.web.errors import page_for_error
 from app.web.guest import router as web_guest_router
+from app.web.links import router as web_links_router
 from app.web.organizer import router as web_organizer_router
 
 _MULTIPART_OVERHEAD = 64 * 1024
@@ -85,6 +86,7 @@ def create_app() -> FastAPI:
     app.add_middleware(ObservabilityMiddleware, max_in_flight=settings.max_in_flight)
     app.include_router(api_router)
     app.include_router(web_guest_router)
+    app.include_router(web_links_router)
     app.include_router(web_organizer_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -48,7 +48,7 @@ def unsubscribe(token: UnsubscribeToken, session: SessionDep) -> Accepted:
     """One-click unsubscribe (RFC 8058), the URL of a notification's ``List-Unsubscribe``
     header: no session needed, the signed token says whose switch of which event goes off.
     404 ``not_found`` for a token that is not ours."""
-    if not notices_service.unsubscribe(session=session, token=token):
+    if notices_service.unsubscribe(session=session, token=token) is None:
         raise NotFound("This unsubscribe link is not valid.")
     return Accepted(detail="You will get no more messages about new photos of this event.")
 

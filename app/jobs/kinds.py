@@ -63,6 +63,9 @@ class JobKind:
     # The SQL expression of a row's group (e.g. whose it is): claims serve the group with the
     # fewest rows waiting first (``queue.claim``); None: oldest first.
     group_by: Callable[[], Any] | None = None
+    # The SQL condition of this kind's rows when several kinds share a table (mails: the
+    # awaited ones before the notifications); None: every row of the model.
+    scope: Callable[[], Any] | None = None
     # Called with the job when it fails for good; what it returns runs after that commit
     # (deleting the files of a photo that will never be indexed).
     on_failed: Callable[[Any], Callable[[], None] | None] | None = None

@@ -24,12 +24,13 @@ from sqlalchemy.orm import Session
 from app.core.database import utcnow
 
 
-def _claimable(model: Any, todo: tuple[str, ...]) -> Any:
+def _claimable(model: Any, todo: tuple[str, ...], scope: Callable[[], Any] | None = None) -> Any:
     now = utcnow()
     return and_(
         model.status.in_(todo),
         or_(model.lease_expires_at.is_(None), model.lease_expires_at < now),
         or_(model.available_at.is_(None), model.available_at <= now),
+        *([scope()] if scope is not None else []),
     )
 
 
@@ -42,17 +43,21 @@ def claim(
     lease_seconds: float,
     set_status: str | None = None,
     group_by: Callable[[], Any] | None = None,
+    scope: Callable[[], Any] | None = None,
 ) -> int | None:
     """Take a claimable row of ``model``: the oldest or, with ``group_by`` (the SQL expression
     of a row's group, e.g. whose it is), the oldest of the group with the fewest claimable
-    rows, so that one group's backlog does not make every other group wait behind it. Its
-    id, or None. Commits."""
+    rows, so that one group's backlog does not make every other group wait behind it. ``scope``:
+    the SQL condition of the rows this kind takes, when kinds share a table. Its id, or None.
+    Commits."""
     if group_by is None:
-        first = session.scalar(select(model.id).where(_claimable(model, todo)).limit(1))
+        first = session.scalar(select(model.id).where(_claimable(model, todo, scope)).limit(1))
     else:
         backlog = func.count().over(partition_by=group_by())
         ranked = (
-            select(model.id.label("id"), backlog.label("backlog")).where(_claimable(model, todo)).subquery()
+            select(model.id.label("id"), backlog.label("backlog"))
+            .where(_claimable(model, todo, scope))
+            .subquery()
         )
         first = session.scalar(select(ranked.c.id).order_by(ranked.c.backlog, ranked.c.id).limit(1))
     if first is None:
@@ -66,17 +71,22 @@ def claim(
     if set_status:
         values["status"] = set_status
     # The fair pick, unless another worker took it meanwhile: then the oldest.
-    job_id = _take(session, model, todo, values, only=first) if group_by is not None else None
+    job_id = _take(session, model, todo, values, scope, only=first) if group_by is not None else None
     if job_id is None:
-        job_id = _take(session, model, todo, values)
+        job_id = _take(session, model, todo, values, scope)
     session.commit()
     return job_id
 
 
 def _take(
-    session: Session, model: Any, todo: tuple[str, ...], values: dict[str, Any], only: int | None = None
+    session: Session,
+    model: Any,
+    todo: tuple[str, ...],
+    values: dict[str, Any],
+    scope: Callable[[], Any] | None,
+    only: int | None = None,
 ) -> int | None:
-    candidate = select(model.id).where(_claimable(model, todo))
+    candidate = select(model.id).where(_claimable(model, todo, scope))
     if only is not None:
         candidate = candidate.where(model.id == only)
     locked = candidate.order_by(model.id).limit(1).with_for_update(skip_locked=True).scalar_subquery()

@@ -194,6 +194,7 @@ def run_one(kind: JobKind, *, worker_id: str, settings: Settings | None = None) 
             lease_seconds=settings.job_lease_seconds,
             set_status=kind.claim_status,
             group_by=kind.group_by,
+            scope=kind.scope,
         )
     if job_id is None:
         return False

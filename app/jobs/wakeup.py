@@ -36,13 +36,18 @@ def wake_dir(settings: Settings) -> Path:
 def notify_on_commit(session: Session) -> None:
     """Wake the idle workers once ``session``'s transaction commits (never before)."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+        # Once per transaction: PostgreSQL folds identical notifications anyway, and a run
+        # that queues thousands of mails would otherwise make thousands of round trips.
+        if not session.info.get("pg_notified"):
+            session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+            session.info["pg_notified"] = True
         return
     session.info["wake_workers"] = True
 
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
+    session.info.pop("pg_notified", None)
     if session.info.pop("wake_workers", False):
         wake_local_workers()
 
@@ -50,6 +55,7 @@ def _after_commit(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _after_rollback(session: Session) -> None:
     session.info.pop("wake_workers", None)
+    session.info.pop("pg_notified", None)
 
 
 def wake_local_workers(settings: Settings | None = None) -> int:

@@ -11,6 +11,7 @@ message) fails it with the server's words.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -19,6 +20,7 @@ from app.jobs.kinds import JobKind, Outcome, register
 from app.jobs.models import JobStatus
 from app.mail import service
 from app.mail.models import OutboxMessage
+from app.mail.service import MailKind
 from app.mail.transport import DeliveryFailed, transport
 
 log = logging.getLogger("app.mail")
@@ -53,15 +55,28 @@ def handle(_session: Session, message: OutboxMessage) -> Outcome:
     return Outcome({**service.sent_values(), "error_code": None, "error_message": None})
 
 
-MAIL_JOB = register(
-    JobKind(
-        name="mail",
+def _common(name: str, priority: int, scope: Any) -> JobKind:
+    return JobKind(
+        name=name,
         model=OutboxMessage,
         todo=JobStatus.todo(),
         failed_status=JobStatus.failed,
         handle=handle,
         retry_status=JobStatus.pending,
         claim_status=JobStatus.running,
-        priority=1,  # a sign-in link is awaited by someone at their screen
+        priority=priority,
+        scope=scope,
     )
+
+
+_AWAITED = (MailKind.reset.value, MailKind.signin.value)
+# A sign-in link or a reset is awaited by someone at their screen: before everything.
+MAIL_JOB = register(_common("mail", 1, lambda: OutboxMessage.kind.in_(_AWAITED)))
+# A verification link after registration: once the selfies a crowd at the door is waiting on
+# are checked, so that a burst of registrations does not slow their verdicts.
+VERIFY_MAIL_JOB = register(_common("verify-mail", 12, lambda: OutboxMessage.kind == MailKind.verify.value))
+# "Your photos are here" in bulk (thousands after one batch): after the selfies and photos
+# guests and organizers wait on, so that a blast never holds them up.
+NOTIFICATION_JOB = register(
+    _common("notification-mail", 35, lambda: OutboxMessage.kind == MailKind.photos.value)
 )

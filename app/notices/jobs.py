@@ -43,6 +43,6 @@ NOTICE_JOB = register(
         handle=handle,
         retry_status=JobStatus.pending,
         claim_status=JobStatus.running,
-        priority=40,  # after the photos: a batch still being indexed has not settled
+        priority=33,  # after the photos (a batch still being indexed has not settled), before its mails
     )
 )

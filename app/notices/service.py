@@ -194,21 +194,21 @@ def write_due(*, session: Session, event_id: int, limit: int) -> int:
     new = _new_photos(session, event_id, [d.user.id for d in due])
     interval = timedelta(seconds=settings.notify_min_interval_seconds)
     told: list[dict[str, Any]] = []
+    changes: list[dict[str, Any]] = []  # one bulk UPDATE at the end: the messages go in one batch
     for d in due:
         uid = d.user.id
-        mine = GuestNotice.user_id == uid, GuestNotice.event_id == event_id
+        key = {"user_id": uid, "event_id": event_id}
         if d.last_sent_at is not None and d.last_sent_at + interval > now:
-            session.execute(update(GuestNotice).where(*mine).values(due_at=d.last_sent_at + interval))
+            changes.append({**key, "due_at": d.last_sent_at + interval, "last_sent_at": d.last_sent_at})
             continue
         wanted = d.user.email_verified_at is not None and d.user.notify_photos and d.notify_event
         if wanted and new.get(uid) and event is not None:
             _write(session, settings, d.user, event, len(new[uid]))
-            told.extend(
-                {"user_id": uid, "event_id": event_id, "photo_id": pid, "told_at": now} for pid in new[uid]
-            )
-            session.execute(update(GuestNotice).where(*mine).values(due_at=None, last_sent_at=now))
+            told.extend({**key, "photo_id": pid, "told_at": now} for pid in new[uid])
+            changes.append({**key, "due_at": None, "last_sent_at": now})
         else:  # nothing new, or not wanted: what is new stays new for a later message
-            session.execute(update(GuestNotice).where(*mine).values(due_at=None))
+            changes.append({**key, "due_at": None, "last_sent_at": d.last_sent_at})
+    session.execute(update(GuestNotice), changes)
     if told:
         session.execute(_insert(session, ToldPhoto).on_conflict_do_nothing(), told)
     return len(due)
@@ -221,6 +221,7 @@ def unsubscribe_url(user_id: int, event_id: int, settings: Settings) -> str:
 
 
 def _write(session: Session, settings: Settings, user: User, event: Event, count: int) -> None:
+    unsubscribe = unsubscribe_url(user.id, event.id, settings)
     mail.enqueue(
         session=session,
         kind=MailKind.photos,
@@ -231,27 +232,45 @@ def _write(session: Session, settings: Settings, user: User, event: Event, count
             "event_name": event.name,
             "count": count,
             "url": mail.link(f"/photos?event={event.id}", settings),
-            "unsubscribe_url": unsubscribe_url(user.id, event.id, settings),
+            "unsubscribe_url": unsubscribe,
             "settings_url": mail.link("/account#notifications", settings),
         },
         user_id=user.id,
         event_id=event.id,
         photos_count=count,
-        unsubscribe_url=unsubscribe_url(user.id, event.id, settings),
+        unsubscribe_url=unsubscribe,
     )
 
 
-def unsubscribe(*, session: Session, token: str) -> bool:
-    """The one-click unsubscribe of a notification's link (RFC 8058): that event's switch goes
-    off for that guest, at once. False when the link is not one of ours."""
+def _unsubscribe_target(token: str) -> tuple[int, int] | None:
     value = security.unsign(UNSUBSCRIBE, token)
-    if value is None or "-" not in value:
-        return False
-    user_id, _, event_id = value.partition("-")
+    user_id, _, event_id = (value or "").partition("-")
     if not (user_id.isdigit() and event_id.isdigit()):
-        return False
-    set_event_switch(session=session, user_id=int(user_id), event_id=int(event_id), enabled=False)
-    return True
+        return None
+    return int(user_id), int(event_id)
+
+
+def unsubscribe_event(*, session: Session, token: str) -> Event | None:
+    """The event of a notification's unsubscribe link, while its guest is in it; None for a
+    link that is not ours (or a guest who left)."""
+    target = _unsubscribe_target(token)
+    if target is None:
+        return None
+    member = select(EventMembership.id).where(
+        EventMembership.user_id == target[0], EventMembership.event_id == target[1]
+    )
+    return session.get(Event, target[1]) if session.scalar(member) is not None else None
+
+
+def unsubscribe(*, session: Session, token: str) -> Event | None:
+    """The one-click unsubscribe of a notification's link (RFC 8058): that event's switch goes
+    off for that guest, at once. The event, or None when the link is not valid."""
+    event = unsubscribe_event(session=session, token=token)
+    target = _unsubscribe_target(token)
+    if event is None or target is None:
+        return None
+    set_event_switch(session=session, user_id=target[0], event_id=event.id, enabled=False)
+    return event
 
 
 def set_event_switch(*, session: Session, user_id: int, event_id: int, enabled: bool) -> bool:

@@ -274,6 +274,7 @@ def startup_summary(
         ("logs", f"access {server.access_log_file or 'off'}, errors {server.error_log_file}"),
         ("ops endpoints", _ops_endpoints(s)),
         ("throttles", _throttles(s, redis_answers=redis_answers)),
+        ("mail", _mail(s)),
         (
             "proxy",
             f"X-Forwarded-For trusted from: {server.forwarded_allow_ips or 'nobody'} (FORWARDED_ALLOW_IPS)",
@@ -285,6 +286,13 @@ def startup_summary(
     return "configuration:\n" + "\n".join(
         [f"  {name:<{width}}  {value}" for name, value in rows] + [f"  {line}" for line in check_lines]
     )
+
+
+def _mail(settings: Settings) -> str:
+    if not settings.smtp_url:
+        return f"not sent (no SMTP_URL): written to {settings.mail_dir} and logged; links {settings.site_url}"
+    server = masked_url(settings.smtp_url)
+    return f"{server}, from {settings.mail_from or 'no-reply at PUBLIC_URL'}, links {settings.site_url}"
 
 
 def _photo_delivery(settings: Settings) -> str:

@@ -1,6 +1,7 @@
 """The web app: server-rendered pages (Jinja2, htmx) for guests on a phone and organizers
 in a browser, in French and English. Pages call the domains' services directly; see
-``guest``, ``organizer``, and ``templating`` for what every page is given."""
+``guest``, ``organizer``, ``links`` (the pages of mail), and ``templating`` for what every
+page is given."""
 
 from pathlib import Path
 

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from app.accounts import devices, sessions
 from app.accounts import service as accounts_service
 from app.accounts.deps import LoginAttempt, PageUser, SignedIn
+from app.accounts.models import User
 from app.accounts.privacy import POLICY
 from app.accounts.schemas import RegisterIn
 from app.actions import erasure
@@ -26,6 +27,7 @@ from app.core.schemas import IdPath
 from app.core.throttle import ClientAddress, CountedAddress
 from app.events import service as events_service
 from app.events.schemas import EventPublic
+from app.notices import service as notices_service
 from app.photos import service as photos_service
 from app.selfies import service as selfies_service
 from app.web.errors import error_page, unless_gone
@@ -193,13 +195,16 @@ def selfie_status(request: Request, user: SignedIn, session: SessionDep) -> Resp
     )
 
 
-def _grid_context(session: SessionDep, user_id: int, since: datetime | None) -> dict[str, object]:
-    photos = selfies_service.my_photos(session=session, user_id=user_id, event_id=None)
+def _grid_context(
+    session: SessionDep, user_id: int, since: datetime | None, event_id: int | None
+) -> dict[str, object]:
+    photos = selfies_service.my_photos(session=session, user_id=user_id, event_id=event_id)
     new = {p.id for p in photos if since is not None and p.matched_at.replace(tzinfo=UTC) > since}
     return {
         "photos": photos,
         "new": new,
         "since": since.isoformat() if since else "",
+        "event_id": event_id,
         "state": selfies_service.current_state(session=session, user_id=user_id),
     }
 
@@ -213,10 +218,18 @@ def _parse_since(value: str | None) -> datetime | None:
         return None
 
 
+#: ``?event=``: one event's photos only (the link of a "your photos are here" mail).
+EventFilter = Annotated[int | None, Query(ge=1, le=2**62)]
+
+
 @router.get("/photos", response_class=HTMLResponse)
-def photos_page(request: Request, user: SignedIn, session: SessionDep) -> Response:
-    """The photos the guest appears in; new ones fill in without a reload."""
-    context = _grid_context(session, user.id, _parse_since(request.cookies.get(SEEN_COOKIE)))
+def photos_page(request: Request, user: SignedIn, session: SessionDep, event: EventFilter = None) -> Response:
+    """The photos the guest appears in (of one event with ``?event=``); new ones fill in
+    without a reload."""
+    context = _grid_context(session, user.id, _parse_since(request.cookies.get(SEEN_COOKIE)), event)
+    if event is not None:
+        events = events_service.user_events(session=session, user_id=user.id)
+        context["event_name"] = next((e.name for e in events if e.id == event), None)
     response = render(request, "photos.html", context, user=user)
     now = datetime.now(UTC).isoformat()
     response.set_cookie(SEEN_COOKIE, now, max_age=60 * 60 * 24 * 365, httponly=True, samesite="lax")
@@ -229,8 +242,10 @@ def photos_grid(
     user: SignedIn,
     session: SessionDep,
     since: Annotated[str | None, Query(max_length=64)] = None,
+    event: EventFilter = None,
 ) -> Response:
-    return render(request, "_grid.html", _grid_context(session, user.id, _parse_since(since)), user=user)
+    context = _grid_context(session, user.id, _parse_since(since), event)
+    return render(request, "_grid.html", context, user=user)
 
 
 @router.get("/photos/{photo_id}", response_class=HTMLResponse)
@@ -250,13 +265,19 @@ def not_me(request: Request, photo_id: IdPath, user: SignedIn, session: SessionD
     return see_other("/photos")
 
 
+def account_context(session: SessionDep, user: User) -> dict[str, object]:
+    """What the account page shows: the selfie's state and the notification switches."""
+    return {
+        "state": selfies_service.current_state(session=session, user_id=user.id),
+        "notifications": notices_service.switches(session=session, user=user),
+    }
+
+
 @router.get("/account", response_class=HTMLResponse)
 def account(request: Request, user: SignedIn, session: SessionDep) -> Response:
-    """Replace or delete the selfie, export the data, delete the account."""
-    context = {
-        "state": selfies_service.current_state(session=session, user_id=user.id),
-        "done": request.query_params.get("done", ""),
-    }
+    """Replace or delete the selfie, the address and the notifications (``#notifications``),
+    export the data, delete the account."""
+    context = account_context(session, user) | {"done": request.query_params.get("done", "")}
     return render(request, "account.html", context, user=user)
 
 
@@ -274,12 +295,13 @@ def delete_account(
     try:
         erasure.erase_user(session=session, user=user, password=field(form, "password", 128), attempt=attempt)
     except AppError as exc:
-
-        def account_page() -> dict[str, object]:
-            return {"state": selfies_service.current_state(session=session, user_id=user.id)}
-
         return error_page(
-            request, exc, session=session, template="account.html", context=account_page, user=user
+            request,
+            exc,
+            session=session,
+            template="account.html",
+            context=lambda: account_context(session, user),
+            user=user,
         )
     response = render(request, "deleted.html")
     sessions.end_session(response)

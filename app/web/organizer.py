@@ -1,5 +1,6 @@
 """The organizer's pages: events, an event's dashboard with its QR code, live indexing
-progress, guests (removed, and barred from rejoining if the organizer says so) and photos.
+progress, guests (removed, and barred from rejoining if the organizer says so), photos, and
+what "your photos are here" sent (with "notify the guests now").
 
 Photos are uploaded by the page's script straight to ``POST /api/events/{id}/photos``, one
 file per request (progress per file, and a retry sends only what was not accepted).
@@ -28,6 +29,7 @@ from app.events.models import Event
 from app.events.schemas import EventCreate, EventSettings
 from app.faces import service as faces_service
 from app.jobs.models import JobStatus
+from app.notices import service as notices_service
 from app.photos import service as photos_service
 from app.photos.models import PhotoStatus
 from app.selfies import service as selfies_service
@@ -103,10 +105,12 @@ def _progress(session: SessionDep, event: Event) -> dict[str, object]:
 def event_page(
     request: Request, event_id: IdPath, organizer: SignedInOrganizer, session: SessionDep
 ) -> Response:
-    """An event's dashboard: code and QR code, settings, upload, progress, guests, photos."""
+    """An event's dashboard: code and QR code, settings, upload, progress, guests, photos,
+    the guests' notifications."""
     event = _managed(session, organizer, event_id)
     qr = segno.make(join_url(request, event), error="m")
     context = _progress(session, event) | {
+        "notices": notices_service.organizer_summary(session=session, event_id=event.id),
         "join_url": join_url(request, event),
         "qr_svg": qr.svg_inline(scale=6, dark="#111", omitsize=True),
         "done": request.query_params.get("done", ""),
@@ -170,6 +174,15 @@ def close_event(event_id: IdPath, organizer: SignedInOrganizer, session: Session
     return _dashboard(event_id, "close")
 
 
+@router.post("/events/{event_id}/notify", dependencies=CSRF)
+def notify_now(event_id: IdPath, organizer: SignedInOrganizer, session: SessionDep) -> Response:
+    """Notify the guests now: those with new photos get their message without waiting for the
+    quiet period (never more often than the minimum interval)."""
+    event = _managed(session, organizer, event_id)
+    waiting = notices_service.notify_now(session=session, event_id=event.id)
+    return _dashboard(event_id, "notified" if waiting else "nobody_waiting")
+
+
 @router.post("/events/{event_id}/retention")
 def set_retention(
     event_id: IdPath, form: Form, organizer: SignedInOrganizer, session: SessionDep
@@ -211,7 +224,7 @@ def remove_guest(
     """Remove a guest; with ``bar=1`` (the "Remove and bar" button) they cannot rejoin."""
     bar = form.get("bar") == "1"
     try:
-        events_service.remove_guest(
+        event_actions.remove_guest(
             session=session, event=_managed(session, organizer, event_id), user_id=user_id, bar=bar
         )
     except AppError as exc:

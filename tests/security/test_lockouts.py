@@ -16,10 +16,9 @@ from fastapi.testclient import TestClient
 from app.accounts import devices
 from app.core.config import get_settings
 from tests.helpers import bearer, drain_jobs, register
-from tests.mail.conftest import sent_to
+from tests.mail.conftest import latest_link
 from tools.accounts import PASSWORD
 from tools.harness.smtp import SmtpServer
-from tools.mailbox import link_with
 
 CSRF = re.compile(r'name="csrf-token" content="([0-9a-f]+)"')
 
@@ -83,7 +82,7 @@ def test_a_new_browser_of_the_owner_gets_in_by_a_mailed_link_while_attackers_hol
         assert _login(laptop, PASSWORD) == 429
         assert laptop.post("/api/login/email", json={"email": "alice@example.com"}).status_code == 202
         drain_jobs()
-        link = link_with(sent_to(smtp, "alice@example.com")[-1], "/login/email/")
+        link = latest_link(smtp, "alice@example.com", "/login/email/")
         r = laptop.post("/api/login/email/confirm", json={"token": link.rsplit("/", 1)[1]})
         assert r.status_code == 200 and r.json()["user"]["username"] == "alice"
         # ... and from then on this browser holds a device cookie of hers: the password works.
