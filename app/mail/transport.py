@@ -15,6 +15,7 @@ import os
 import smtplib
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -23,6 +24,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from app.core.config import Settings
 
 log = logging.getLogger("app.mail")
+#: A connection used within this many seconds is used again without a NOOP first.
+IDLE_CHECK_SECONDS = 5.0
 
 
 class DeliveryFailed(Exception):
@@ -78,6 +81,7 @@ class SmtpTransport:
         self.settings = settings
         self.target = parse_smtp_url(settings.smtp_url)
         self._client: smtplib.SMTP | None = None
+        self._used_at = 0.0
         self._lock = threading.Lock()
 
     def _connect(self) -> smtplib.SMTP:
@@ -93,16 +97,21 @@ class SmtpTransport:
             client.login(t.username, t.password or "")
         return client
 
-    def _connection(self) -> smtplib.SMTP:
+    def _connection(self) -> tuple[smtplib.SMTP, bool]:
+        """The connection, and whether it is a reused one. One idle for a while is checked
+        first (NOOP); one used a moment ago is trusted, and a send that finds it dropped is
+        tried once more on a new one (``send``)."""
         if self._client is not None:
+            if time.monotonic() - self._used_at < IDLE_CHECK_SECONDS:
+                return self._client, True
             try:
                 if self._client.noop()[0] == 250:
-                    return self._client
+                    return self._client, True
             except (smtplib.SMTPException, OSError):
                 pass
             self.close()
         self._client = self._connect()
-        return self._client
+        return self._client, False
 
     def close(self) -> None:
         client, self._client = self._client, None
@@ -112,10 +121,22 @@ class SmtpTransport:
             except (smtplib.SMTPException, OSError):
                 client.close()
 
+    def _send(self, message: EmailMessage, to: str) -> None:
+        client, reused = self._connection()
+        try:
+            client.send_message(message, to_addrs=[to])
+        except (smtplib.SMTPServerDisconnected, ConnectionError):
+            if not reused:
+                raise
+            self.close()  # the server dropped an idle connection: once more on a new one
+            client, _ = self._connection()
+            client.send_message(message, to_addrs=[to])
+        self._used_at = time.monotonic()
+
     def send(self, message: EmailMessage, to: str) -> None:
         with self._lock:
             try:
-                self._connection().send_message(message, to_addrs=[to])
+                self._send(message, to)
             except smtplib.SMTPRecipientsRefused as exc:
                 code, text = next(iter(exc.recipients.values()))
                 raise DeliveryFailed(_said(code, text), permanent=code >= 500, code=code) from exc

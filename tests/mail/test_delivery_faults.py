@@ -114,3 +114,17 @@ def test_photos_matched_while_the_server_is_down_are_told_once_it_is_back(
     drain_jobs()
     told = [m for m in sent_to(smtp, "guest1@example.com") if "List-Unsubscribe" in m]
     assert len(told) == 1
+
+
+def test_a_connection_the_server_dropped_is_opened_again_for_the_next_message(
+    client: TestClient, session: Session, smtp: SmtpServer
+) -> None:
+    gala = IndexedEvent(client)
+    gala.guest()
+    drain_jobs()  # sent; the connection is kept for the next message
+    smtp.stop()
+    smtp.start()  # a restart drops it
+    gala.guest()
+    drain_jobs()
+    assert [(r.status, r.tries) for r in _rows(session)] == [("done", 0), ("done", 0)]
+    assert len(smtp.messages()) == 2
