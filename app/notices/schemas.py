@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from app.core.schemas import RequestModel
+from app.core.schemas import MAX_DB_INT, RequestModel
+
+EventId = Annotated[int, Field(ge=1, le=MAX_DB_INT)]
 
 
 class EventSwitch(BaseModel):
@@ -28,7 +31,7 @@ class NotificationsPatch(RequestModel):
     """Only the switches given change; ``events`` maps an event's id to its switch."""
 
     enabled: bool | None = None
-    events: dict[int, bool] = Field(default_factory=dict, max_length=1000)
+    events: dict[EventId, bool] = Field(default_factory=dict, max_length=1000)
 
 
 class SentNotification(BaseModel):
