@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from app.core.database import utcnow
 from app.faces.models import ProviderErasure
 from app.faces.providers import get_face_provider
-from app.jobs.kinds import JobKind, Outcome, register
+from app.jobs.kinds import Outcome, register, status_kind
 from app.jobs.models import JobStatus
 
 
@@ -35,14 +35,5 @@ def handle(session: Session, erasure: ProviderErasure) -> Outcome:  # noqa: ARG0
 
 
 ERASURE_JOB = register(
-    JobKind(
-        name="provider-erasure",
-        model=ProviderErasure,
-        todo=JobStatus.todo(),
-        failed_status=JobStatus.failed,
-        handle=handle,
-        retry_status=JobStatus.pending,
-        claim_status=JobStatus.running,
-        priority=15,
-    )
+    status_kind(name="provider-erasure", model=ProviderErasure, handle=handle, priority=15)
 )

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.jobs.models import LeasedJob
+from app.jobs.models import JobStatus, LeasedJob
 
 
 class Postpone(Exception):
@@ -69,6 +69,29 @@ class JobKind:
     # Called with the job when it fails for good; what it returns runs after that commit
     # (deleting the files of a photo that will never be indexed).
     on_failed: Callable[[Any], Callable[[], None] | None] | None = None
+
+
+def status_kind(
+    *,
+    name: str,
+    model: type[LeasedJob],
+    handle: Handler,
+    priority: int,
+    scope: Callable[[], Any] | None = None,
+) -> JobKind:
+    """A kind whose rows have no states of their own but ``JobStatus``'s: claimed ``running``,
+    given back ``pending``, ``failed`` for good."""
+    return JobKind(
+        name=name,
+        model=model,
+        todo=JobStatus.todo(),
+        failed_status=JobStatus.failed,
+        handle=handle,
+        retry_status=JobStatus.pending,
+        claim_status=JobStatus.running,
+        priority=priority,
+        scope=scope,
+    )
 
 
 _KINDS: dict[str, JobKind] = {}

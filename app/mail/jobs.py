@@ -11,12 +11,13 @@ message) fails it with the server's words.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
-from app.jobs.kinds import JobKind, Outcome, register
+from app.jobs.kinds import Outcome, register, status_kind
 from app.jobs.models import JobStatus
 from app.mail import service
 from app.mail.models import OutboxMessage
@@ -55,28 +56,30 @@ def handle(_session: Session, message: OutboxMessage) -> Outcome:
     return Outcome({**service.sent_values(), "error_code": None, "error_message": None})
 
 
-def _common(name: str, priority: int, scope: Any) -> JobKind:
-    return JobKind(
-        name=name,
-        model=OutboxMessage,
-        todo=JobStatus.todo(),
-        failed_status=JobStatus.failed,
-        handle=handle,
-        retry_status=JobStatus.pending,
-        claim_status=JobStatus.running,
-        priority=priority,
-        scope=scope,
-    )
+def _kinds(*kinds: str) -> Callable[[], Any]:
+    return lambda: OutboxMessage.kind.in_(kinds)
 
 
-_AWAITED = (MailKind.reset.value, MailKind.signin.value)
+_AWAITED = (MailKind.reset, MailKind.signin)
 # A sign-in link or a reset is awaited by someone at their screen: before everything.
-MAIL_JOB = register(_common("mail", 1, lambda: OutboxMessage.kind.in_(_AWAITED)))
+MAIL_JOB = register(
+    status_kind(name="mail", model=OutboxMessage, handle=handle, priority=1, scope=_kinds(*_AWAITED))
+)
 # A verification link after registration: once the selfies a crowd at the door is waiting on
 # are checked, so that a burst of registrations does not slow their verdicts.
-VERIFY_MAIL_JOB = register(_common("verify-mail", 12, lambda: OutboxMessage.kind == MailKind.verify.value))
+VERIFY_MAIL_JOB = register(
+    status_kind(
+        name="verify-mail", model=OutboxMessage, handle=handle, priority=12, scope=_kinds(MailKind.verify)
+    )
+)
 # "Your photos are here" in bulk (thousands after one batch): after the selfies and photos
 # guests and organizers wait on, so that a blast never holds them up.
 NOTIFICATION_JOB = register(
-    _common("notification-mail", 35, lambda: OutboxMessage.kind == MailKind.photos.value)
+    status_kind(
+        name="notification-mail",
+        model=OutboxMessage,
+        handle=handle,
+        priority=35,
+        scope=_kinds(MailKind.photos),
+    )
 )

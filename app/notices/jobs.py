@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
 from app.core.database import utcnow
-from app.jobs.kinds import JobKind, Outcome, register
+from app.jobs.kinds import Outcome, register, status_kind
 from app.jobs.models import JobStatus
 from app.notices import service
 from app.notices.models import NoticeRun
@@ -34,15 +34,5 @@ def handle(session: Session, run: NoticeRun) -> Outcome:
     return Outcome({"status": status, "attempts": 0, "error_code": None, "error_message": None})
 
 
-NOTICE_JOB = register(
-    JobKind(
-        name="notices",
-        model=NoticeRun,
-        todo=JobStatus.todo(),
-        failed_status=JobStatus.failed,
-        handle=handle,
-        retry_status=JobStatus.pending,
-        claim_status=JobStatus.running,
-        priority=33,  # after the photos (a batch still being indexed has not settled), before its mails
-    )
-)
+# After the photos (a batch still being indexed has not settled), before its mails.
+NOTICE_JOB = register(status_kind(name="notices", model=NoticeRun, handle=handle, priority=33))

@@ -26,7 +26,7 @@ from app.faces import service as faces_service
 from app.faces.images import load_rgb, make_thumbnail, sanitized_original, served_jpeg
 from app.faces.providers import get_face_provider
 from app.faces.providers.base import FaceProvider
-from app.jobs.kinds import JobKind, Outcome, Postpone, register
+from app.jobs.kinds import JobKind, Outcome, Postpone, register, status_kind
 from app.jobs.models import JobStatus
 from app.notices import service as notices_service
 from app.photos import service
@@ -204,15 +204,4 @@ def handle_purge(session: Session, purge: EventPurge) -> Outcome:
     )
 
 
-PURGE_JOB = register(
-    JobKind(
-        name="event-purge",
-        model=EventPurge,
-        todo=JobStatus.todo(),
-        failed_status=JobStatus.failed,
-        handle=handle_purge,
-        retry_status=JobStatus.pending,
-        claim_status=JobStatus.running,
-        priority=30,
-    )
-)
+PURGE_JOB = register(status_kind(name="event-purge", model=EventPurge, handle=handle_purge, priority=30))

@@ -32,7 +32,7 @@ from app.faces.models import FaceReembed
 from app.faces.providers import get_face_provider
 from app.faces.providers.base import LOCAL_PROVIDER, FaceProvider
 from app.jobs import wakeup
-from app.jobs.kinds import JobKind, Outcome, register
+from app.jobs.kinds import Outcome, register, status_kind
 from app.jobs.models import JobStatus
 from app.photos import service as photos_service
 from app.photos.models import Photo, PhotoStatus
@@ -120,15 +120,5 @@ def handle(session: Session, job: FaceReembed) -> Outcome:
     return Outcome({"status": JobStatus.done, "finished_at": utcnow()})
 
 
-REEMBED_JOB = register(
-    JobKind(
-        name="face-reembed",
-        model=FaceReembed,
-        todo=JobStatus.todo(),
-        failed_status=JobStatus.failed,
-        handle=handle,
-        retry_status=JobStatus.pending,
-        claim_status=JobStatus.running,
-        priority=25,  # after new photos: guests wait on those first
-    )
-)
+# After new photos: guests wait on those first.
+REEMBED_JOB = register(status_kind(name="face-reembed", model=FaceReembed, handle=handle, priority=25))
