@@ -89,3 +89,11 @@ def test_smtp_urls_say_how_to_connect() -> None:
         parse_smtp_url("smtp://u:p@mail.example.org:25?starttls=false")
     with pytest.raises(ValueError, match="smtp://"):
         parse_smtp_url("http://mail.example.org")
+
+
+def test_message_ids_do_not_collide_however_many_are_made_at_once() -> None:
+    from app.mail.service import _message_id
+
+    settings = get_settings()
+    ids = {_message_id(settings) for _ in range(20_000)}
+    assert len(ids) == 20_000 and all(i.startswith("<") and i.endswith(">") and "@" in i for i in ids)
