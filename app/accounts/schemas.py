@@ -111,12 +111,20 @@ class ResetPasswordIn(RequestModel):
     password: str = Field(min_length=1, max_length=128)
 
 
-class EmailSignInIn(RequestModel):
-    """The mailed link's ``token``, or the ``email`` and the 8-digit ``code`` of the mail."""
+class LinkSignInIn(RequestModel):
+    """The ``token`` of a mailed sign-in link."""
 
-    token: str | None = Field(default=None, min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
-    email: str | None = Field(default=None, min_length=3, max_length=320)
-    code: str | None = Field(default=None, min_length=1, max_length=16)
+    token: str = _TOKEN
+
+
+class CodeSignInIn(RequestModel):
+    """The ``email`` and the 8-digit ``code`` of a sign-in mail."""
+
+    email: str = Field(min_length=3, max_length=320)
+    code: str = Field(pattern=r"^\s*[0-9]{4}\s?[0-9]{4}\s*$", max_length=16, examples=["1234 5678"])
+
+
+EmailSignInIn = LinkSignInIn | CodeSignInIn
 
 
 class ChangeEmailIn(RequestModel):

@@ -19,6 +19,7 @@ from app.accounts.schemas import (
     EmailIn,
     EmailSignInIn,
     EmailVerified,
+    LinkSignInIn,
     LoginIn,
     PrivacyPolicy,
     RegisterIn,
@@ -176,9 +177,10 @@ def confirm_login_by_email(
     400 ``invalid_token`` when the link or code was used, expired or replaced, or after five
     wrong codes.
     """
-    if not body.token and not (body.email and body.code):
-        raise Unprocessable("Give the link's token, or the email and the code.", code="missing_parameter")
-    user = links.sign_in(session=session, token=body.token, email=body.email, code=body.code)
+    if isinstance(body, LinkSignInIn):
+        user = links.sign_in(session=session, token=body.token)
+    else:
+        user = links.sign_in(session=session, email=body.email, code=body.code)
     commit_now(session)
     devices.remember_device(request, response, user.id)
     return accounts_service.token_for(user)

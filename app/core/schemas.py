@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import AfterValidator, BaseModel, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
 
 #: The largest value a BIGINT column (and SQLite's INTEGER) can hold.
 MAX_DB_INT = 2**63 - 1
@@ -46,9 +46,24 @@ def _plausible_date(value: datetime | None) -> datetime | None:
     return value
 
 
+#: What the schema says of every string of a request: no NUL character (``RequestModel``).
+_NO_NUL = r"^[^\u0000]*$"
+
+
+def _strings_without_nul(schema: dict[str, Any]) -> None:
+    """State the NUL rule in the schema, so that a client (and a fuzzer) knows it: each string
+    property without a pattern of its own gets ``_NO_NUL``."""
+    for prop in schema.get("properties", {}).values():
+        for option in [prop, *prop.get("anyOf", [])]:
+            if option.get("type") == "string" and "pattern" not in option and "format" not in option:
+                option["pattern"] = _NO_NUL
+
+
 class RequestModel(BaseModel):
     """Rejects NUL characters in every string field: PostgreSQL cannot store or even
     compare them, so they would otherwise surface as a driver error instead of a 422."""
+
+    model_config = ConfigDict(json_schema_extra=_strings_without_nul)
 
     @field_validator("*", mode="after")
     @classmethod

@@ -31,7 +31,11 @@ class NotificationsPatch(RequestModel):
     """Only the switches given change; ``events`` maps an event's id to its switch."""
 
     enabled: bool | None = None
-    events: dict[EventId, bool] = Field(default_factory=dict, max_length=1000)
+    events: dict[EventId, bool] = Field(
+        default_factory=dict,
+        max_length=1000,
+        json_schema_extra={"propertyNames": {"pattern": "^[1-9][0-9]{0,17}$"}},
+    )
 
 
 class SentNotification(BaseModel):
