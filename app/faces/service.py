@@ -13,9 +13,10 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, exists, func, insert, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
+from app.core.database import upsert_insert
 from app.faces.matching import Gallery, GalleryCache, from_blob
 from app.faces.models import Face, FaceMatch, NotMe, ProviderErasure
 from app.faces.providers.base import (
@@ -132,16 +133,7 @@ def _insert_matches(session: Session, rows: list[dict[str, Any]]) -> None:
         rows = [r for r in rows if (r["user_id"], r["photo_id"]) not in refused]
     if not rows:
         return
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    dialect = session.get_bind().dialect.name
-    stmt: Any
-    if dialect == "postgresql":
-        stmt = postgresql.insert(FaceMatch).on_conflict_do_nothing(index_elements=["selfie_id", "photo_id"])
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(FaceMatch).on_conflict_do_nothing(index_elements=["selfie_id", "photo_id"])
-    else:  # pragma: no cover - only the two supported databases
-        stmt = insert(FaceMatch)
+    stmt = upsert_insert(session, FaceMatch).on_conflict_do_nothing(index_elements=["selfie_id", "photo_id"])
     session.execute(stmt, rows)
 
 

@@ -17,13 +17,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, delete, func, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.accounts.models import User
 from app.core import security
 from app.core.config import Settings, get_settings
-from app.core.database import UTCDateTime, utcnow
+from app.core.database import UTCDateTime, upsert_insert, utcnow
 from app.core.errors import NotFound
 from app.events.models import Event, EventMembership
 from app.faces.models import FaceMatch
@@ -43,15 +42,10 @@ from app.notices.schemas import (
 UNSUBSCRIBE = "unsubscribe"
 
 
-def _insert(session: Session, model: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
-
-
 def arm_run(*, session: Session, event_id: int, at: datetime) -> None:
     """Make the event's run claimable at ``at`` (a run going on meanwhile ends pending again)."""
     running = NoticeRun.status == JobStatus.running
-    stmt = _insert(session, NoticeRun).values(
+    stmt = upsert_insert(session, NoticeRun).values(
         event_id=event_id,
         wanted=1,
         status=JobStatus.pending,
@@ -95,7 +89,7 @@ def photos_matched(*, session: Session, event_id: int, photo_id: int, user_ids: 
         earlier = select(
             FaceMatch.user_id, FaceMatch.event_id, FaceMatch.photo_id, literal(now, UTCDateTime())
         ).where(FaceMatch.event_id == event_id, FaceMatch.user_id.in_(first), FaceMatch.photo_id != photo_id)
-        told = _insert(session, ToldPhoto).from_select(
+        told = upsert_insert(session, ToldPhoto).from_select(
             ["user_id", "event_id", "photo_id", "told_at"], earlier
         )
         session.execute(told.on_conflict_do_nothing())
@@ -105,7 +99,7 @@ def photos_matched(*, session: Session, event_id: int, photo_id: int, user_ids: 
         rows.append(
             {"user_id": uid, "event_id": event_id, "due_at": max(quiet, last + interval) if last else quiet}
         )
-    stmt = _insert(session, GuestNotice)
+    stmt = upsert_insert(session, GuestNotice)
     session.execute(
         stmt.on_conflict_do_update(
             index_elements=["user_id", "event_id"], set_={"due_at": stmt.excluded.due_at}
@@ -210,7 +204,7 @@ def write_due(*, session: Session, event_id: int, limit: int) -> int:
             changes.append({**key, "due_at": None, "last_sent_at": d.last_sent_at})
     session.execute(update(GuestNotice), changes)
     if told:
-        session.execute(_insert(session, ToldPhoto).on_conflict_do_nothing(), told)
+        session.execute(upsert_insert(session, ToldPhoto).on_conflict_do_nothing(), told)
     return len(due)
 
 
