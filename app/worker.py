@@ -57,6 +57,16 @@ def queue_reembeds() -> None:
         )
 
 
+def sweep_node_galleries() -> None:
+    """This node's copies of event galleries follow the database (``faces.search.sweep_node``):
+    nothing of an event, or of a face, deleted elsewhere stays on the node's disk."""
+    from app.core.database import session_scope
+    from app.faces.search import sweep_node
+
+    with session_scope() as session:
+        sweep_node(session=session)
+
+
 def worker_main(index: int, nice: int) -> None:
     """One face worker process."""
     logging.basicConfig(
@@ -88,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     wakeup.remove_stale_sockets(settings)
     queue_reembeds()
-    return runner.supervise(worker_main, max(1, args.processes), nice=args.nice)
+    return runner.supervise(
+        worker_main, max(1, args.processes), nice=args.nice, maintenance=sweep_node_galleries
+    )
 
 
 if __name__ == "__main__":

@@ -86,7 +86,7 @@ def truncate_all() -> None:
 @pytest.fixture
 def clean_db() -> Iterator[None]:
     from app.core import throttle
-    from app.faces.service import galleries
+    from app.faces.search import galleries
 
     truncate_all()
     galleries.clear()

@@ -23,6 +23,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from app.core.face_settings import FaceSettings
 from app.core.mail_settings import MailSettings
 from app.core.server_config import ServerSettings as ServerSettings
 from app.core.server_config import get_server_settings as get_server_settings
@@ -53,7 +54,7 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
-class Settings(MailSettings):
+class Settings(FaceSettings, MailSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
     environment: Literal["development", "production", "test"] = "development"
@@ -162,40 +163,6 @@ class Settings(MailSettings):
     # accounts): past it nothing more is sent until the window moves, and it is logged.
     throttle_link_mails_total: str = "1000/hour"
 
-    # Faces
-    face_provider: Literal["local", "azure"] = "local"
-    # Azure Face (FACE_PROVIDER=azure): see the README before enabling (privacy, access).
-    azure_face_endpoint: str = ""
-    azure_face_key: str = ""
-    azure_face_timeout: float = Field(default=10.0, gt=0, le=120)  # seconds, per call
-    azure_face_max_retries: int = Field(default=3, ge=0, le=10)
-    azure_face_min_quality: Literal["low", "medium", "high"] = "medium"
-    azure_face_min_confidence: float = Field(default=0.5, gt=0, lt=1)
-    azure_face_circuit_failures: int = Field(default=5, ge=1)  # consecutive failures that open it
-    azure_face_circuit_reset_seconds: float = Field(default=30.0, gt=0)
-    azure_face_detection_model: str = "detection_03"
-    azure_face_recognition_model: str = "recognition_04"
-    # Prefix of the face list ids, so deployments sharing one Face resource stay apart.
-    azure_face_list_prefix: str = Field(default="", max_length=20, pattern=r"^[a-z0-9_-]*$")
-    # The local engine (docs/FACES.md): YuNet finds faces, SFace describes them (the
-    # defaults); hog and dlib are dlib's, the fallback that needs only face-recognition-models.
-    # SFace needs YuNet's landmarks. Changing the recognizer re-describes every event's faces
-    # in the background (a durable job; docs/FACES.md, "Switching the recognizer").
-    face_detector: Literal["yunet", "hog"] = "yunet"
-    face_recognizer: Literal["sface", "dlib"] = "sface"
-    # Event photos are searched for faces down to this size (short side, pixels; YuNet).
-    face_photo_min_px: int = Field(default=36, ge=12, le=400)
-    # Unset: the recognizer's measured defaults (sface 1.0 / 1.0 / 1.16, dlib 0.5 / 0.55 / 0.6).
-    face_match_threshold: float | None = Field(default=None, gt=0, lt=2)
-    # Gallery-aware matching (local provider): a face within FACE_MATCH_EXPAND of the average
-    # of the selfie and its direct matches, and within FACE_MATCH_GUARD of the selfie, matches
-    # too. 0 switches it off. docs/FACES.md has the curves behind the defaults.
-    face_match_expand: float | None = Field(default=None, ge=0, lt=2)
-    face_match_guard: float | None = Field(default=None, ge=0, lt=2)
-    # HOG only (FACE_DETECTOR=hog): event photos are searched on a copy this size (long
-    # side) with this many doublings (docs/FACES.md, "Small faces").
-    face_detect_max_side: int = Field(default=4096, ge=320, le=8192)
-    face_detect_upsample: int = Field(default=0, ge=0, le=2)
     selfie_validation_strict: bool = True
     # Keep a selfie's image once its face template is stored (false: it is deleted then).
     selfie_keep_image: bool = False
@@ -251,38 +218,6 @@ class Settings(MailSettings):
                     raise ValueError(
                         f"{name.upper()}={value!r} is not a limit such as '10/5 minutes'"
                     ) from None
-        return self
-
-    @model_validator(mode="after")
-    def _require_complete_azure_configuration(self) -> Settings:
-        if self.face_provider == "azure":
-            missing = [
-                name
-                for name, value in (
-                    ("AZURE_FACE_ENDPOINT", self.azure_face_endpoint),
-                    ("AZURE_FACE_KEY", self.azure_face_key),
-                )
-                if not value.strip()
-            ]
-            if missing:
-                raise ValueError(
-                    f"FACE_PROVIDER=azure needs {' and '.join(missing)} (the Face resource's endpoint, e.g. "
-                    "https://<name>.cognitiveservices.azure.com/, and one of its keys). "
-                    "Set them, or use FACE_PROVIDER=local."
-                )
-            if not self.azure_face_endpoint.startswith(("https://", "http://")):
-                raise ValueError(
-                    f"AZURE_FACE_ENDPOINT must be an http(s) URL, not {self.azure_face_endpoint!r}."
-                )
-        return self
-
-    @model_validator(mode="after")
-    def _recognizer_has_its_landmarks(self) -> Settings:
-        if self.face_recognizer == "sface" and self.face_detector != "yunet":
-            raise ValueError(
-                "FACE_RECOGNIZER=sface aligns faces on YuNet's landmarks: use FACE_DETECTOR=yunet, "
-                "or FACE_RECOGNIZER=dlib with FACE_DETECTOR=hog."
-            )
         return self
 
     @model_validator(mode="after")

@@ -117,11 +117,12 @@ PERFORMANCE_INDEXES: tuple[IndexDef, ...] = (
         "SELECT id FROM faces WHERE photo_id = :photo_id",
     ),
     IndexDef(
-        "ix_faces_event_id_id",
+        "ix_faces_event_id_seq",
         "faces",
-        ("event_id", "id"),
-        "loading an event's face gallery",
-        "SELECT id, photo_id FROM faces WHERE event_id = :event_id AND id > :after ORDER BY id",
+        ("event_id", "seq"),
+        "loading an event's face gallery (the faces committed since the last load)",
+        "SELECT id, photo_id FROM faces WHERE event_id = :event_id AND seq > :after ORDER BY seq",
+        added_in="0009",
     ),
     IndexDef(
         "ix_photos_event_id_status",

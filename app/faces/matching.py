@@ -1,9 +1,8 @@
 """Descriptor storage format and euclidean matching in numpy (no dlib, no database).
 
 This module owns the byte format descriptors are stored in (little-endian float32) and the
-in-memory search: one selfie against every face of an event (:class:`Gallery`), and a few new
-photo faces against many selfies (:func:`match_many`); and the galleries a process keeps
-between lookups (:class:`GalleryCache`).
+in-memory search: one selfie against a set of faces (:class:`Gallery`, :func:`within`), and a
+few new photo faces against many selfies (:func:`match_many`).
 
 Distances are screened with ||a||^2 + ||b||^2 - 2 a.b in float32 (one BLAS call), with a small
 margin so rounding cannot drop a true match; the few candidates are then measured exactly in
@@ -12,8 +11,6 @@ float64, so the reported distances and the threshold test are exact.
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
 from collections.abc import Collection
 
 import numpy as np
@@ -151,7 +148,7 @@ class Gallery:
         candidates, distances = self._within(query, radius, exclude_photos)
         direct = distances <= threshold
         if expanding and direct.any() and not direct.all():
-            average = np.vstack([query.astype(np.float64), self.vectors[candidates[direct]]]).mean(axis=0)
+            average = _average(query, self.vectors[candidates[direct]])
             gap = self.vectors[candidates].astype(np.float64) - average
             direct |= np.einsum("ij,ij->i", gap, gap) <= expand * expand
         candidates, distances = candidates[direct], distances[direct]
@@ -166,20 +163,59 @@ class Gallery:
         best = best[np.lexsort((face_ids[best], distances[best]))]
         return [(int(face_ids[i]), int(photo_ids[i]), float(distances[i])) for i in best]
 
+    def expansion_centre(
+        self, probe: np.ndarray, *, threshold: float, exclude_photos: Collection[int] = ()
+    ) -> np.ndarray | None:
+        """The average :meth:`match` expands around (the probe and its direct matches), or
+        None without a direct match. With it, the faces the expansion may add are those within
+        ``expand`` of it: a large gallery fetches exactly those (``faces.search``)."""
+        query = np.asarray(probe, dtype=np.float32).reshape(-1)
+        candidates, _ = self._within(query, threshold, exclude_photos)
+        if not candidates.size:
+            return None
+        return _average(query, self.vectors[candidates]).astype(np.float32)
+
+    def union(self, other: Gallery) -> Gallery:
+        """The faces of both (each face once)."""
+        ids = np.concatenate([self.ids, other.ids])
+        _, first = np.unique(ids, return_index=True)
+        both = Gallery(dim=self.dim, capacity=len(first))
+        both.append(
+            ids[first],
+            np.concatenate([self.photo_ids, other.photo_ids])[first],
+            np.concatenate([self.vectors, other.vectors])[first],
+        )
+        return both
+
     def _within(
         self, query: np.ndarray, radius: float, exclude_photos: Collection[int]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Indexes of the faces within ``radius`` of ``query`` and their exact distances."""
-        query_sq = float(query @ query)
-        sq_dist = self.sq_norms + np.float32(query_sq) - 2.0 * (self.vectors @ query)
-        candidates = np.flatnonzero(_screen(sq_dist, self.sq_norms + query_sq, radius))
+        candidates, distances = within(self.vectors, self.sq_norms, query, radius)
         if exclude_photos and candidates.size:
             excluded = np.fromiter(exclude_photos, dtype=np.int64)
-            candidates = candidates[~np.isin(self.photo_ids[candidates], excluded)]
-        diff = self.vectors[candidates].astype(np.float64) - query.astype(np.float64)
-        distances = np.sqrt(np.einsum("ij,ij->i", diff, diff))
-        keep = distances <= radius
-        return candidates[keep], distances[keep]
+            keep = ~np.isin(self.photo_ids[candidates], excluded)
+            candidates, distances = candidates[keep], distances[keep]
+        return candidates, distances
+
+
+def _average(probe: np.ndarray, matched: np.ndarray) -> np.ndarray:
+    average: np.ndarray = np.vstack([probe.astype(np.float64), matched]).mean(axis=0)
+    return average
+
+
+def within(
+    vectors: np.ndarray, sq_norms: np.ndarray, query: np.ndarray, radius: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indexes of the rows of ``vectors`` (float32, with their squared norms) within
+    ``radius`` of ``query``, and their exact distances."""
+    query_sq = float(query @ query)
+    sq_dist = sq_norms + np.float32(query_sq) - 2.0 * (vectors @ query)
+    candidates = np.flatnonzero(_screen(sq_dist, sq_norms + query_sq, radius))
+    diff = vectors[candidates].astype(np.float64) - query.astype(np.float64)
+    distances = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    keep = distances <= radius
+    return candidates[keep], distances[keep]
 
 
 def match_many(
@@ -224,35 +260,3 @@ def match_many(
         )
     results.sort(key=lambda item: (item[0], item[2], item[1]))
     return results
-
-
-class GalleryCache:
-    """The galleries this process has loaded, with the last face id read into each. The
-    least recently used go first once the cache holds more than ``max_faces`` faces, and any
-    gallery unused for ``max_idle`` seconds goes at the next lookup."""
-
-    def __init__(self, *, max_faces: int, max_idle: float) -> None:
-        self.max_faces = max_faces
-        self.max_idle = max_idle
-        self._entries: OrderedDict[tuple[int, str], tuple[Gallery, int, float]] = OrderedDict()
-
-    def get(self, key: tuple[int, str]) -> tuple[Gallery, int] | None:
-        now = time.monotonic()
-        for stale in [k for k, (_, _, used) in self._entries.items() if now - used > self.max_idle]:
-            del self._entries[stale]
-        entry = self._entries.get(key)
-        return None if entry is None else (entry[0], entry[1])
-
-    def put(self, key: tuple[int, str], gallery: Gallery, last_id: int) -> None:
-        self._entries[key] = (gallery, last_id, time.monotonic())
-        self._entries.move_to_end(key)
-        total = sum(len(g) for g, _, _ in self._entries.values())
-        while total > self.max_faces and len(self._entries) > 1:
-            _, (evicted, _, _) = self._entries.popitem(last=False)
-            total -= len(evicted)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def clear(self) -> None:
-        self._entries.clear()

@@ -1,12 +1,13 @@
-"""The ``faces`` (one per face found in an event photo), ``face_matches`` and ``not_me``
-tables, and two job tables: ``provider_erasures`` (faces to erase at a remote provider) and
-``face_reembeds`` (an event's faces described again after the recognizer changed)."""
+"""The ``faces`` (one per face found in an event photo), ``event_galleries`` (each event's
+face counter), ``face_matches`` and ``not_me`` tables, and two job tables:
+``provider_erasures`` (faces to erase at a remote provider) and ``face_reembeds`` (an event's
+faces described again after the recognizer changed)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Float, ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base, utcnow
@@ -31,6 +32,23 @@ class Face(Base):
     # The model that made the descriptor (app.faces.recognizers); only faces of the model
     # the service runs are matched, never two models against each other.
     model: Mapped[str] = mapped_column(String(32), server_default="dlib-resnet-v1")
+    # The event's counter when the face was stored (``EventGallery``): commit order, so a
+    # gallery loaded up to a number holds every face at or below it.
+    seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class EventGallery(Base):
+    """How many faces an event has ever stored: ``seq`` is taken (and its row locked until
+    commit) by the transaction that stores faces, so numbers are handed out in commit order.
+    Readers compare it with what they loaded instead of counting faces."""
+
+    __tablename__ = "event_galleries"
+
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Names this gallery's files on the nodes (``app.faces.ann``): an event id SQLite hands
+    # out again after a deletion never maps the files of the event that had it before.
+    token: Mapped[str] = mapped_column(String(16))
 
 
 class FaceMatch(Base):

@@ -1,30 +1,22 @@
-"""Storing faces and computing matches. All face and face-match queries live here.
-
-Matching is done per event: the event's whole gallery of descriptors is compared with a
-selfie in one numpy operation. Each worker process keeps the galleries it has used lately
-(``galleries``: least recently used evicted past a number of faces or after an idle hour) and
-only reads the faces added since (checked against the row count, so a face committed out
-of id order is never missed).
-"""
+"""Storing faces and computing matches. The face and face-match queries live here, except
+those of searching an event's faces near a selfie (``app.faces.search``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-import numpy as np
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from app.core.database import upsert_insert
-from app.faces.matching import Gallery, GalleryCache, from_blob
+from app.faces import search
 from app.faces.models import Face, FaceMatch, NotMe, ProviderErasure
 from app.faces.providers.base import (
     LOCAL_PROVIDER,
     DetectedFace,
     FaceBox,
     FaceProvider,
-    FaceRef,
     GuestSelfie,
     StoredFace,
     keeps_copies,
@@ -32,17 +24,16 @@ from app.faces.providers.base import (
 from app.jobs import wakeup
 from app.jobs.models import JobStatus
 
-#: About 0.5 GB of float32 descriptors of 128 values per process at most; an hour unused.
-galleries = GalleryCache(max_faces=1_000_000, max_idle=3600.0)
-
 
 def store_faces(
     *, session: Session, photo_id: int, event_id: int, faces: Sequence[DetectedFace], provider: FaceProvider
 ) -> list[int]:
     """Insert the faces found in a photo; their ids, in order."""
-    ids: list[int] = []
-    for f in faces:
-        row = Face(
+    if not faces:
+        return []
+    first = search.number_faces(session=session, event_id=event_id, count=len(faces)) - len(faces) + 1
+    rows = [
+        Face(
             photo_id=photo_id,
             event_id=event_id,
             left=f.box.left,
@@ -52,71 +43,13 @@ def store_faces(
             descriptor=provider.face_signature(f),
             provider=provider.name,
             model=provider.model,
+            seq=first + i,
         )
-        session.add(row)
-        session.flush()
-        ids.append(row.id)
-    return ids
-
-
-def _load_rows(session: Session, event_id: int, after_id: int, model: str) -> list[Any]:
-    stmt = (
-        select(Face.id, Face.photo_id, Face.descriptor)
-        .where(Face.event_id == event_id, Face.id > after_id, Face.model == model)
-        .order_by(Face.id)
-    )
-    return list(session.execute(stmt).all())
-
-
-def _extend(gallery: Gallery, session: Session, event_id: int, after_id: int, model: str) -> int:
-    """Append the event's faces with id > ``after_id``; the new last id."""
-    rows = _load_rows(session, event_id, after_id, model)
-    if not rows:
-        return after_id
-    gallery.append(
-        np.array([r.id for r in rows], dtype=np.int64),
-        np.array([r.photo_id for r in rows], dtype=np.int64),
-        np.stack([from_blob(r.descriptor) for r in rows]),
-    )
-    return int(rows[-1].id)
-
-
-def event_gallery(*, session: Session, event_id: int, model: str) -> Gallery:
-    """The event's faces described by ``model`` (descriptors of other models never mix in)."""
-    gallery, last_id = galleries.get((event_id, model)) or (Gallery(), 0)
-    last_id = _extend(gallery, session, event_id, last_id, model)
-    total = session.scalar(
-        select(func.count()).select_from(Face).where(Face.event_id == event_id, Face.model == model)
-    )
-    if (total or 0) != len(gallery):
-        # A face committed with a smaller id than one already loaded, or faces deleted:
-        # rebuild from scratch rather than guess.
-        gallery = Gallery()
-        last_id = _extend(gallery, session, event_id, 0, model)
-    galleries.put((event_id, model), gallery, last_id)
-    return gallery
-
-
-class EventFaces:
-    """The stored faces of events as a provider looks them up (``FaceLookup``): one
-    model's faces, read in the caller's session."""
-
-    def __init__(self, *, session: Session, model: str) -> None:
-        self.session = session
-        self.model = model
-
-    def gallery(self, event_id: int) -> Gallery:
-        return event_gallery(session=self.session, event_id=event_id, model=self.model)
-
-    def with_signatures(self, event_id: int, signatures: Collection[bytes]) -> list[FaceRef]:
-        rows = self.session.execute(
-            select(Face.id, Face.photo_id, Face.descriptor).where(
-                Face.event_id == event_id,
-                Face.model == self.model,
-                Face.descriptor.in_(list(signatures)),
-            )
-        )
-        return [FaceRef(r.id, r.photo_id, r.descriptor) for r in rows]
+        for i, f in enumerate(faces)
+    ]
+    session.add_all(rows)
+    session.flush()
+    return [row.id for row in rows]
 
 
 def _insert_matches(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -155,7 +88,7 @@ def match_selfie(
         signature=signature,
         image=image,
         event_ids=event_ids,
-        faces=EventFaces(session=session, model=provider.model),
+        faces=search.EventFaces(session=session, model=provider.model),
         exclude_photos=set(not_me_photo_ids(session=session, user_id=user_id)),
     )
     photos = {m.photo_id for m in found}

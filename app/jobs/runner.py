@@ -247,8 +247,16 @@ def serve(index: int) -> None:
         listener.close()
 
 
-def supervise(target: Callable[[int, int], None], processes: int, *, nice: int) -> int:
-    """Keep ``processes`` workers (``target(index, nice)``, spawned) alive until asked to stop."""
+def supervise(
+    target: Callable[[int, int], None],
+    processes: int,
+    *,
+    nice: int,
+    maintenance: Callable[[], None] | None = None,
+    every: float = 3600.0,
+) -> int:
+    """Keep ``processes`` workers (``target(index, nice)``, spawned) alive until asked to stop;
+    run ``maintenance`` (this node's housekeeping) at start and every ``every`` seconds."""
     signal.signal(signal.SIGTERM, _request_stop)
     signal.signal(signal.SIGINT, _request_stop)
     ctx = multiprocessing.get_context("spawn")
@@ -263,7 +271,14 @@ def supervise(target: Callable[[int, int], None], processes: int, *, nice: int) 
     for i in range(processes):
         start(i)
     log.info("face worker pool: %d processes", processes)
+    due = time.monotonic()
     while not _stopping:
+        if maintenance is not None and time.monotonic() >= due:
+            due = time.monotonic() + every
+            try:
+                maintenance()
+            except Exception:  # housekeeping never takes the pool down; it runs again later
+                log.exception("node maintenance failed")
         time.sleep(0.5)
         if os.getppid() != parent:  # our parent died without stopping us
             break

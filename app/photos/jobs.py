@@ -22,6 +22,7 @@ from app.core.config import Settings, get_settings
 from app.core.database import utcnow
 from app.core.errors import AppError
 from app.events.models import Event
+from app.faces import search as faces_search
 from app.faces import service as faces_service
 from app.faces.images import load_rgb, make_thumbnail, sanitized_original, served_jpeg
 from app.faces.providers import get_face_provider
@@ -196,12 +197,15 @@ def handle_purge(session: Session, purge: EventPurge) -> Outcome:
     elif event is not None:
         event.purged_at = utcnow()
     folders = _event_folders(purge.event_id)
+    erase_gallery = faces_search.forget_gallery(session=session, event_id=purge.event_id)
     # A deleted event's job keeps only that an erasure of so many photos happened.
     forget = {"event_id": None} if purge.reason == PurgeReason.deleted else {}
-    return Outcome(
-        {"status": JobStatus.done, "finished_at": utcnow(), **forget},
-        after_commit=lambda: storage.delete_folders(folders),
-    )
+
+    def erase_files() -> None:
+        storage.delete_folders(folders)
+        erase_gallery()
+
+    return Outcome({"status": JobStatus.done, "finished_at": utcnow(), **forget}, after_commit=erase_files)
 
 
 PURGE_JOB = register(status_kind(name="event-purge", model=EventPurge, handle=handle_purge, priority=30))

@@ -30,7 +30,7 @@ from app.faces.engine import LocalDlibEngine
 from app.faces.providers.azure import AzureProvider
 from app.faces.providers.azure.images import prepare_image
 from app.faces.providers.base import GuestSelfie, StoredFace
-from app.faces.service import EventFaces
+from app.faces.search import EventFaces
 from app.selfies.models import Selfie
 from tests.faces.azure_support import direct, fixture_image, jpeg
 from tests.fakes.azure_face import FakeAzureFace, FakeList

@@ -155,8 +155,9 @@ class FaceLookup(Protocol):
     """The faces stored for an event, as a provider asks for them while matching a selfie.
     Only faces this provider made are returned."""
 
-    def gallery(self, event_id: int) -> Gallery:
-        """Every face of the event with its descriptor, for matching in numpy."""
+    def near(self, event_id: int, probe: np.ndarray, radius: float) -> Gallery:
+        """The event's faces within ``radius`` of ``probe`` (local descriptors), with their
+        exact descriptors, for matching in numpy."""
         ...
 
     def with_signatures(self, event_id: int, signatures: Collection[bytes]) -> list[FaceRef]:

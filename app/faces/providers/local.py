@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from app.faces.engine import LocalEngine
-from app.faces.matching import from_blob, match_many, to_blob
+from app.faces.matching import Gallery, from_blob, match_many, to_blob
 from app.faces.providers.base import (
     LOCAL_PROVIDER,
     DetectedFace,
@@ -95,7 +95,7 @@ class LocalProvider:
         return [
             PhotoMatch(face_id, photo_id, event_id, distance)
             for event_id in event_ids
-            for face_id, photo_id, distance in faces.gallery(event_id).match(
+            for face_id, photo_id, distance in self._candidates(faces, event_id, probe, exclude_photos).match(
                 probe,
                 threshold=self.threshold,
                 expand=self.expand,
@@ -103,6 +103,19 @@ class LocalProvider:
                 exclude_photos=exclude_photos,
             )
         ]
+
+    def _candidates(
+        self, faces: FaceLookup, event_id: int, probe: np.ndarray, exclude_photos: Collection[int]
+    ) -> Gallery:
+        """Every face that :meth:`Gallery.match` could match, in two lookups: those within the
+        threshold of the selfie, then those within ``expand`` of the expansion's centre (never
+        every face within ``guard`` of the selfie: in 128 dimensions that ring holds thousands
+        of strangers' faces in a marathon, and only those near the centre can match)."""
+        direct = faces.near(event_id, probe, self.threshold)
+        if not (self.expand and self.guard > self.threshold):
+            return direct
+        centre = direct.expansion_centre(probe, threshold=self.threshold, exclude_photos=exclude_photos)
+        return direct if centre is None else direct.union(faces.near(event_id, centre, self.expand))
 
     def find_selfies(
         self,
