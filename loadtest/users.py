@@ -28,10 +28,13 @@ from locust.runners import WorkerRunner
 from urllib3 import encode_multipart_formdata
 
 from loadtest.event import EXTRA_PHOTOS, RUN, SELFIES, Shared, prepare
+from tools.photos import distinct_copy
 
 SELFIE_READY_TIMEOUT = float(os.environ.get("SELFIE_READY_TIMEOUT", "60"))
 GUEST_PASSWORD = "amber violin thirty harbor"  # noqa: S105 - the load test's own guests
 _counter = itertools.count(1)
+# Numbers of the organizers' new photos, apart in each Locust process.
+_copies = itertools.count(os.getpid() * 1_000_000)
 
 
 def multipart(fields: list[tuple[str, tuple[str, bytes, str]]]) -> tuple[bytes, dict[str, str]]:
@@ -199,8 +202,13 @@ class Organizer(FastHttpUser):
     @task
     def upload_photos(self) -> None:
         count = random.randint(1, 3)
+        # Each a new photo (the service would answer the same bytes again as a duplicate).
         files = [
-            ("files", (f"extra{i}.jpg", random.choice(EXTRA_PHOTOS), "image/jpeg")) for i in range(count)
+            (
+                "files",
+                (f"extra{i}.jpg", distinct_copy(random.choice(EXTRA_PHOTOS), next(_copies)), "image/jpeg"),
+            )
+            for i in range(count)
         ]
         body, content_type = multipart(files)
         path = f"/api/events/{Shared.event['id']}/photos"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import struct
+import zlib
 
 from PIL import Image, ImageOps
 
@@ -19,6 +21,25 @@ C_PHOTOS = {"c.png", "c_and_group.jpg"}
 def fixture_bytes(name: str) -> bytes:
     """A photo of ``tests/fixtures/faces``, as uploaded."""
     return (FACES / name).read_bytes()
+
+
+def distinct_copy(data: bytes, n: int) -> bytes:
+    """``data`` (a JPEG or a PNG) with a comment naming ``n``: the same pixels, other bytes,
+    so the service takes it as another photo (it recognizes the same bytes sent again)."""
+    comment = f"event-photos copy {n}".encode()
+    if data.startswith(b"\xff\xd8"):  # JPEG: a COM segment right after SOI
+        return data[:2] + b"\xff\xfe" + struct.pack(">H", len(comment) + 2) + comment + data[2:]
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):  # PNG: a tEXt chunk right after IHDR
+        chunk = b"tEXt" + b"Comment\x00" + comment
+        at = 8 + 25
+        return (
+            data[:at]
+            + struct.pack(">I", len(chunk) - 4)
+            + chunk
+            + struct.pack(">I", zlib.crc32(chunk))
+            + data[at:]
+        )
+    raise ValueError("a JPEG or a PNG")
 
 
 def fixture_image(name: str) -> Image.Image:

@@ -1,5 +1,6 @@
-"""Event photos: the organizer's bulk upload, listing and deletion; each photo served to
-its organizer and the guests matched in it."""
+"""Event photos: the organizer's bulk upload (through this node, or signed for a direct
+upload to the bucket), listing and deletion; each photo served to its organizer and the
+guests matched in it."""
 
 from __future__ import annotations
 
@@ -23,9 +24,19 @@ from app.core.schemas import IdPath, OffsetQuery
 from app.core.uploads import Part, missing_files, multipart_body, received_files
 from app.events.models import Event
 from app.events.service import get_managed_event
-from app.photos import service
+from app.photos import service, uploads
 from app.photos.models import PhotoStatus
-from app.photos.schemas import AcceptedPhoto, PhotoList, PhotoOut, PhotoUploadResponse, RejectedPhoto
+from app.photos.schemas import (
+    AcceptedPhoto,
+    CompletedUpload,
+    CompleteUploadIn,
+    PhotoList,
+    PhotoOut,
+    PhotoUploadResponse,
+    RejectedPhoto,
+    UploadsIn,
+    UploadsOut,
+)
 
 router = APIRouter(prefix="/api", tags=[Tag.photos])
 #: Photo uploads being received by this worker (per organizer).
@@ -48,9 +59,10 @@ async def upload_photos(
     """Upload event photos (multipart field ``files``, repeated). JPEG, PNG, WebP, HEIC.
 
     Each good file is stored and queued for face indexing (202); a bad file is rejected
-    on its own, with a reason, and does not stop the others. The token, the role and the
-    event are checked before the body is read. The body must arrive within
-    ``PHOTO_UPLOAD_MAX_SECONDS`` (408); an organizer sends at most
+    on its own, with a reason, and does not stop the others. A file whose bytes the event
+    already has is not stored again: it is accepted with ``duplicate: true`` and that
+    photo's id. The token, the role and the event are checked before the body is read. The
+    body must arrive within ``PHOTO_UPLOAD_MAX_SECONDS`` (408); an organizer sends at most
     ``PHOTO_UPLOADS_PER_ORGANIZER`` uploads at once (429).
     """
     settings = get_settings()
@@ -86,18 +98,65 @@ def _accept_all(session: Session, event: Event, organizer: User, parts: list[Par
         try:
             if part.too_large:
                 raise service.file_too_large(settings)
-            photo = service.accept_photo(
-                session=session, event=event, uploader=organizer, filename=filename, data=part.file
+            photo, duplicate = service.accept_photo(
+                session=session,
+                event=event,
+                uploader=organizer,
+                filename=filename,
+                data=part.file,
+                content_hash=part.sha256,
             )
         except AppError as exc:
             rejected.append(
                 RejectedPhoto(filename=filename, error={"code": exc.code, "message": exc.message})
             )
         else:
-            accepted.append(AcceptedPhoto(id=photo.id, filename=filename))
+            accepted.append(AcceptedPhoto(id=photo.id, filename=filename, duplicate=duplicate))
     if not accepted and not rejected:
         raise missing_files("files")
     return PhotoUploadResponse(accepted=accepted, rejected=rejected)
+
+
+@router.post("/events/{event_id}/photos/uploads", responses=errors(403, 404, 409, 429))
+def sign_uploads(
+    event_id: IdPath, body: UploadsIn, organizer: CurrentOrganizer, session: SessionDep
+) -> UploadsOut:
+    """Direct upload to the bucket, step 1: describe the files (name, size, type, SHA-256).
+
+    Per file, in order: ``duplicate`` (the event has these bytes: ``photo_id``), ``rejected``
+    (``error``: ``unsupported_format``, ``file_too_large``), or ``upload``: a photo waiting
+    for its file, with a presigned ``url`` to ``PUT`` it to (with ``headers``), or, above 16
+    MiB, ``parts`` URLs of ``part_bytes`` each under ``upload_id``. The URLs last
+    ``expires_in`` seconds. 409 ``direct_upload_unavailable`` when photos are not stored in a
+    bucket that browsers reach: use ``POST /api/events/{id}/photos``."""
+    event = get_managed_event(session=session, organizer=organizer, event_id=event_id)
+    files = uploads.sign_uploads(session=session, event=event, uploader=organizer, files=body.files)
+    return UploadsOut(files=files)
+
+
+@router.post("/events/{event_id}/photos/uploads/{photo_id}/complete", responses=errors(403, 404, 409))
+def complete_upload(
+    event_id: IdPath,
+    photo_id: IdPath,
+    organizer: CurrentOrganizer,
+    session: SessionDep,
+    body: CompleteUploadIn | None = None,
+) -> CompletedUpload:
+    """Direct upload, step 2: the file is in the bucket (for a multipart upload: its
+    ``upload_id`` and each part's ETag). The bucket is checked (the object, its size) and
+    the photo is queued for indexing (``pending``); completing again answers the photo as it
+    is. 409 ``upload_missing``, ``upload_size_mismatch`` (the object is deleted: send it
+    again), ``upload_incomplete`` (the parts could not be assembled)."""
+    event = get_managed_event(session=session, organizer=organizer, event_id=event_id)
+    body = body or CompleteUploadIn()
+    photo = uploads.complete_upload(
+        session=session,
+        event=event,
+        photo_id=photo_id,
+        upload_id=body.upload_id,
+        parts=[(p.number, p.etag) for p in body.parts],
+    )
+    return CompletedUpload(id=photo.id, status=photo.status)
 
 
 @router.delete(

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Index, MetaData, func
+from sqlalchemy import Index, MetaData, func, text
 from sqlalchemy.sql.elements import ColumnElement
 
 
@@ -23,6 +24,7 @@ class IndexDef:
     query: str  # the hot query it serves, with :named parameters (EXPLAIN, probes, benchmarks)
     unique: bool = False
     added_in: str | None = None  # the migration that creates it, when not the table's first
+    where: str | None = None  # a partial index: the rows it holds (SQL, both dialects)
 
     def sql_columns(self) -> str:
         return ", ".join(self.columns)
@@ -37,6 +39,7 @@ QUERY_PARAMS = {
     "event_id": 1,
     "photo_id": 1,
     "after": 0,
+    "hash": "0" * 64,
 }
 
 PERFORMANCE_INDEXES: tuple[IndexDef, ...] = (
@@ -208,6 +211,17 @@ PERFORMANCE_INDEXES: tuple[IndexDef, ...] = (
         "SELECT photo_id FROM told_photos WHERE event_id = :event_id AND user_id = :user_id",
         added_in="0008",
     ),
+    IndexDef(
+        "uq_photos_event_id_content_hash",
+        "photos",
+        ("event_id", "content_hash"),
+        "an upload's duplicate in its event (content hash); one photo per hash among those not failed",
+        "SELECT id, status FROM photos WHERE event_id = :event_id AND content_hash = :hash"
+        " AND status <> 'failed'",
+        unique=True,
+        added_in="0010",
+        where="content_hash IS NOT NULL AND status <> 'failed'",
+    ),
 )
 
 _LOWER = re.compile(r"^lower\((\w+)\)$")
@@ -225,13 +239,17 @@ def attach_to_metadata(metadata: MetaData) -> None:
         table = metadata.tables[d.table]
         existing = {i.name for i in table.indexes} | {c.name for c in table.constraints}
         if d.name not in existing:
-            Index(d.name, *(_expression(metadata, d.table, c) for c in d.columns), unique=d.unique)
+            where: dict[str, Any] = (
+                {"sqlite_where": text(d.where), "postgresql_where": text(d.where)} if d.where else {}
+            )
+            Index(d.name, *(_expression(metadata, d.table, c) for c in d.columns), unique=d.unique, **where)
 
 
 def create_index_sql(d: IndexDef, *, concurrently: bool = False) -> str:
     unique = "UNIQUE " if d.unique else ""
     conc = "CONCURRENTLY " if concurrently else ""
-    return f"CREATE {unique}INDEX {conc}IF NOT EXISTS {d.name} ON {d.table} ({d.sql_columns()})"
+    where = f" WHERE {d.where}" if d.where else ""
+    return f"CREATE {unique}INDEX {conc}IF NOT EXISTS {d.name} ON {d.table} ({d.sql_columns()}){where}"
 
 
 def indexes_for(*tables: str, added_in: str | None = None) -> list[IndexDef]:

@@ -14,14 +14,15 @@ every other request. Routes run only the processing (checks, storage, the databa
 threadpool, once the body is complete. How many uploads one worker receives at once, and one
 user sends at once, is capped by the route (``core.limits.ConcurrencyCap``).
 
-A file part is spooled as it arrives: in memory up to 1 MiB (and 8 MiB for all the parts of
-a request), then in a temporary file written from a thread in 1 MiB steps, so a 40 MB photo
-is never held in memory and the event loop never waits on the disk.
+A file part is hashed (SHA-256) and spooled as it arrives: in memory up to 1 MiB (and 8 MiB
+for all the parts of a request), then in a temporary file written from a thread in 1 MiB
+steps, so a 40 MB photo is never held in memory and the event loop never waits on the disk.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -65,6 +66,13 @@ class Part:
     on_disk: bool = False
     stored: int = 0  # bytes in ``file`` (and ``pending``), as opposed to ``size`` seen
     pending: bytearray = dataclasses.field(default_factory=bytearray)  # for the disk, unwritten
+    # SHA-256 of the content, computed as it streams in (what dedupes a photo sent again).
+    digest: Any = dataclasses.field(default_factory=hashlib.sha256)
+
+    @property
+    def sha256(self) -> str:
+        """The hex SHA-256 of the whole content (meaningless when ``too_large``)."""
+        return str(self.digest.hexdigest())
 
     def read(self) -> bytes:
         """The whole content (for small parts such as a selfie)."""
@@ -147,7 +155,9 @@ class _Reader:
                 part.file.close()
                 part.file = SpooledTemporaryFile(_SPOOL_BYTES)  # noqa: SIM115 - closed with the part
                 part.on_disk = False
+                part.digest = hashlib.sha256()
                 continue
+            part.digest.update(data)
             if not part.on_disk and part.stored + len(data) <= _SPOOL_BYTES:
                 part.file.write(data)
                 self.in_memory += len(data)

@@ -9,6 +9,7 @@ claims, renews, retries and commits; this module only decides.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 
@@ -24,13 +25,13 @@ from app.core.errors import AppError
 from app.events.models import Event
 from app.faces import search as faces_search
 from app.faces import service as faces_service
-from app.faces.images import load_rgb, make_thumbnail, sanitized_original, served_jpeg
+from app.faces.images import load_rgb, make_thumbnail, probe_image, sanitized_original, served_jpeg
 from app.faces.providers import get_face_provider
 from app.faces.providers.base import FaceProvider
 from app.jobs.kinds import JobKind, Outcome, Postpone, register, status_kind
 from app.jobs.models import JobStatus
 from app.notices import service as notices_service
-from app.photos import service
+from app.photos import service, uploads
 from app.photos.models import EventPurge, Photo, PhotoStatus, PurgeReason
 from app.selfies import service as selfies_service
 
@@ -41,16 +42,16 @@ def _failed(code: str, message: str) -> Outcome:
     return Outcome({"status": PhotoStatus.failed, "error_code": code, "error_message": message})
 
 
-def _derived_files(photo: Photo, data: bytes, img: Image.Image, settings: Settings) -> dict[str, str]:
+def _derived_files(
+    photo: Photo, data: bytes, img: Image.Image, fmt: str, settings: Settings
+) -> dict[str, str]:
     """The thumbnail and the served copy, from the photo decoded once (``img``)."""
     thumb_key = f"thumbs/{photo.event_id}/{photo.id}.jpg"
     storage.save(thumb_key, make_thumbnail(img, max_side=settings.thumbnail_size))
-    if photo.original_format in ("JPEG", "HEIF"):
+    if fmt in ("JPEG", "HEIF"):
         served, media_type = served_jpeg(img)
     else:  # PNG and WebP keep their format (transparency, 16-bit depth)
-        served, media_type = sanitized_original(
-            data, photo.original_format, max_pixels=settings.max_image_pixels
-        )
+        served, media_type = sanitized_original(data, fmt, max_pixels=settings.max_image_pixels)
     served_key = f"served/{photo.event_id}/{photo.id}.{media_type.rsplit('/', 1)[-1]}"
     storage.save(served_key, served)
     return {"thumbnail_key": thumb_key, "served_key": served_key, "served_media_type": media_type}
@@ -60,13 +61,27 @@ def _find_faces(session: Session, photo: Photo, provider: FaceProvider) -> Outco
     """Step one: the photo's faces and served files."""
     settings = get_settings()
     data = storage.load(photo.original_key)
+    # A direct upload's bytes were described by the browser: they must be what it said (a
+    # wrong hash would make other bytes look like duplicates of these), and an image the
+    # form upload would have taken (size, format, pixels).
+    if photo.content_hash and hashlib.sha256(data).hexdigest() != photo.content_hash:
+        return _failed("content_hash_mismatch", "The file's SHA-256 is not the one declared; send it again.")
+    if len(data) > settings.photo_max_bytes:
+        return _failed("file_too_large", "The file is larger than the limit.")
+    info = probe_image(data, max_pixels=settings.max_image_pixels)
     img = load_rgb(data, max_pixels=settings.max_image_pixels)
     faces = provider.index_image(img, event_id=photo.event_id)
-    files = _derived_files(photo, data, img, settings)
+    files = _derived_files(photo, data, img, info.format, settings)
     faces_service.store_faces(
         session=session, photo_id=photo.id, event_id=photo.event_id, faces=faces, provider=provider
     )
-    return Outcome({"faces_count": len(faces), **files}, done=False)
+    probed = {
+        "original_format": info.format,
+        "width": info.width,
+        "height": info.height,
+        "size_bytes": len(data),
+    }
+    return Outcome({"faces_count": len(faces), **probed, **files}, done=False)
 
 
 def _match(session: Session, photo: Photo, provider: FaceProvider) -> Outcome:
@@ -166,7 +181,13 @@ def handle_purge(session: Session, purge: EventPurge) -> Outcome:
     if purge.reason == PurgeReason.sweep:
         queued = service.queue_retention_purges(session=session)
         orphans = service.sweep_orphan_files(session=session)
-        log.info("retention sweep: %d event(s) due, %d orphan file(s) deleted", len(queued), orphans)
+        abandoned = uploads.sweep_abandoned_uploads(session=session)
+        log.info(
+            "retention sweep: %d event(s) due, %d orphan file(s) deleted, %d abandoned upload(s) erased",
+            len(queued),
+            orphans,
+            abandoned,
+        )
         return Outcome({"status": JobStatus.pending, "attempts": 0}, retry_after=24 * 3600)
     if purge.event_id is None:  # only the sweep has no event: this row is damaged
         raise ValueError(f"purge {purge.id} ({purge.reason}) names no event")

@@ -13,6 +13,7 @@ from app.jobs.models import LeasedJob
 
 
 class PhotoStatus(enum.StrEnum):
+    uploading = "uploading"  # signed for a direct upload to the bucket, not completed yet
     pending = "pending"
     processing = "processing"
     indexed = "indexed"
@@ -29,12 +30,16 @@ class Photo(LeasedJob, Base):
     original_key: Mapped[str] = mapped_column(String(255))
     original_format: Mapped[str] = mapped_column(String(16))
     size_bytes: Mapped[int]
+    # 0 until the photo job has read a direct upload.
     width: Mapped[int]
     height: Mapped[int]
     served_key: Mapped[str | None] = mapped_column(String(255))
     served_media_type: Mapped[str | None] = mapped_column(String(32))
     thumbnail_key: Mapped[str | None] = mapped_column(String(255))
     faces_count: Mapped[int] = mapped_column(default=0)
+    # SHA-256 (hex) of the original's bytes; one photo per hash in an event among those not
+    # failed (a partial unique index, core.indexes). Null for rows older than revision 0010.
+    content_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     indexed_at: Mapped[datetime | None]
 

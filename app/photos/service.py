@@ -3,11 +3,13 @@ indexing is the photo job (``photos/jobs.py``)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 from datetime import timedelta
-from typing import IO
+from typing import IO, NamedTuple
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.accounts.models import Role, User
@@ -39,34 +41,111 @@ def file_too_large(settings: Settings) -> PayloadTooLarge:
     )
 
 
+class Accepted(NamedTuple):
+    photo: Photo
+    duplicate: bool  # the event already had these bytes: ``photo`` is that one
+
+
+def _hash_of(data: bytes | IO[bytes]) -> str:
+    if isinstance(data, bytes):
+        return hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256()
+    data.seek(0)
+    while chunk := data.read(storage.CHUNK_BYTES):
+        digest.update(chunk)
+    data.seek(0)
+    return digest.hexdigest()
+
+
+def find_duplicate(*, session: Session, event_id: int, content_hash: str) -> Photo | None:
+    """The event's photo with these bytes, among those not failed (at most one: the partial
+    unique index ``uq_photos_event_id_content_hash``)."""
+    return session.scalar(
+        select(Photo)
+        .where(
+            Photo.event_id == event_id,
+            Photo.content_hash == content_hash,
+            Photo.status != PhotoStatus.failed,
+        )
+        .limit(1)
+    )
+
+
+def insert_unique(session: Session, photo: Photo) -> Photo | None:
+    """Insert ``photo``; None when another request stored the same bytes in the event first."""
+    try:
+        with session.begin_nested():
+            session.add(photo)
+            session.flush()
+    except IntegrityError:
+        return None
+    return photo
+
+
 def accept_photo(
-    *, session: Session, event: Event, uploader: User, filename: str, data: bytes | IO[bytes]
-) -> Photo:
+    *,
+    session: Session,
+    event: Event,
+    uploader: User,
+    filename: str,
+    data: bytes | IO[bytes],
+    content_hash: str | None = None,
+) -> Accepted:
     """Store one uploaded original (bytes, or a file streamed on to storage) and queue it for
-    indexing. Raises for a bad file."""
+    indexing. Raises for a bad file. The same bytes already in the event are not stored
+    again (``Accepted.duplicate``); a direct upload of them left unfinished is finished with
+    these bytes. ``content_hash``: the SHA-256 computed while the file arrived, if it was."""
     settings = get_settings()
     size = len(data) if isinstance(data, bytes) else data.seek(0, io.SEEK_END)
     if size > settings.photo_max_bytes:
         raise file_too_large(settings)
     info = probe_image(data, max_pixels=settings.max_image_pixels)  # leaves a file rewound
+    content_hash = content_hash or _hash_of(data)
+    existing = find_duplicate(session=session, event_id=event.id, content_hash=content_hash)
+    if existing is not None and existing.status != PhotoStatus.uploading:
+        return Accepted(existing, True)
+    if existing is not None:  # signed for the bucket, never completed: these bytes finish it
+        storage.save(existing.original_key, data)
+        queue_uploaded(session, existing)
+        return Accepted(existing, True)
     key = storage.new_key(f"photos/{event.id}", FILE_EXTENSIONS[info.format])
     storage.save(key, data)
-    photo = Photo(
-        event_id=event.id,
-        uploaded_by=uploader.id,
-        filename=filename,
-        original_key=key,
-        original_format=info.format,
-        size_bytes=size,
-        width=info.width,
-        height=info.height,
-        status=PhotoStatus.pending,
-    )
-    session.add(photo)
-    session.flush()
     storage.delete_if_rolled_back(session, [key])
+    photo = insert_unique(
+        session,
+        Photo(
+            event_id=event.id,
+            uploaded_by=uploader.id,
+            filename=filename,
+            original_key=key,
+            original_format=info.format,
+            size_bytes=size,
+            width=info.width,
+            height=info.height,
+            content_hash=content_hash,
+            status=PhotoStatus.pending,
+        ),
+    )
+    if photo is None:  # the same bytes arrived meanwhile by another request
+        storage.delete_after_commit(session, [key])
+        winner = find_duplicate(session=session, event_id=event.id, content_hash=content_hash)
+        if winner is None:
+            raise Conflict("The photo was sent twice at once; send it again.", code="conflict")
+        return Accepted(winner, True)
     wakeup.notify_on_commit(session)
-    return photo
+    return Accepted(photo, False)
+
+
+def queue_uploaded(session: Session, photo: Photo) -> None:
+    """An ``uploading`` photo whose file is in storage goes to the photo job (once)."""
+    session.execute(
+        update(Photo)
+        .where(Photo.id == photo.id, Photo.status == PhotoStatus.uploading)
+        .values(status=PhotoStatus.pending)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(photo)
+    wakeup.notify_on_commit(session)
 
 
 def delete_photo(*, session: Session, event: Event, photo_id: int) -> None:

@@ -31,6 +31,7 @@ from app.faces import service as faces_service
 from app.jobs.models import JobStatus
 from app.notices import service as notices_service
 from app.photos import service as photos_service
+from app.photos import uploads as photo_uploads
 from app.photos.models import PhotoStatus
 from app.selfies import service as selfies_service
 from app.web.errors import error_page, unless_gone
@@ -39,7 +40,17 @@ from app.web.templating import error_text, render
 
 router = APIRouter(prefix="/organizer", include_in_schema=False)
 PROGRESS_LIMIT = 500
-UPLOAD_ERRORS = ("unsupported_format", "file_too_large", "image_too_large", "too_many_files", "storage_full")
+UPLOAD_ERRORS = (
+    "unsupported_format",
+    "file_too_large",
+    "image_too_large",
+    "too_many_files",
+    "storage_full",
+    "too_many_uploads",
+    "upload_missing",
+    "upload_size_mismatch",
+    "upload_incomplete",
+)
 
 
 @router.get("", response_class=HTMLResponse)
@@ -115,6 +126,7 @@ def event_page(
         "qr_svg": qr.svg_inline(scale=6, dark="#111", omitsize=True),
         "done": request.query_params.get("done", ""),
         "upload_messages": {code: error_text(language_for(request), code) for code in UPLOAD_ERRORS},
+        "direct_uploads": photo_uploads.direct_uploads_available(),
     }
     return render(request, "organizer/event.html", context, user=organizer)
 

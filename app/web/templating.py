@@ -25,19 +25,20 @@ TEMPLATES = Path(__file__).parent / "templates"
 # script: htmx is configured without eval), and are never framed by another site.
 _CSP = (
     "default-src 'self'; img-src 'self' data: blob:{images}; script-src 'self'; "
-    "style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "style-src 'self'; connect-src 'self'{uploads}; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
 
 
 def page_headers() -> dict[str, str]:
     """Headers of every page. With S3 storage and presigned URLs, photos are redirected to
-    the bucket, whose origin the pages then allow images from."""
+    the bucket, whose origin the pages then allow images from, and the organizer's page sends
+    photos to it directly (``connect-src``)."""
     origin = storage.backend().public_origin()
     images = f" {origin}" if origin else ""
     return {
         "Cache-Control": "no-store",
-        "Content-Security-Policy": _CSP.format(images=images),
+        "Content-Security-Policy": _CSP.format(images=images, uploads=images),
         "Referrer-Policy": "same-origin",
         "X-Frame-Options": "DENY",
     }

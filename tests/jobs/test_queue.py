@@ -14,7 +14,7 @@ from app.core.database import get_sessionmaker, utcnow
 from app.jobs import queue
 from app.photos.models import Photo, PhotoStatus
 from tests.helpers import drain_jobs, login, make_event, make_organizer, upload_photos
-from tools.photos import fixture_bytes
+from tools.photos import distinct_copy, fixture_bytes
 
 TODO = (PhotoStatus.pending, PhotoStatus.processing)
 
@@ -23,7 +23,8 @@ def _photos(client: TestClient, session: Session, n: int) -> list[int]:
     org = login(client, make_organizer(session)["username"])
     event = make_event(client, org)
     data = fixture_bytes("Tom_Hanks_54745.png")
-    return list(upload_photos(client, org, event["id"], {f"p{i}.png": data for i in range(n)}).values())
+    photos = {f"p{i}.png": distinct_copy(data, i) for i in range(n)}
+    return list(upload_photos(client, org, event["id"], photos).values())
 
 
 def test_concurrent_workers_never_claim_the_same_job(client: TestClient, session: Session) -> None:

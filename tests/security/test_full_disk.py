@@ -12,6 +12,7 @@ under a real Gunicorn (``test_full_disk_server.py``).
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import time
 from collections.abc import Iterator
@@ -31,7 +32,9 @@ from app.core.storage import space
 from app.core.storage.local import LocalBackend
 from app.photos.models import Photo, PhotoStatus
 from tests.helpers import drain_jobs, ops_headers, upload_photos
-from tools.photos import fixture_bytes
+from tools.photos import distinct_copy, fixture_bytes
+
+_sent = itertools.count()
 
 GIB = 1024**3
 
@@ -93,9 +96,10 @@ def refused_for_room(r: Any) -> bool:
 
 
 def _upload_photo(client: TestClient, headers: dict[str, str], event_id: int, name: str = "a.jpg") -> Any:
+    """A new photo each time (the same bytes again would be answered as a duplicate)."""
     return client.post(
         f"/api/events/{event_id}/photos",
-        files=[("files", (name, fixture_bytes("obama.jpg")))],
+        files=[("files", (name, distinct_copy(fixture_bytes("obama.jpg"), next(_sent))))],
         headers=headers,
     )
 

@@ -6,6 +6,7 @@ without a restart."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -24,7 +25,7 @@ from tests.helpers import ops_headers
 from tests.security.test_full_disk import refused_for_room
 from tools.accounts import PASSWORD, create_organizer_cli
 from tools.harness.server import running_server
-from tools.photos import fixture_bytes
+from tools.photos import distinct_copy, fixture_bytes
 
 pytestmark = pytest.mark.slow  # a real server
 
@@ -89,9 +90,11 @@ def test_on_a_real_full_disk_workers_keep_serving_uploads_are_refused_and_freed_
         token = c.post("/api/login", json={"login": "boss", "password": PASSWORD}).json()["access_token"]
         org = {"Authorization": f"Bearer {token}"}
         first = c.post("/api/events", json={"name": "Full"}, headers=org).json()["id"]
-        photo = {"files": ("a.jpg", fixture_bytes("obama3.jpg"))}
+        sent = itertools.count()
 
         def upload(event_id: int) -> httpx.Response:
+            # A new photo each time: the same bytes again would be answered as a duplicate.
+            photo = {"files": ("a.jpg", distinct_copy(fixture_bytes("obama3.jpg"), next(sent)))}
             r = c.post(f"/api/events/{event_id}/photos", files=photo, headers=org)
             assert r.status_code in (202, 507), r.text  # never a 500
             return r

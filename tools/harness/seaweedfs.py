@@ -77,6 +77,18 @@ class S3Server:
             config=Config(**settings),
         )
 
+    def allow_browser_uploads(self, bucket: str, origins: list[str]) -> None:
+        """The bucket's CORS: pages of ``origins`` may PUT to it (presigned direct uploads),
+        read from it, and read the ``ETag`` of each part (docs/OPERATIONS.md)."""
+        rule = {
+            "AllowedOrigins": origins,
+            "AllowedMethods": ["PUT", "GET", "HEAD"],
+            "AllowedHeaders": ["*"],
+            "ExposeHeaders": ["ETag"],
+            "MaxAgeSeconds": 3600,
+        }
+        self.client().put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [rule]})
+
     def keys(self, bucket: str) -> list[str]:
         """Every key in ``bucket``."""
         pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
