@@ -1,40 +1,77 @@
-"""The privacy policy guests accept at registration (``GET /api/privacy``), and its version,
-recorded with each guest's consent. Change the text, change the version."""
+"""The privacy policy guests accept at registration (``/privacy``, ``GET /api/privacy``), and
+its version, recorded with each guest's consent.
+
+The policy is a Jinja template per language (``app/accounts/templates/policy.<language>.html``)
+that states what this server's settings do: the face provider, whether selfie images are kept,
+the retention, whether mail leaves the server, where files are stored, and the controller and
+contact the operator names (``PRIVACY_CONTROLLER``, ``PRIVACY_CONTACT``). Change a template's
+wording, change the version.
+"""
 
 from __future__ import annotations
 
-POLICY_VERSION = "2026-12-06"
+import html
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
 
-POLICY = """\
-# How this service uses your face
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-**What is stored.** Your account (username, email, display name, a salted hash of your password),
-the events you joined and when you accepted this policy. When you upload a selfie: the image until
-its face is checked (then it is deleted, unless the organizer's server is configured to keep it),
-and a face template: 128 numbers computed from your face (or, when the server uses Azure Face, an
-identifier of your face in Azure). For each event photo, the faces found in it, and which photos
-your template matched.
+from app.core.config import Settings, get_settings
+from app.core.i18n import supported
 
-**Mail.** We write to your address to confirm it, to reset your password or sign you in when you
-ask, and, once it is confirmed, to tell you when new photos of you arrive: one message per event
-after the organizer's upload has settled, at most every few hours, with the number of photos and
-a link, never a photo or a face. Every such message has a one-click unsubscribe; your account
-page has a switch per event and one for all. We keep, for each message, to whom, what kind and
-when it was sent (not its text), and which photos you were told about; links we mail are stored
-only as a fingerprint and work once, for a short time.
+POLICY_VERSION = "2026-12-06.2"
+TEMPLATES = Path(__file__).parent / "templates"
 
-**Where.** On the organizer's server (its database and its files). With Azure Face, face images
-are sent to Microsoft's Face service in the region the organizer chose. Mail goes through the
-organizer's mail provider.
+_environment = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(["html"]),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 
-**For how long.** Your selfie template until you delete it, upload another, delete your account,
-or the event's photos are purged (by default 30 days after the event ends). Event photos and
-their faces are kept for the same time.
 
-**Who sees it.** You see the photos you were matched in. The event's organizer sees the event's
-photos, its guests and how often each changed their selfie. Nobody else.
+@dataclass(frozen=True)
+class PolicyFacts:
+    """What the policy says of this server, from its settings."""
 
-**Your rights.** "Not me" removes a photo from your list for good; deleting your selfie erases its
-template and your matches; deleting your account erases everything of yours; you can download all
-of your data at any time.
-"""
+    controller: str
+    contact: str
+    azure_host: str  # empty: the local face engine, on this server
+    keep_selfie_image: bool
+    retention_days: int
+    mail: bool  # SMTP_URL set: mail leaves the server
+    bucket_host: str  # empty: files on this server's disk
+
+
+def facts(settings: Settings | None = None) -> PolicyFacts:
+    settings = settings or get_settings()
+    bucket = ""
+    if settings.storage_is_s3:
+        bucket = urlsplit(settings.s3_endpoint_url).hostname or f"Amazon S3 ({settings.aws_region})"
+    azure = settings.face_provider == "azure"
+    return PolicyFacts(
+        controller=settings.privacy_controller.strip(),
+        contact=settings.privacy_contact.strip(),
+        azure_host=(urlsplit(settings.azure_face_endpoint).hostname or "") if azure else "",
+        keep_selfie_image=settings.selfie_keep_image,
+        retention_days=settings.event_retention_days,
+        mail=bool(settings.smtp_url),
+        bucket_host=bucket,
+    )
+
+
+def policy_html(*, language: str) -> str:
+    """The policy in ``language`` (French when the service does not speak it), as HTML."""
+    template = _environment.get_template(f"policy.{supported(language)}.html")
+    return template.render(asdict(facts()))
+
+
+def policy_text(*, language: str) -> str:
+    """The same policy as plain text: a line per paragraph, item or heading."""
+    page = re.sub(r"<li[^>]*>", "- ", policy_html(language=language))
+    page = re.sub(r"</(p|li|h\d|ul)>", "\n", page)
+    lines = (" ".join(html.unescape(re.sub(r"<[^>]+>", "", line)).split()) for line in page.splitlines())
+    return "\n".join(line for line in lines if line)

@@ -70,7 +70,10 @@ class LoginIn(RequestModel):
 
 class PrivacyPolicy(BaseModel):
     version: str
-    text: str = Field(description="Markdown.")
+    language: str = Field(description="The language of ``text``: the request's (Accept-Language), or French.")
+    text: str = Field(description="The policy as plain text: a line per heading, paragraph or item.")
+    controller: str | None = Field(description="Who answers for the guests' data (PRIVACY_CONTROLLER).")
+    contact: str | None = Field(description="How to reach them (PRIVACY_CONTACT).")
 
 
 class DeleteAccountIn(RequestModel):

@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from app.accounts import devices, links
+from app.accounts import privacy as policy
 from app.accounts import service as accounts_service
 from app.accounts.deps import CurrentUser, LoginAttempt
-from app.accounts.privacy import POLICY, POLICY_VERSION
 from app.accounts.schemas import (
     Accepted,
     Availability,
@@ -76,10 +76,20 @@ def login(
 
 
 @router.get("/privacy")
-def privacy() -> PrivacyPolicy:
-    """What is stored about a guest, where, for how long and who sees it: the policy a guest
-    accepts at registration (``accept_face_processing``), with its version."""
-    return PrivacyPolicy(version=POLICY_VERSION, text=POLICY)
+def privacy(request: Request) -> PrivacyPolicy:
+    """What is stored about a guest, where, for how long and who sees it, as this server is set
+    up: the policy a guest accepts at registration (``accept_face_processing``), with its
+    version, in the request's language (``Accept-Language``; French by default), and the
+    controller and contact the operator names (null when not set)."""
+    language = language_for(request)
+    facts = policy.facts()
+    return PrivacyPolicy(
+        version=policy.POLICY_VERSION,
+        language=language,
+        text=policy.policy_text(language=language),
+        controller=facts.controller or None,
+        contact=facts.contact or None,
+    )
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)

@@ -70,16 +70,16 @@ def create_event(body: EventCreate, organizer: CurrentOrganizer, session: Sessio
 
 @router.get("/api/events", responses=errors(403), tags=[Tag.events])
 def list_events(organizer: CurrentOrganizer, session: SessionDep) -> EventList:
-    """The organizer's events, newest first (every event for an admin)."""
-    rows = events_service.list_events(session=session, organizer=organizer)
-    return EventList(
-        events=[event_actions.organizer_view(session=session, event=e, guests=n) for e, n in rows]
-    )
+    """The organizer's events, newest first (every event for an admin), each with its erasure
+    date ``purge_at``."""
+    return event_actions.event_list(session=session, organizer=organizer)
 
 
 @router.get("/api/events/{event_id}", responses=errors(403, 404), tags=[Tag.events])
 def get_event(event_id: IdPath, organizer: CurrentOrganizer, session: SessionDep) -> EventOrganizerView:
-    """One of the organizer's events, with its photo indexing progress and face count."""
+    """One of the organizer's events, with its photo indexing progress, face count and erasure
+    date: ``purge_at``, its end (``ends_at``) or, when it has none, its last upload, plus
+    ``retention_days`` (null only while an event without an end has no photo)."""
     event = events_service.get_managed_event(session=session, organizer=organizer, event_id=event_id)
     return event_actions.event_detail(session=session, event=event)
 

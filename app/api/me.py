@@ -19,13 +19,14 @@ from app.accounts import service as accounts_service
 from app.accounts.deps import CurrentUser, LoginAttempt
 from app.accounts.schemas import ChangePasswordIn, DeleteAccountIn, TokenResponse, UserPublic
 from app.actions import erasure, export
+from app.actions import events as event_actions
 from app.core.database import SessionDep
 from app.core.errors import NotFound
 from app.core.openapi import Tag, errors
 from app.core.schemas import IdPath, OptionalIdQuery
 from app.core.throttle import Slot, Throttle, too_many
 from app.events import service as events_service
-from app.events.schemas import EventPublic, MeResponse
+from app.events.schemas import MeResponse
 from app.selfies import service as selfies_service
 from app.selfies.schemas import MyPhotos
 
@@ -45,11 +46,10 @@ _TOO_MANY_EXPORTS = "You downloaded your photos often lately: try again later."
 
 @router.get("/me", tags=[Tag.accounts])
 def me(user: CurrentUser, session: SessionDep) -> MeResponse:
-    """The signed-in user and the events they are a guest of."""
-    events = events_service.user_events(session=session, user_id=user.id)
-    return MeResponse(
-        **UserPublic.model_validate(user).model_dump(), events=[EventPublic.model_validate(e) for e in events]
-    )
+    """The signed-in user and the events they are a guest of, each with its erasure date
+    ``purge_at`` (its end, or its last upload when it has none, plus its retention)."""
+    events = event_actions.guest_events(session=session, user_id=user.id)
+    return MeResponse(**UserPublic.model_validate(user).model_dump(), events=events)
 
 
 @router.delete(

@@ -168,8 +168,13 @@ class Settings(FaceSettings, MailSettings):
     selfie_keep_image: bool = False
     # Selfie changes (an accepted replacement, or a deletion) per guest in 24 hours; shown to organizers.
     selfie_changes_per_day: int = Field(default=3, ge=0, le=1000)
-    # Days after an event's end when its photos, faces and matches are purged (per event).
+    # Days after an event's end (or, without an end, its last upload) when its photos, faces
+    # and matches are purged (per event).
     event_retention_days: int = Field(default=30, ge=1, le=3650)
+    # Who answers for the guests' data, and how to reach them: named in the privacy policy
+    # (/privacy, GET /api/privacy). Empty: the policy says the operator has not named them.
+    privacy_controller: str = Field(default="", max_length=300)
+    privacy_contact: str = Field(default="", max_length=300)
     # Photos erased per committed step of an event purge.
     purge_batch_size: int = Field(default=100, ge=1, le=10_000)
     selfie_max_bytes: int = Field(default=15 * 1024 * 1024, ge=1024)

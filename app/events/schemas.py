@@ -24,6 +24,27 @@ class EventPublic(BaseModel):
     ends_at: datetime | None
 
 
+_PURGE_AT = (
+    "When the event's photos, faces and matches are erased: its end (ends_at), or when it has "
+    "none its last upload, plus retention_days. Null only while an event without an end has "
+    "no photo."
+)
+
+
+class GuestEvent(EventPublic):
+    """An event of the signed-in guest (``GET /api/me``), with its erasure date."""
+
+    retention_days: int
+    purge_at: datetime | None = Field(default=None, description=_PURGE_AT)
+
+
+class EventInvitation(GuestEvent):
+    """An event as its page shows it to someone who may join it: who organizes it and when
+    its photos are erased (``purge_at``, or the rule while it has none)."""
+
+    organizer: str
+
+
 class PhotoCounts(BaseModel):
     pending: int = 0
     processing: int = 0
@@ -51,6 +72,7 @@ class EventOrganizerView(EventPublic):
     photos: PhotoCounts | None = None
     faces: int | None = None
     faces_reembed: FaceReembedProgress | None = None
+    purge_at: datetime | None = Field(default=None, description=_PURGE_AT)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -104,7 +126,7 @@ class EventList(BaseModel):
 
 
 class MeResponse(UserPublic):
-    events: list[EventPublic]
+    events: list[GuestEvent]
 
 
 class EventBanPublic(BaseModel):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
 
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
@@ -268,22 +268,23 @@ def close_for_erasure(*, session: Session, event: Event) -> None:
     session.flush()
 
 
-def retention_due(*, session: Session, now: datetime) -> list[Event]:
-    """Ended events whose retention period is over and whose photos are not purged yet."""
-    candidates = session.scalars(
-        select(Event).where(
-            Event.ends_at.is_not(None), Event.purged_at.is_(None), Event.deleting_at.is_(None)
+def member_event(*, session: Session, user_id: int, code: str) -> Event | None:
+    """The event of ``code`` if ``user_id`` is a guest of it (open or closed), else None."""
+    return session.scalar(
+        select(Event)
+        .join(EventMembership, EventMembership.event_id == Event.id)
+        .where(
+            EventMembership.user_id == user_id,
+            Event.code == normalize_code(code),
+            Event.deleting_at.is_(None),
         )
     )
-    return [
-        e
-        for e in candidates
-        if e.ends_at is not None and _aware(e.ends_at) + timedelta(days=e.retention_days) <= now
-    ]
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+def organizer_name(*, session: Session, event: Event) -> str:
+    """The name the event's organizer goes by: their display name, else their username."""
+    row = session.execute(select(User.display_name, User.username).where(User.id == event.organizer_id)).one()
+    return str(row.display_name or row.username)
 
 
 def user_events(*, session: Session, user_id: int) -> list[Event]:

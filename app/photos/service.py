@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import io
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import IO, NamedTuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -182,8 +183,38 @@ def sweep_orphan_files(*, session: Session, older_than: timedelta = timedelta(ho
     return storage.delete_unnamed(named, older_than=older_than)
 
 
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def purge_dates(*, session: Session, events: Sequence[Event]) -> dict[int, datetime | None]:
+    """When each of ``events`` has its photos, faces and matches erased (``purge_at``): its end
+    (``ends_at``) or, when it has none, its last upload (its newest photo's ``created_at``),
+    plus its ``retention_days``. None for an event with neither an end nor a photo yet; an
+    event without an end whose photos were purged answers the date they were."""
+    undated = [e.id for e in events if e.ends_at is None]
+    last: dict[int, datetime] = {}
+    for start in range(0, len(undated), 500):
+        rows = session.execute(
+            select(Photo.event_id, func.max(Photo.created_at))
+            .where(Photo.event_id.in_(undated[start : start + 500]))
+            .group_by(Photo.event_id)
+        )
+        last.update({event_id: newest for event_id, newest in rows})
+    dates: dict[int, datetime | None] = {}
+    for event in events:
+        counted_from = event.ends_at or last.get(event.id)
+        if counted_from is not None:
+            dates[event.id] = _aware(counted_from) + timedelta(days=event.retention_days)
+        else:
+            dates[event.id] = _aware(event.purged_at) if event.purged_at else None
+    return dates
+
+
 def queue_retention_purges(*, session: Session) -> list[EventPurge]:
-    """A purge job for each event whose retention period is over (and none queued yet)."""
+    """A purge job for each event holding photos whose erasure date (``purge_dates``) has
+    passed, with or without an end date (and none queued yet). Photos uploaded after a purge
+    are purged again by the next sweep."""
     queued = set(
         session.scalars(
             select(EventPurge.event_id).where(
@@ -191,10 +222,19 @@ def queue_retention_purges(*, session: Session) -> list[EventPurge]:
             )
         )
     )
+    holding_photos = list(
+        session.scalars(
+            select(Event).where(
+                Event.deleting_at.is_(None), exists(select(Photo.id).where(Photo.event_id == Event.id))
+            )
+        )
+    )
+    now = utcnow()
+    dates = purge_dates(session=session, events=holding_photos)
     purges = [
         EventPurge(event_id=event.id, reason=PurgeReason.retention, status=JobStatus.pending)
-        for event in events_service.retention_due(session=session, now=utcnow())
-        if event.id not in queued
+        for event in holding_photos
+        if event.id not in queued and (due := dates[event.id]) is not None and due <= now
     ]
     session.add_all(purges)
     session.flush()

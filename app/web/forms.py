@@ -47,8 +47,14 @@ def see_other(url: str) -> RedirectResponse:
 
 
 def safe_next(value: str | None, default: str = "/") -> str:
-    """Only a path of this site: never another site (``//evil``, ``/\\evil``, a scheme)."""
-    if value and value.startswith("/") and not value.startswith(("//", "/\\")) and "\n" not in value:
+    """Only a path of this site: never another site (``//evil``, ``/\\evil``, a scheme), nor a
+    control character a browser would drop (a tab in ``/<tab>/evil``)."""
+    if (
+        value
+        and value.startswith("/")
+        and not value.startswith(("//", "/\\"))
+        and not any(ord(c) < 32 or ord(c) == 127 for c in value)
+    ):
         return value
     return default
 

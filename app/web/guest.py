@@ -8,25 +8,27 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from markupsafe import Markup
 from pydantic import ValidationError
 
 from app.accounts import devices, sessions
+from app.accounts import privacy as policy
 from app.accounts import service as accounts_service
 from app.accounts.deps import LoginAttempt, PageUser, SignedIn
 from app.accounts.models import User
-from app.accounts.privacy import POLICY
 from app.accounts.schemas import RegisterIn
 from app.actions import erasure
+from app.actions import events as event_actions
 from app.core.database import SessionDep
 from app.core.errors import AppError, Unprocessable
 from app.core.i18n import LANG_COOKIE, LANGUAGES, language_for
 from app.core.schemas import IdPath
 from app.core.throttle import ClientAddress, CountedAddress
 from app.events import service as events_service
-from app.events.schemas import EventPublic
 from app.notices import service as notices_service
 from app.photos import service as photos_service
 from app.selfies import service as selfies_service
@@ -53,11 +55,16 @@ def index(
     address: CountedAddress,
     event: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
-    """Enter the event's code; with ``?event=`` (the QR code's link), the event's name and the
-    registration form (a wrong code counts against the address, unless another site's page
-    made the browser ask)."""
+    """Enter the event's code; with ``?event=`` (the QR code's link), the event's name, its
+    organizer and erasure date, and the registration form, or "Join" for one signed in (a
+    guest of it already goes to its photos). A wrong code counts against the address, unless
+    another site's page made the browser ask."""
     if event is None and user is not None:
         return see_other(home_for(user))
+    if event and user is not None:
+        joined = events_service.member_event(session=session, user_id=user.id, code=event)
+        if joined is not None:
+            return see_other(f"/photos?event={joined.id}")
     found = None
     if event:
         try:
@@ -66,7 +73,28 @@ def index(
             return error_page(
                 request, exc, session=session, template="index.html", context={"code": event}, user=user
             )
-    return render(request, "index.html", {"event": found, "code": event or ""}, user=user)
+    context = {"event": found and event_actions.invitation(session=session, event=found), "code": event or ""}
+    return render(request, "index.html", context, user=user)
+
+
+@router.post("/join", response_class=HTMLResponse)
+def join(
+    request: Request, form: Form, user: SignedIn, session: SessionDep, address: ClientAddress
+) -> Response:
+    """Join the event of ``event_code`` ("Join" on its page; as ``POST /api/join-event``), then
+    its photos. A closed event, or a guest its organizer barred, is told why on the page."""
+    code = field(form, "event_code", 64)
+    try:
+        event, _ = event_actions.join_event(session=session, user=user, code=code, address=address)
+    except AppError as exc:
+
+        def event_page() -> dict[str, object]:
+            found = events_service.get_event_by_code(session=session, code=code) if code.strip() else None
+            shown = found and event_actions.invitation(session=session, event=found)
+            return {"event": shown, "code": code}
+
+        return error_page(request, exc, session=session, template="index.html", context=event_page, user=user)
+    return see_other(f"/photos?event={event.id}")
 
 
 @router.post("/register", response_class=HTMLResponse)
@@ -78,7 +106,7 @@ def register(request: Request, form: Form, session: SessionDep, address: Counted
     try:
         if values["event_code"].strip():
             found = events_service.event_for_code(session=session, code=values["event_code"], address=address)
-            event = EventPublic.model_validate(found)
+            event = event_actions.invitation(session=session, event=found)
         data = RegisterIn(
             **values,
             password=field(form, "password", 128),
@@ -125,24 +153,47 @@ def availability(
     )
 
 
+#: ``?event=`` of the log-in page: the code of the event page it was opened from.
+EventCode = Annotated[str | None, Query(max_length=64)]
+
+
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, user: PageUser, next: str | None = None) -> Response:
+def login_page(
+    request: Request, user: PageUser, next: str | None = None, event: EventCode = None
+) -> Response:
+    """Log in; from an event's page (``?event=<code>``) the log-in joins that event."""
     if user is not None:
-        return see_other(safe_next(next, home_for(user)))
-    return render(request, "login.html", {"next": safe_next(next, "")})
+        return see_other(_event_page(event) if event else safe_next(next, home_for(user)))
+    return render(request, "login.html", {"next": safe_next(next, ""), "event_code": event or ""})
+
+
+def _event_page(code: str) -> str:
+    return f"/?event={quote(code.strip(), safe='')}"
 
 
 @router.post("/login", response_class=HTMLResponse)
-def login(request: Request, form: Form, session: SessionDep, attempt: LoginAttempt) -> Response:
-    """Log in (throttled as ``POST /api/login``); a success sets the device cookie too."""
+def login(
+    request: Request, form: Form, session: SessionDep, attempt: LoginAttempt, address: ClientAddress
+) -> Response:
+    """Log in (throttled as ``POST /api/login``); a success sets the device cookie too. With
+    the ``event_code`` of the event page it came from, the guest joins that event and lands on
+    its photos (when the event refuses them, on its page, which says why)."""
     login_name, target = field(form, "login"), safe_next(field(form, "next"), "")
+    code = field(form, "event_code", 64)
     try:
         user = accounts_service.log_in(
             session=session, login=login_name, password=field(form, "password", 128), attempt=attempt
         )
     except AppError as exc:
-        context = {"next": target, "login": login_name}
+        context = {"next": target, "login": login_name, "event_code": code}
         return error_page(request, exc, session=session, template="login.html", context=context)
+    if code.strip():
+        try:
+            with session.begin_nested():
+                event, _ = event_actions.join_event(session=session, user=user, code=code, address=address)
+            target = f"/photos?event={event.id}"
+        except AppError:
+            target = _event_page(code)
     response = see_other(target or home_for(user))
     sessions.start_session(response, accounts_service.token_for(user).access_token)
     devices.remember_device(request, response, user.id)
@@ -171,7 +222,9 @@ def switch_language(language: str, next: str | None = None) -> Response:
 
 @router.get("/privacy", response_class=HTMLResponse)
 def privacy(request: Request, user: PageUser) -> Response:
-    return render(request, "privacy.html", {"policy": POLICY}, user=user)
+    """The privacy policy, in the visitor's language, as this server is set up."""
+    text = Markup(policy.policy_html(language=language_for(request)))  # noqa: S704 - our own template, autoescaped
+    return render(request, "privacy.html", {"policy": text, "version": policy.POLICY_VERSION}, user=user)
 
 
 @router.get("/selfie", response_class=HTMLResponse)
@@ -224,11 +277,12 @@ EventFilter = Annotated[int | None, Query(ge=1, le=2**62)]
 
 @router.get("/photos", response_class=HTMLResponse)
 def photos_page(request: Request, user: SignedIn, session: SessionDep, event: EventFilter = None) -> Response:
-    """The photos the guest appears in (of one event with ``?event=``); new ones fill in
-    without a reload."""
+    """The photos the guest appears in (of one event with ``?event=``), and when each event's
+    photos are erased; new ones fill in without a reload."""
     context = _grid_context(session, user.id, _parse_since(request.cookies.get(SEEN_COOKIE)), event)
+    events = event_actions.guest_events(session=session, user_id=user.id)
+    context["events"] = [e for e in events if event is None or e.id == event]
     if event is not None:
-        events = events_service.user_events(session=session, user_id=user.id)
         context["event_name"] = next((e.name for e in events if e.id == event), None)
     response = render(request, "photos.html", context, user=user)
     now = datetime.now(UTC).isoformat()

@@ -101,6 +101,7 @@ def _progress(session: SessionDep, event: Event) -> dict[str, object]:
         "reembed": reembed if reembed is not None and reembed.status in JobStatus.todo() else None,
         "event": event,
         "counts": detail.photos,
+        "purge_at": detail.purge_at,
         "faces": detail.faces,
         "matches": faces_service.match_count(session=session, event_id=event.id),
         "photos": photos,

@@ -1,14 +1,18 @@
 """Rendering a page: the Jinja2 environment and what every template is given.
 
 Every page gets the request's language and its translation functions, the signed-in user,
-and the CSRF token of this browser (its cookie is set on the response when it is new).
+the CSRF token of this browser (its cookie is set on the response when it is new), the page's
+own path with its query (``here``: the language switch comes back to it), and ``date`` to
+write a day in the page's language.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from babel.dates import format_date
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -78,6 +82,9 @@ def render(
     def ngettext(singular: str, plural: str, num: int, **values: Any) -> str:
         return catalog.ngettext(singular, plural, num) % {"num": num, **values}
 
+    def date(value: datetime | None) -> str:
+        return format_date(value, format="long", locale=language) if value else ""
+
     csrf_cookie = sessions.ensure_csrf_cookie(request)
     page = environment.get_template(template).render(
         request=request,
@@ -85,6 +92,8 @@ def render(
         lang=language,
         languages=[(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
         csrf_token=sessions.csrf_token_for(request, csrf_cookie),
+        here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+        date=date,
         _=gettext,
         gettext=gettext,
         ngettext=ngettext,

@@ -146,7 +146,7 @@ def test_registration_records_consent_to_the_published_policy(
 ) -> None:
     from tests.helpers import register
 
-    policy = client.get("/api/privacy").json()
+    policy = client.get("/api/privacy", headers={"Accept-Language": "en"}).json()
     assert policy["version"] and "template" in policy["text"] and "how long" in policy["text"].lower()
     refused = register(client, event["code"], "nadia", accept_face_processing=False)
     assert (refused.status_code, refused.json()["error"]["code"]) == (422, "consent_required")
