@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import threading
 import time
@@ -242,3 +243,28 @@ def test_a_job_that_loses_a_write_race_on_sqlite_runs_again_without_using_an_att
     photo = _reload(session, photo_id)
     assert (photo.status, photo.attempts, photo.faces_count) == (PhotoStatus.indexed, 1, 7)
     assert calls == [1, 1]
+
+
+def test_the_pool_runs_its_nodes_housekeeping_at_start_and_survives_its_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``supervise(maintenance=...)``: the face-worker pool sweeps the node (its gallery
+    segments) when it starts and then every ``every`` seconds; a failing sweep is logged and
+    the pool goes on."""
+    calls: list[float] = []
+
+    def sweep() -> None:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            raise RuntimeError("the database is not up yet")
+        runner._request_stop(signal.SIGTERM, None)
+
+    monkeypatch.setattr(runner, "_stopping", False)
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        assert runner.supervise(lambda _i, _n: None, 0, nice=0, maintenance=sweep, every=0.2) == 0
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+        monkeypatch.setattr(runner, "_stopping", False)
+    assert len(calls) == 2 and calls[1] - calls[0] >= 0.2
