@@ -179,14 +179,11 @@ def sweep_node(*, session: Session) -> tuple[int, int]:
             continue
         for segment in ann.segments(folder, name):
             held = set(ann.keys(segment).tolist())
-            alive = session.execute(
-                select(Face.id, Face.descriptor).where(
-                    Face.event_id == event_id, Face.seq > segment.first, Face.seq <= segment.last
-                )
-            ).all()
+            in_range = (Face.event_id == event_id, Face.seq > segment.first, Face.seq <= segment.last)
+            if held <= set(session.scalars(select(Face.id).where(*in_range))):
+                continue  # the usual case: only ids are read
+            alive = session.execute(select(Face.id, Face.descriptor).where(*in_range)).all()
             kept = [r for r in alive if r.id in held]
-            if len(kept) == len(held):
-                continue
             ids = np.fromiter((r.id for r in kept), dtype=np.int64, count=len(kept))
             vectors = np.frombuffer(b"".join(r.descriptor for r in kept), dtype="<f4").reshape(
                 len(kept), DESCRIPTOR_SIZE
