@@ -27,7 +27,7 @@ import numpy as np
 from usearch.index import Index
 
 from app.faces import ann
-from app.faces.matching import DESCRIPTOR_SIZE, within
+from app.faces.matching import DESCRIPTOR_SIZE, Gallery, within
 
 log = logging.getLogger("app.faces.galleries")
 
@@ -38,28 +38,37 @@ Runner = Callable[[Callable[[], None]], object]
 
 
 class _Rows:
-    """The faces after the last segment: exact float32, appended in seq order."""
+    """The faces after the last segment: exact float32, appended in seq order. A
+    :class:`Gallery` holds them (amortised appends), its photo column carrying each face's
+    seq."""
 
     def __init__(self, dim: int) -> None:
-        self.ids = np.empty(0, dtype=np.int64)
-        self.seqs = np.empty(0, dtype=np.int64)
-        self.vectors = np.empty((0, dim), dtype=np.float32)
-        self.sq_norms = np.empty(0, dtype=np.float32)
+        self._faces = Gallery(dim=dim)
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self._faces)
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self._faces.ids
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self._faces.vectors
+
+    @property
+    def sq_norms(self) -> np.ndarray:
+        return self._faces.sq_norms
 
     def append(self, ids: np.ndarray, seqs: np.ndarray, vectors: np.ndarray) -> None:
-        self.ids = np.concatenate([self.ids, ids.astype(np.int64)])
-        self.seqs = np.concatenate([self.seqs, seqs.astype(np.int64)])
-        self.vectors = np.concatenate([self.vectors, vectors.astype(np.float32)])
-        self.sq_norms = np.concatenate([self.sq_norms, np.einsum("ij,ij->i", vectors, vectors)])
+        self._faces.append(ids, seqs, vectors)
 
     def drop_through(self, seq: int) -> None:
-        keep = self.seqs > seq
+        keep = self._faces.photo_ids > seq
         if not keep.all():
-            self.ids, self.seqs = self.ids[keep], self.seqs[keep]
-            self.vectors, self.sq_norms = self.vectors[keep], self.sq_norms[keep]
+            kept = Gallery(dim=self._faces.dim, capacity=int(keep.sum()))
+            kept.append(self.ids[keep], self._faces.photo_ids[keep], self.vectors[keep])
+            self._faces = kept
 
 
 class EventGallery:
