@@ -9,9 +9,11 @@ it (``view``: the pages are the kernel's page cache, shared by every process of 
 memory does not grow with the workers.
 The faces after the last segment are searched exactly in memory (``app.faces.galleries``).
 
-Vectors are stored as float16 (half the bytes of the float32 descriptors; the search only
-needs them to rank), and every candidate is re-ranked with its exact stored descriptor by
-the caller, so a distance reported to anyone is never an approximate one.
+Vectors are stored as int8 (a quarter of the bytes of the float32 descriptors; the search
+only needs them to rank), and every candidate is re-ranked with its exact stored descriptor
+by the caller, so a distance reported to anyone is never an approximate one. Segments
+written as float16 by an earlier version are still searched, until a compaction rewrites
+them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from usearch.compiled import ScalarKind
 from usearch.index import Index
 
 # HNSW graph degree and build/search beams (docs/SCALE.md): at 1.5M faces, a search beam of
@@ -33,7 +36,8 @@ from usearch.index import Index
 CONNECTIVITY = 16
 EXPANSION_ADD = 128
 EXPANSION_SEARCH = 128
-# Searched this much further than asked (float16 rounding on 128 values stays far below it).
+# Searched this much further than asked (int8 rounding moves a distance by at most 0.01 on
+# 128 values, docs/SCALE.md).
 MARGIN = 0.05
 _FIRST_COUNT = 64
 
@@ -126,9 +130,19 @@ def _writer_lock(folder: Path, name: str, *, wait: bool) -> Iterator[bool]:
         os.close(fd)
 
 
-#: How a segment stores its vectors (only to rank: candidates are re-ranked exactly). Not
-#: int8: usearch reports int8 distances on another scale than the radius asked for.
-DTYPE = "f16"
+#: How a segment stores its vectors (only to rank: candidates are re-ranked exactly): each
+#: component c as round(127 c). Every model's components lie within [-1, 1] (SFace's
+#: descriptors are unit length; dlib's stay within 0.5). Quantised here rather than by
+#: usearch, whose own cast first scales each vector to unit length: that changes euclidean
+#: distances, so a radius would no longer mean one.
+DTYPE = "i8"
+_STEPS = 127.0
+
+
+def _encode(vectors: np.ndarray) -> np.ndarray:
+    scaled = np.rint(np.asarray(vectors, dtype=np.float32) * _STEPS)
+    encoded: np.ndarray = np.clip(scaled, -_STEPS, _STEPS).astype(np.int8)
+    return encoded
 
 
 def _build(ids: np.ndarray, vectors: np.ndarray, threads: int) -> Index:
@@ -141,7 +155,7 @@ def _build(ids: np.ndarray, vectors: np.ndarray, threads: int) -> Index:
         expansion_search=EXPANSION_SEARCH,
     )
     if len(ids):
-        index.add(np.asarray(ids, dtype=np.uint64), np.asarray(vectors, dtype=np.float32), threads=threads)
+        index.add(np.asarray(ids, dtype=np.uint64), _encode(vectors), threads=threads)
     return index
 
 
@@ -199,6 +213,8 @@ def near(index: Index, query: np.ndarray, radius: float) -> np.ndarray:
     if size == 0:
         return np.empty(0, dtype=np.int64)
     limit = (radius + MARGIN) ** 2
+    if index.dtype == ScalarKind.I8:
+        query, limit = _encode(query), limit * _STEPS**2
     count = min(_FIRST_COUNT, size)
     while True:
         found = index.search(query, count)

@@ -15,6 +15,8 @@ import pytest
 from sqlalchemy import delete, event, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
+from usearch.compiled import ScalarKind
+from usearch.index import Index
 
 from app.core.config import get_settings
 from app.core.database import session_scope
@@ -267,6 +269,47 @@ def test_an_ann_lookup_widens_until_it_has_every_face_within_the_radius(tmp_path
     exact = Gallery()
     exact.append(np.arange(1000), np.arange(1000), vectors)
     assert {face for face, _p, _d in exact.match(probe, threshold=1.0)} <= found
+
+
+def _within(vectors: np.ndarray, probe: np.ndarray, radius: float) -> set[int]:
+    return set(np.nonzero(np.linalg.norm(vectors - probe, axis=1) <= radius)[0].tolist())
+
+
+def test_int8_segments_find_every_face_within_the_radius_of_unit_and_dlib_scale_descriptors(
+    tmp_path: Path, devset: tuple[Indexed, dict[str, np.ndarray]]
+) -> None:
+    """The devset's descriptors (unit length), and descriptors on dlib's scale (length about
+    1.4, components within 0.5): a segment stores them as int8, and a lookup still returns
+    every face within the radius, and nothing much beyond it."""
+    indexed, probes = devset
+    rng = np.random.default_rng(10)
+    dlib_like = rng.normal(scale=0.125, size=(400, 128)).astype(np.float32)
+    for vectors, queries, radii in (
+        (indexed.gallery.vectors, np.stack(list(probes.values())), (0.9, 1.0, 1.16)),
+        (dlib_like, dlib_like[:20] + rng.normal(scale=0.02, size=(20, 128)).astype(np.float32), (0.5, 0.6)),
+    ):
+        name = ann.stem(event_id=len(vectors), token="t", model="m")
+        segment = ann.write_segment(
+            tmp_path, name, first=0, last=len(vectors), ids=np.arange(len(vectors)), vectors=vectors
+        )
+        assert segment is not None and ann.view(segment).dtype == ScalarKind.I8
+        for probe in queries:
+            for radius in radii:
+                found = set(ann.near(ann.view(segment), probe, radius).tolist())
+                assert _within(vectors, probe, radius) <= found
+                assert found <= _within(vectors, probe, radius + 2 * ann.MARGIN)
+
+
+def test_a_float16_segment_of_an_earlier_version_is_still_searched(tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    vectors = rng.normal(size=(500, 128)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    old = Index(ndim=128, metric="l2sq", dtype="f16", connectivity=ann.CONNECTIVITY)
+    old.add(np.arange(500, dtype=np.uint64), vectors)
+    old.save(str(tmp_path / (ann.stem(event_id=1, token="t", model="m") + "-0-500.usearch")))
+    (segment,) = ann.segments(tmp_path, ann.stem(event_id=1, token="t", model="m"))
+    probe = vectors[0] + rng.normal(scale=0.05, size=128).astype(np.float32)
+    assert _within(vectors, probe, 1.0) <= set(ann.near(ann.view(segment), probe, 1.0).tolist())
 
 
 @pytest.mark.skipif(not IS_POSTGRES, reason="two writers at once: PostgreSQL only (SQLite has one)")
