@@ -1,4 +1,5 @@
-"""Fixtures of the Azure Face tests (``test_azure*.py``): a fresh fake Face API per test
+"""Fixtures of the face tests: the devset as the default engine describes it (``devset``), and
+for the Azure Face tests (``test_azure*.py``) a fresh fake Face API per test
 (``tests.fakes.azure_face``), and ``FACE_PROVIDER=azure`` pointed at it with tiny timeouts and
 backoffs, the settings and the provider cache restored afterwards. Only tests that ask for
 them by name get them."""
@@ -7,12 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
 from app.core.config import get_settings
 from app.faces.providers import get_face_provider
 from app.faces.providers.azure import AzureProvider
+from app.faces.providers.local import LocalProvider
 from tests.fakes.azure_face import FakeAzureFace
+from tools.match_scoring import Indexed, index, load_devset, selfie_probes
+from tools.paths import DEVSET
+
+
+@pytest.fixture(scope="session")
+def devset() -> tuple[Indexed, dict[str, np.ndarray]]:
+    """The devset's photo faces and its guests' selfie descriptors, by the default engine."""
+    provider = get_face_provider()
+    assert isinstance(provider, LocalProvider)
+    labelled = load_devset(DEVSET)
+    return index(provider.engine, labelled), selfie_probes(provider.engine, labelled)
 
 
 @pytest.fixture
