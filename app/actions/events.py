@@ -6,6 +6,7 @@ it, ``selfies`` matches their selfie against it), and a guest taken out of an ev
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -13,7 +14,17 @@ from sqlalchemy.orm import Session
 from app.accounts.models import User
 from app.events import service as events_service
 from app.events.models import Event
-from app.events.schemas import EventInvitation, EventList, EventOrganizerView, EventPublic, GuestEvent
+from app.events.schemas import (
+    EventInvitation,
+    EventList,
+    EventOrganizerView,
+    EventPublic,
+    FaceReembedProgress,
+    GuestEvent,
+    PhotoCounts,
+)
+from app.faces import service as faces_service
+from app.jobs.models import JobStatus
 from app.notices import service as notices_service
 from app.photos import service as photos_service
 from app.selfies import service as selfies_service
@@ -93,3 +104,52 @@ def remove_guest(*, session: Session, event: Event, user_id: int, bar: bool = Fa
     what was kept to tell them of its photos (``notices``)."""
     events_service.remove_guest(session=session, event=event, user_id=user_id, bar=bar)
     notices_service.forget_guest(session=session, event_id=event.id, user_id=user_id)
+
+
+@dataclass(frozen=True)
+class OrganizerEvent:
+    """One line of the organizer's list of events."""
+
+    event: Event
+    guests: int
+    photos: int
+
+
+def organizer_events(*, session: Session, organizer: User) -> list[OrganizerEvent]:
+    """The organizer's events (every event for an admin), newest first, with their guest and
+    photo counts: two queries whatever the number of events."""
+    rows = events_service.list_events(session=session, organizer=organizer)
+    photos = photos_service.photos_per_event(session=session, event_ids=[event.id for event, _ in rows])
+    return [OrganizerEvent(event=event, guests=guests, photos=photos[event.id]) for event, guests in rows]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the organizer's dashboard tells of an event's indexing, counts only."""
+
+    photos: PhotoCounts
+    faces: int
+    matches: int
+    guests: int
+    selfies_ready: int
+    reembed: FaceReembedProgress | None  # only while faces are being described again
+
+    @property
+    def busy(self) -> bool:
+        """Photos wait for indexing, or faces are being described again."""
+        return self.photos.pending + self.photos.processing > 0 or self.reembed is not None
+
+
+def event_progress(*, session: Session, event: Event) -> Progress:
+    """The event's photo counts by status, faces, matches, guests and their ready selfies,
+    and a re-description of its faces under way."""
+    reembed = photos_service.reembed_progress(session=session, event_id=event.id)
+    guests = selfies_service.event_guests(session=session, event_id=event.id)
+    return Progress(
+        photos=photos_service.photo_counts(session=session, event_id=event.id),
+        faces=photos_service.faces_count(session=session, event_id=event.id),
+        matches=faces_service.match_count(session=session, event_id=event.id),
+        guests=len(guests),
+        selfies_ready=sum(1 for guest in guests if guest.selfie_status == "ready"),
+        reembed=reembed if reembed is not None and reembed.status in JobStatus.todo() else None,
+    )

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import IO, NamedTuple
 
@@ -321,3 +322,75 @@ def reembed_progress(*, session: Session, event_id: int) -> FaceReembedProgress 
     return FaceReembedProgress(
         model=job.model, status=job.status, photos_done=job.photos_done, photos_total=job.photos_total
     )
+
+
+UNSETTLED = (PhotoStatus.uploading, PhotoStatus.pending, PhotoStatus.processing)  # no thumbnail yet
+
+
+@dataclass(frozen=True)
+class PhotoPage:
+    """Page ``page`` (from 1) of an event's photos, oldest first, and how many it holds in all."""
+
+    photos: list[Photo]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def after(self) -> int:
+        """The largest id on the page: a photo that lands on it later has a larger one."""
+        return max((p.id for p in self.photos), default=0)
+
+
+def photo_page(*, session: Session, event_id: int, page: int, per_page: int) -> PhotoPage:
+    """Page ``page`` of the event's photos (the last one when ``page`` is beyond it)."""
+    total = count_photos(session=session, event_id=event_id)
+    page = min(max(page, 1), max(1, -(-total // per_page)))
+    offset = (page - 1) * per_page
+    photos = list_photos(session=session, event_id=event_id, status=None, limit=per_page, offset=offset)
+    return PhotoPage(photos=photos, total=total, page=page, per_page=per_page)
+
+
+def photo_page_changes(
+    *, session: Session, event_id: int, page: int, per_page: int, after: int, unsettled: Collection[int]
+) -> tuple[PhotoPage, list[Photo]]:
+    """The page now, and those of its photos that changed since a client saw it: newer than
+    ``after`` (its largest id then), or ``unsettled`` then and indexed or failed now."""
+    now = photo_page(session=session, event_id=event_id, page=page, per_page=per_page)
+    waiting = set(unsettled)
+    return now, [p for p in now.photos if p.id > after or (p.id in waiting and p.status not in UNSETTLED)]
+
+
+def photos_of_event(*, session: Session, event_id: int, photo_ids: Collection[int]) -> list[Photo]:
+    """Those of ``photo_ids`` that are photos of the event, oldest first."""
+    ids = list(photo_ids)[:1000]
+    where = (Photo.event_id == event_id, Photo.id.in_(ids))
+    return list(session.scalars(select(Photo).where(*where).order_by(Photo.id))) if ids else []
+
+
+def delete_photos(*, session: Session, event: Event, photo_ids: Collection[int]) -> int:
+    """Erase the photos of ``event`` among ``photo_ids`` as ``delete_photo`` does one; how many
+    were (the id of another event's photo, or of one already gone, is skipped)."""
+    photos = photos_of_event(session=session, event_id=event.id, photo_ids=photo_ids)
+    keys = [key for photo in photos for key in photo.file_keys]
+    if photos:
+        faces_service.forget_photo_faces(session=session, photo_ids=[p.id for p in photos])
+    for photo in photos:
+        session.delete(photo)
+    session.flush()
+    storage.delete_after_commit(session, keys)
+    return len(photos)
+
+
+def photos_per_event(*, session: Session, event_ids: Collection[int]) -> dict[int, int]:
+    """How many photos each event holds, in one query (per 500 events)."""
+    ids, counts = list(event_ids), dict.fromkeys(event_ids, 0)
+    for start in range(0, len(ids), 500):
+        where = Photo.event_id.in_(ids[start : start + 500])
+        rows = session.execute(select(Photo.event_id, func.count()).where(where).group_by(Photo.event_id))
+        counts.update({event_id: int(n) for event_id, n in rows})
+    return counts

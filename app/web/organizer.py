@@ -1,9 +1,10 @@
-"""The organizer's pages: events, an event's dashboard with its QR code, live indexing
-progress, guests (removed, and barred from rejoining if the organizer says so), photos, and
-what "your photos are here" sent (with "notify the guests now").
+"""The organizer's pages: events with their guest and photo counts, an event's dashboard
+with its QR code and the card to print, guests (removed, and barred from rejoining if the
+organizer says so), and what "your photos are here" sent (with "notify the guests now"). The
+dashboard's photo grid, its live progress and photo deletion are ``organizer_photos``.
 
-Photos are uploaded by the page's script straight to ``POST /api/events/{id}/photos``, one
-file per request (progress per file, and a retry sends only what was not accepted).
+Photos are uploaded by the page's script (``static/organizer.js``): to the API, one file per
+request, or straight to the bucket once signed.
 """
 
 from __future__ import annotations
@@ -27,19 +28,15 @@ from app.core.schemas import IdPath
 from app.events import service as events_service
 from app.events.models import Event
 from app.events.schemas import EventCreate, EventSettings
-from app.faces import service as faces_service
-from app.jobs.models import JobStatus
 from app.notices import service as notices_service
-from app.photos import service as photos_service
 from app.photos import uploads as photo_uploads
-from app.photos.models import PhotoStatus
 from app.selfies import service as selfies_service
+from app.web import organizer_photos
 from app.web.errors import error_page, unless_gone
 from app.web.forms import CSRF, Form, parsed, see_other
 from app.web.templating import error_text, render
 
 router = APIRouter(prefix="/organizer", include_in_schema=False)
-PROGRESS_LIMIT = 500
 UPLOAD_ERRORS = (
     "unsupported_format",
     "file_too_large",
@@ -56,7 +53,7 @@ UPLOAD_ERRORS = (
 @router.get("", response_class=HTMLResponse)
 def events_page(request: Request, organizer: SignedInOrganizer, session: SessionDep) -> Response:
     """The organizer's events, and a form to create one."""
-    rows = events_service.list_events(session=session, organizer=organizer)
+    rows = event_actions.organizer_events(session=session, organizer=organizer)
     return render(request, "organizer/events.html", {"rows": rows}, user=organizer)
 
 
@@ -67,7 +64,7 @@ def create_event(request: Request, form: Form, organizer: SignedInOrganizer, ses
     except ValidationError:
 
         def events_page() -> dict[str, object]:
-            return {"rows": events_service.list_events(session=session, organizer=organizer)}
+            return {"rows": event_actions.organizer_events(session=session, organizer=organizer)}
 
         error = Unprocessable(code="validation_error")
         return error_page(
@@ -90,54 +87,46 @@ def join_url(request: Request, event: Event) -> str:
     return f"{str(request.base_url).rstrip('/')}/e/{event.code}"
 
 
-def _progress(session: SessionDep, event: Event) -> dict[str, object]:
-    photos = photos_service.list_photos(
-        session=session, event_id=event.id, status=None, limit=PROGRESS_LIMIT, offset=0
-    )
-    guests = selfies_service.event_guests(session=session, event_id=event.id)
-    detail = event_actions.event_detail(session=session, event=event)
-    reembed = detail.faces_reembed
-    return {
-        "reembed": reembed if reembed is not None and reembed.status in JobStatus.todo() else None,
-        "event": event,
-        "counts": detail.photos,
-        "purge_at": detail.purge_at,
-        "faces": detail.faces,
-        "matches": faces_service.match_count(session=session, event_id=event.id),
-        "photos": photos,
-        "guests": guests,
-        "bans": events_service.list_bans(session=session, event=event),
-        "selfies_ready": sum(1 for g in guests if g.selfie_status == "ready"),
-        "busy": (reembed is not None and reembed.status in JobStatus.todo())
-        or any(p.status in (PhotoStatus.pending, PhotoStatus.processing) for p in photos),
-    }
-
-
 @router.get("/events/{event_id}", response_class=HTMLResponse)
 def event_page(
-    request: Request, event_id: IdPath, organizer: SignedInOrganizer, session: SessionDep
+    request: Request,
+    event_id: IdPath,
+    organizer: SignedInOrganizer,
+    session: SessionDep,
+    page: organizer_photos.PageQuery = 1,
+    deleted: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
-    """An event's dashboard: code and QR code, settings, upload, progress, guests, photos,
-    the guests' notifications."""
+    """An event's dashboard: code and QR code, settings, upload, progress, a page of its photos,
+    guests, the guests' notifications."""
     event = _managed(session, organizer, event_id)
     qr = segno.make(join_url(request, event), error="m")
-    context = _progress(session, event) | {
+    view = event_actions.organizer_view(session=session, event=event)
+    context = organizer_photos.photos_context(session, event, page) | {
+        "event": event,
+        "progress": event_actions.event_progress(session=session, event=event),
+        "purge_at": view.purge_at,
+        "guests": selfies_service.event_guests(session=session, event_id=event.id),
+        "bans": events_service.list_bans(session=session, event=event),
         "notices": notices_service.organizer_summary(session=session, event_id=event.id),
         "join_url": join_url(request, event),
         "qr_svg": qr.svg_inline(scale=6, dark="#111", omitsize=True),
         "done": request.query_params.get("done", ""),
+        "deleted": deleted,
         "upload_messages": {code: error_text(language_for(request), code) for code in UPLOAD_ERRORS},
         "direct_uploads": photo_uploads.direct_uploads_available(),
     }
     return render(request, "organizer/event.html", context, user=organizer)
 
 
-@router.get("/events/{event_id}/progress", response_class=HTMLResponse)
-def event_progress(
+@router.get("/events/{event_id}/card", response_class=HTMLResponse)
+def event_card(
     request: Request, event_id: IdPath, organizer: SignedInOrganizer, session: SessionDep
 ) -> Response:
+    """The card to print and put on the tables: the event's name, its code in large type, its
+    QR code and how to join without a camera. One A4 or Letter page."""
     event = _managed(session, organizer, event_id)
-    return render(request, "organizer/_progress.html", _progress(session, event), user=organizer)
+    context = {"event": event, "site_url": str(request.base_url).rstrip("/")}
+    return render(request, "organizer/card.html", context, user=organizer)
 
 
 @router.get("/events/{event_id}/qr.{kind}")
@@ -257,18 +246,4 @@ def lift_ban(
     return _dashboard(event_id, "ban_lifted")
 
 
-@router.post("/events/{event_id}/photos/{photo_id}/delete", response_class=HTMLResponse, dependencies=CSRF)
-def delete_photo(
-    request: Request,
-    event_id: IdPath,
-    photo_id: IdPath,
-    organizer: SignedInOrganizer,
-    session: SessionDep,
-) -> Response:
-    with unless_gone(session):  # a second click: the photo is already gone
-        photos_service.delete_photo(
-            session=session, event=_managed(session, organizer, event_id), photo_id=photo_id
-        )
-    if request.headers.get("HX-Request"):
-        return HTMLResponse("")
-    return _dashboard(event_id, "photo_deleted")
+router.include_router(organizer_photos.router)

@@ -17,7 +17,11 @@
     const list = document.getElementById("upload-list");
     const batch = document.getElementById("batch-progress");
     const status = document.getElementById("batch-status");
+    const unit = document.getElementById("batch-unit");
     const bytes = document.getElementById("batch-bytes");
+    const eta = document.getElementById("batch-eta");
+    const over = document.getElementById("batch-done");
+    const notImages = document.getElementById("batch-skipped");
     const retry = document.getElementById("upload-retry");
     const storeKey = "uploaded:" + zone.dataset.event;
     const messages = JSON.parse(zone.dataset.messages || "{}");
@@ -26,10 +30,26 @@
     let direct = Boolean(zone.dataset.sign && window.crypto && crypto.subtle);
     const WORKERS = 4;
     const SIGN_SLICE = 8;
-    const ROWS = 100; // rows drawn for the first files; problems get one beyond (at most ROWS more)
+    const ROWS = 100; // rows drawn: the files being sent, up to ROWS problems and the ROWS last done
     const MB = 1024 * 1024;
+    const lang = document.documentElement.lang || undefined;
+    const plural = new Intl.PluralRules(lang);
+    // A text of the page in the right plural form, "%(num)s" (and "%(names)s") filled in.
+    const say = (name, num, names) => {
+      const form = plural.select(num) === "one" ? "One" : "Other";
+      return (zone.dataset[name + form] || "").replace("%(num)s", num.toLocaleString(lang)).replace("%(names)s", names || "");
+    };
+    const unitOf = (value, name) => new Intl.NumberFormat(lang, { style: "unit", unit: name, unitDisplay: "short" }).format(value);
+    const duration = (seconds) => {
+      if (seconds < 60) return unitOf(Math.max(5, Math.ceil(seconds / 5) * 5), "second");
+      if (seconds < 3600) return unitOf(Math.ceil(seconds / 60), "minute");
+      return unitOf(Math.floor(seconds / 3600), "hour") + " " + unitOf(Math.ceil((seconds % 3600) / 60), "minute");
+    };
     let items = [];
-    let counts = { done: 0, total: 0, loaded: 0, bytes: 0, extra: 0 };
+    let counts = { done: 0, total: 0, loaded: 0, bytes: 0, moved: 0, ok: 0, started: 0 };
+    let active = new Set(); // being sent, or waiting to be sent again
+    let problems = []; // refused or failed, in order
+    let recent = []; // done, newest first (ROWS at most)
     let drawn = false;
     let saveTimer = null;
 
@@ -39,21 +59,8 @@
     };
     const finished = (state) => state === "done" || state === "skipped" || state === "rejected";
 
-    const draw = () => {
-      drawn = false;
-      batch.max = counts.bytes || 1;
-      batch.value = Math.min(counts.loaded, counts.bytes);
-      status.textContent = counts.done + " / " + counts.total;
-      bytes.textContent = (counts.loaded / MB).toFixed(1) + " / " + (counts.bytes / MB).toFixed(1) + " MB";
-      retry.hidden = !items.some((item) => item.state === "failed");
-      zone.dataset.state = counts.done === counts.total ? "done" : "busy";
-      for (const item of items.slice(0, ROWS)) if (item.li) item.bar.value = item.loaded;
-    };
-    const refresh = () => { if (!drawn) { drawn = true; requestAnimationFrame(draw); } };
-
     const rowOf = (item) => {
-      if (!item.li && (item.index < ROWS || counts.extra < ROWS)) {
-        if (item.index >= ROWS) counts.extra++;
+      if (!item.li) {
         const li = document.createElement("li");
         const name = document.createElement("span");
         item.bar = document.createElement("progress");
@@ -63,14 +70,47 @@
         item.bar.setAttribute("aria-label", item.file.name);
         li.append(name, item.bar, item.label);
         item.li = li;
-        list.appendChild(li);
       }
+      item.label.textContent = item.text || "";
+      item.bar.value = item.loaded;
+      item.li.dataset.state = item.state;
       return item.li;
     };
+
+    // The list shows what needs an eye: problems first, then the files on their way, then the
+    // last ones done. Rows of files no longer shown are dropped.
+    let shown = [];
+    const drawRows = () => {
+      const wanted = [...problems.slice(0, ROWS), ...active, ...recent];
+      const keep = new Set(wanted);
+      for (const item of shown) if (!keep.has(item)) item.li = null;
+      list.replaceChildren(...wanted.map(rowOf));
+      shown = wanted;
+    };
+
+    const draw = () => {
+      drawn = false;
+      batch.max = counts.bytes || 1;
+      batch.value = Math.min(counts.loaded, counts.bytes);
+      status.textContent = counts.done + " / " + counts.total;
+      unit.textContent = say("unit", counts.total);
+      bytes.textContent = (counts.loaded / MB).toFixed(1) + " / " + (counts.bytes / MB).toFixed(1) + " MB";
+      const failed = problems.filter((item) => item.state === "failed").length;
+      retry.hidden = failed === 0;
+      zone.dataset.state = counts.done === counts.total ? "done" : "busy";
+      const seconds = (performance.now() - counts.started) / 1000;
+      const rate = counts.moved / Math.max(seconds, 0.001);
+      eta.textContent = running && seconds > 2 && rate > 0
+        ? zone.dataset.eta.replace("%(time)s", duration((counts.bytes - counts.loaded) / rate)) : "";
+      over.textContent = running || !counts.total ? ""
+        : [say("finished", counts.ok), problems.length ? say("problems", problems.length) : ""].join(" ").trim();
+      drawRows();
+    };
+    const refresh = () => { if (!drawn) { drawn = true; requestAnimationFrame(draw); } };
+
     const show = (item, text) => {
-      if (item.index < ROWS || item.state === "failed" || item.state === "rejected") {
-        if (rowOf(item)) { item.label.textContent = text; item.bar.value = item.loaded; }
-      }
+      item.text = text;
+      if (item.state === "sending") active.add(item);
       refresh();
     };
     const progress = (item, loaded) => {
@@ -78,11 +118,23 @@
       item.loaded = loaded;
       refresh();
     };
+    const moved = (item, loaded) => { // bytes that went over the network: the pace of the upload
+      counts.moved += Math.max(0, loaded - item.loaded);
+      progress(item, loaded);
+    };
     const settle = (item, state, text) => {
       if (!finished(item.state) && finished(state)) counts.done++;
       item.state = state;
+      active.delete(item);
       progress(item, item.file.size);
-      if (state === "done" || state === "skipped") remember(item);
+      if (state === "done" || state === "skipped") {
+        remember(item);
+        counts.ok++;
+        recent.unshift(item);
+        if (recent.length > ROWS) recent.length = ROWS;
+      } else {
+        problems.push(item);
+      }
       show(item, text);
     };
 
@@ -105,7 +157,7 @@
       const data = new FormData();
       data.append("files", item.file, item.file.name);
       const response = await send("POST", zone.dataset.upload, data, { "X-CSRF-Token": csrf() },
-        (loaded) => progress(item, Math.min(loaded, item.file.size)));
+        (loaded) => moved(item, Math.min(loaded, item.file.size)));
       if (response.status === 202) {
         const answer = JSON.parse(response.body);
         if (answer.accepted.length) settle(item, "done", answer.accepted[0].duplicate ? zone.dataset.duplicate : zone.dataset.done);
@@ -120,7 +172,7 @@
     const viaBucket = async (item, slot) => {
       let upload = {};
       if (slot.url) {
-        const put = await send("PUT", slot.url, item.file, slot.headers, (loaded) => progress(item, Math.min(loaded, item.file.size)));
+        const put = await send("PUT", slot.url, item.file, slot.headers, (loaded) => moved(item, Math.min(loaded, item.file.size)));
         if (put.status !== 200) return false;
       } else {
         const parts = [];
@@ -128,7 +180,7 @@
           const start = (part.number - 1) * slot.part_bytes;
           const base = start;
           const put = await send("PUT", part.url, item.file.slice(start, start + slot.part_bytes), {},
-            (loaded) => progress(item, Math.min(base + loaded, item.file.size)));
+            (loaded) => moved(item, Math.min(base + loaded, item.file.size)));
           if (put.status !== 200 || !put.etag) return false;
           parts.push({ number: part.number, etag: put.etag });
         }
@@ -152,7 +204,7 @@
 
     const work = async (slice) => {
       for (let attempt = 0; attempt < 4 && slice.length; attempt++) {
-        slice.forEach((item) => { item.state = "sending"; show(item, ""); });
+        slice.forEach((item) => { item.state = "sending"; show(item, zone.dataset.sending); });
         if (direct) {
           let slots = null;
           try { slots = await signed(slice); } catch (error) { slots = []; }
@@ -176,7 +228,7 @@
         for (const item of slice) { progress(item, 0); show(item, zone.dataset.retrying); }
         if (slice.length) await new Promise((done) => setTimeout(done, 1000 * 2 ** attempt));
       }
-      slice.forEach((item) => { item.state = "failed"; show(item, zone.dataset.failed); });
+      slice.forEach((item) => { item.state = "failed"; active.delete(item); problems.push(item); show(item, zone.dataset.failed); });
     };
 
     let running = false;
@@ -192,16 +244,25 @@
       };
       await Promise.all(Array.from({ length: WORKERS }, next));
       running = false;
+      document.getElementById("progress").dispatchEvent(new CustomEvent("refresh"));
       if (items.some((item) => item.state === "waiting")) run(); // files dropped meanwhile
       refresh();
     };
 
+    const isImage = (file) => file.type.startsWith("image/") || /\.(heic|heif)$/i.test(file.name);
     const add = (files) => {
-      const chosen = [...files].filter((file) => file.type.startsWith("image/") || /\.(heic|heif)$/i.test(file.name));
+      const chosen = [...files].filter(isImage);
+      const others = [...files].filter((file) => !isImage(file)).map((file) => file.name);
+      notImages.hidden = others.length === 0;
+      notImages.textContent = others.length
+        ? say("notImages", others.length, others.slice(0, 5).join(", ") + (others.length > 5 ? ", …" : "")) : "";
+      if (!chosen.length) return;
       if (items.every((item) => finished(item.state))) { // a new batch: the last one is over
         items = [];
-        counts = { done: 0, total: 0, loaded: 0, bytes: 0, extra: 0 };
-        list.replaceChildren();
+        counts = { done: 0, total: 0, loaded: 0, bytes: 0, moved: 0, ok: 0, started: performance.now() };
+        active = new Set();
+        problems = [];
+        recent = [];
       }
       const base = items.length;
       const fresh = chosen.map((file, i) => {
@@ -211,18 +272,21 @@
       items = items.concat(fresh);
       counts.total += fresh.length;
       counts.bytes += fresh.reduce((sum, item) => sum + item.file.size, 0);
-      for (const item of fresh) {
-        if (sent.has(item.key)) settle(item, "skipped", zone.dataset.skipped);
-        else show(item, zone.dataset.waiting);
-      }
+      for (const item of fresh) if (sent.has(item.key)) settle(item, "skipped", zone.dataset.skipped);
       refresh();
       run();
     };
+
+    // Leaving the page stops the upload: the browser asks first.
+    window.addEventListener("beforeunload", (event) => {
+      if (running) { event.preventDefault(); event.returnValue = zone.dataset.leave; }
+    });
 
     const input = document.getElementById("photo-files");
     input.addEventListener("change", () => { add(input.files); input.value = ""; });
     retry.addEventListener("click", () => {
       items.filter((item) => item.state === "failed").forEach((item) => { item.state = "waiting"; });
+      problems = problems.filter((item) => item.state !== "waiting");
       run();
     });
     zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("over"); });
@@ -232,5 +296,12 @@
       zone.classList.remove("over");
       add(event.dataTransfer.files);
     });
+  }
+
+  // The card to print: its button prints (hidden without script, where the browser's menu does).
+  const print = document.querySelector("[data-print]");
+  if (print) {
+    print.hidden = false;
+    print.addEventListener("click", () => window.print());
   }
 })();
