@@ -30,7 +30,7 @@ install: $(VENV)/.installed
 # the new French entries in app/locales/fr/LC_MESSAGES/messages.po).
 messages: install
 	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ --no-location --sort-output -o app/locales/messages.pot .
-	$(VENV)/bin/pybabel update -i app/locales/messages.pot -d app/locales --width 100
+	$(VENV)/bin/pybabel update -i app/locales/messages.pot -d app/locales --width 100 --ignore-obsolete
 	rm app/locales/messages.pot
 
 migrate: install

@@ -51,10 +51,10 @@ FRENCH = Words(
     "Nom d'utilisateur",
     "E-mail",
     "Mot de passe",
-    "Selfie",
+    "Prendre mon selfie",
     "Disponible",
     "Aucun visage trouvé : regardez l'objectif, en bonne lumière.",
-    "Prêt",
+    "Selfie validé",
     "Ce n'est pas moi",
     "Tout télécharger",
     "Nous cherchons encore",
@@ -65,10 +65,10 @@ ENGLISH = Words(
     "Username",
     "Email",
     "Password",
-    "Selfie",
+    "Take my selfie",
     "Available",
     "No face found: face the camera in good light.",
-    "Ready",
+    "Selfie OK",
     "Not me",
     "Download all",
     "We are still looking",
@@ -90,3 +90,30 @@ def register_on_page(page: Page, words: Words, username: str, *, check_availabil
 def jpeg_file(name: str, data: bytes) -> FilePayload:
     """A JPEG as a file input receives it (``set_input_files``)."""
     return {"name": name, "mimeType": "image/jpeg", "buffer": data}
+
+
+# The phone's share sheet, as Chromium on a desktop has none: what `navigator.share` was given.
+SHARE_SHEET = """
+window.shared = null;
+Object.defineProperty(navigator, "canShare", {
+    configurable: true,
+    value: (data) => !!data && Array.isArray(data.files) && data.files.every((f) => f instanceof File),
+});
+Object.defineProperty(navigator, "share", {
+    configurable: true,
+    value: async (data) => {
+        window.shared = data.files.map((f) => ({ name: f.name, type: f.type, size: f.size }));
+    },
+});
+"""
+# A swipe of ``dx`` pixels across the full-size photo, as a finger does it.
+SWIPE = """(dx) => {
+    const img = document.getElementById("photo");
+    const box = img.getBoundingClientRect();
+    const x = box.left + box.width / 2, y = box.top + box.height / 2;
+    const touch = (at) => new Touch({ identifier: 1, target: img, clientX: at, clientY: y });
+    const start = { touches: [touch(x)], changedTouches: [touch(x)], bubbles: true };
+    img.dispatchEvent(new TouchEvent("touchstart", start));
+    const end = { touches: [], changedTouches: [touch(x + dx)], bubbles: true };
+    img.dispatchEvent(new TouchEvent("touchend", end));
+}"""

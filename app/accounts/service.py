@@ -154,6 +154,21 @@ def check_availability(
     return result
 
 
+def registration_problems(
+    *, session: Session, username: str, email: str, password: str, consent: bool, context: Sequence[str]
+) -> dict[str, str]:
+    """Every field of a registration form in error, with the error's code (a form shows them
+    all at once). Reads only; no hashing."""
+    answers = check_availability(session=session, username=username, email=email)
+    found = {name: f"{name}_{a.reason}" for name, a in answers.items() if a.reason}
+    problems = {name: f"invalid_{name}" if code.endswith("invalid") else code for name, code in found.items()}
+    if password_problem(password, context=[username.strip(), email.strip(), *context]):
+        problems["password"] = "weak_password"  # noqa: S105 - an error code
+    if not consent:
+        problems["accept_face_processing"] = "consent_required"
+    return problems
+
+
 def _validated_identity(username: str, email: str, password: str, context: Sequence[str]) -> tuple[str, str]:
     username = username.strip()
     problem = username_problem(username)

@@ -46,6 +46,10 @@ class EventMembership(Base):
     joined_at: Mapped[datetime] = mapped_column(default=utcnow)
     # "Your photos are here" for this event (the account has a global switch too).
     notify: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # The guest's visits of their photos page for this event: the last one, and the one before
+    # it (the photos matched since then are "new" on the page; ``selfies.service.photo_grid``).
+    photos_seen_at: Mapped[datetime | None]
+    photos_new_since: Mapped[datetime | None]
 
     event: Mapped[Event] = relationship(lazy="raise")
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from app.accounts.models import User
 from app.core import storage
 from app.core.config import Settings, get_settings
+from app.core.database import utcnow
 from app.core.errors import NotFound, PayloadTooLarge, ServiceUnavailable
 from app.core.throttle import Throttle
 from app.core.uploads import Part, missing_files
@@ -242,6 +243,38 @@ def my_photos(*, session: Session, user_id: int, event_id: int | None) -> list[M
         )
         for r in session.execute(stmt)
     ]
+
+
+def photo_grid(
+    *, session: Session, user_id: int, event_id: int | None, visit: bool
+) -> tuple[list[MatchedPhoto], set[int]]:
+    """The guest's photos (:func:`my_photos`) and the ids of those new since their previous
+    visit of the page, per event (matched after it; none on a first visit). ``visit``: the
+    page itself, not a refresh of its grid: this visit is recorded (the caller commits)."""
+    photos = my_photos(session=session, user_id=user_id, event_id=event_id)
+    stmt = select(EventMembership).where(EventMembership.user_id == user_id)
+    memberships = list(
+        session.scalars(stmt if event_id is None else stmt.where(EventMembership.event_id == event_id))
+    )
+    if visit:
+        now = utcnow()
+        for membership in memberships:
+            membership.photos_new_since, membership.photos_seen_at = membership.photos_seen_at, now
+        session.flush()
+    since = {m.event_id: m.photos_new_since for m in memberships}
+    return photos, {p.id for p in photos if (s := since.get(p.event_id)) is not None and p.matched_at > s}
+
+
+def neighbours(
+    *, session: Session, user_id: int, photo_id: int, event_id: int | None
+) -> tuple[int | None, int | None]:
+    """The photos before and after ``photo_id`` in the guest's list, in its order (None at its
+    ends, or when the photo is not in it)."""
+    ids = [p.id for p in my_photos(session=session, user_id=user_id, event_id=event_id)]
+    if photo_id not in ids:
+        return None, None
+    at = ids.index(photo_id)
+    return (ids[at - 1] if at > 0 else None), (ids[at + 1] if at + 1 < len(ids) else None)
 
 
 def delete_selfies(*, session: Session, user_id: int) -> int:

@@ -1,4 +1,5 @@
-"""The guest's pages: event code, registration or log-in, selfie, "my photos", account.
+"""The guest's pages: event code, registration or log-in, account; the selfie and "my photos"
+are ``guest_photos``, whose router this one includes.
 
 Each page calls the same services as the API. Uploads and zips are the API's own endpoints,
 which browsers reach with the session cookie (and the CSRF header for uploads).
@@ -6,7 +7,6 @@ which browsers reach with the session cookie (and the CSRF header for uploads).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import quote
 
@@ -26,13 +26,12 @@ from app.actions import events as event_actions
 from app.core.database import SessionDep
 from app.core.errors import AppError, Unprocessable
 from app.core.i18n import LANG_COOKIE, LANGUAGES, language_for
-from app.core.schemas import IdPath
 from app.core.throttle import ClientAddress, CountedAddress
 from app.events import service as events_service
 from app.notices import service as notices_service
-from app.photos import service as photos_service
 from app.selfies import service as selfies_service
-from app.web.errors import error_page, unless_gone
+from app.web import guest_photos
+from app.web.errors import error_page
 from app.web.forms import CSRF, Form, field, first_problem, home_for, safe_next, see_other
 from app.web.templating import error_message, error_text, render
 
@@ -44,7 +43,8 @@ _FIELD_ERRORS = {
     "password": "weak_password",
     "event_code": "event_not_found",
 }
-SEEN_COOKIE = "seen"
+#: The registration form's fields, in their order on the page: the first in error gets the focus.
+_FORM_ORDER = ("username", "email", "password", "accept_face_processing")
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -100,18 +100,16 @@ def join(
 @router.post("/register", response_class=HTMLResponse)
 def register(request: Request, form: Form, session: SessionDep, address: CountedAddress) -> Response:
     """Create the guest's account. The code is checked first, through the throttled check: a
-    form shown again names the event only when its code is right and the event open."""
+    form shown again names the event only when its code is right and the event open, keeps
+    what was typed (never the password) and shows every field's error at once."""
     values = {name: field(form, name) for name in ("event_code", "username", "email")}
+    password, consent = field(form, "password", 128), field(form, "accept_face_processing") == "yes"
     event = None
     try:
         if values["event_code"].strip():
             found = events_service.event_for_code(session=session, code=values["event_code"], address=address)
             event = event_actions.invitation(session=session, event=found)
-        data = RegisterIn(
-            **values,
-            password=field(form, "password", 128),
-            accept_face_processing=field(form, "accept_face_processing") == "yes",
-        )
+        data = RegisterIn(**values, password=password, accept_face_processing=consent)
         user = events_service.register_with_event_code(
             session=session, data=data, address=address, language=language_for(request)
         )
@@ -119,8 +117,28 @@ def register(request: Request, form: Form, session: SessionDep, address: Counted
         error = (
             exc if isinstance(exc, AppError) else Unprocessable(code=_FIELD_ERRORS.get(first_problem(exc)))
         )
-        context = {"event": event, "code": values["event_code"], "values": values}
-        return error_page(request, error, session=session, template="index.html", context=context)
+
+        def form_again() -> dict[str, object]:
+            context = [event.name, values["event_code"]] if event else [values["event_code"]]
+            problems = accounts_service.registration_problems(
+                session=session,
+                username=values["username"],
+                email=values["email"],
+                password=password,
+                consent=consent,
+                context=context,
+            )
+            fields = {name: error_text(language_for(request), code) for name, code in problems.items()}
+            return {
+                "event": event,
+                "code": values["event_code"],
+                "values": values | {"consent": consent},
+                "errors": fields,
+                "first_error": next((name for name in _FORM_ORDER if name in fields), ""),
+                "error_in_fields": error.code in problems.values(),
+            }
+
+        return error_page(request, error, session=session, template="index.html", context=form_again)
     response = see_other("/selfie")
     sessions.start_session(response, accounts_service.token_for(user).access_token)
     devices.remember_device(request, response, user.id)
@@ -227,98 +245,6 @@ def privacy(request: Request, user: PageUser) -> Response:
     return render(request, "privacy.html", {"policy": text, "version": policy.POLICY_VERSION}, user=user)
 
 
-@router.get("/selfie", response_class=HTMLResponse)
-def selfie_page(request: Request, user: SignedIn, session: SessionDep) -> Response:
-    """Take or replace the selfie; its verdict appears live below."""
-    return render(
-        request,
-        "selfie.html",
-        {"state": selfies_service.current_state(session=session, user_id=user.id)},
-        user=user,
-    )
-
-
-@router.get("/selfie/status", response_class=HTMLResponse)
-def selfie_status(request: Request, user: SignedIn, session: SessionDep) -> Response:
-    return render(
-        request,
-        "_selfie_status.html",
-        {"state": selfies_service.current_state(session=session, user_id=user.id)},
-        user=user,
-    )
-
-
-def _grid_context(
-    session: SessionDep, user_id: int, since: datetime | None, event_id: int | None
-) -> dict[str, object]:
-    photos = selfies_service.my_photos(session=session, user_id=user_id, event_id=event_id)
-    new = {p.id for p in photos if since is not None and p.matched_at.replace(tzinfo=UTC) > since}
-    return {
-        "photos": photos,
-        "new": new,
-        "since": since.isoformat() if since else "",
-        "event_id": event_id,
-        "state": selfies_service.current_state(session=session, user_id=user_id),
-    }
-
-
-def _parse_since(value: str | None) -> datetime | None:
-    """The time of a ``seen`` cookie or ``since`` query, or None when it is not one (a time
-    whose conversion to UTC falls outside the years 1 to 9999 included)."""
-    try:
-        return datetime.fromisoformat(value).astimezone(UTC) if value else None
-    except (ValueError, OverflowError):
-        return None
-
-
-#: ``?event=``: one event's photos only (the link of a "your photos are here" mail).
-EventFilter = Annotated[int | None, Query(ge=1, le=2**62)]
-
-
-@router.get("/photos", response_class=HTMLResponse)
-def photos_page(request: Request, user: SignedIn, session: SessionDep, event: EventFilter = None) -> Response:
-    """The photos the guest appears in (of one event with ``?event=``), and when each event's
-    photos are erased; new ones fill in without a reload."""
-    context = _grid_context(session, user.id, _parse_since(request.cookies.get(SEEN_COOKIE)), event)
-    events = event_actions.guest_events(session=session, user_id=user.id)
-    context["events"] = [e for e in events if event is None or e.id == event]
-    if event is not None:
-        context["event_name"] = next((e.name for e in events if e.id == event), None)
-    response = render(request, "photos.html", context, user=user)
-    now = datetime.now(UTC).isoformat()
-    response.set_cookie(SEEN_COOKIE, now, max_age=60 * 60 * 24 * 365, httponly=True, samesite="lax")
-    return response
-
-
-@router.get("/photos/grid", response_class=HTMLResponse)
-def photos_grid(
-    request: Request,
-    user: SignedIn,
-    session: SessionDep,
-    since: Annotated[str | None, Query(max_length=64)] = None,
-    event: EventFilter = None,
-) -> Response:
-    context = _grid_context(session, user.id, _parse_since(since), event)
-    return render(request, "_grid.html", context, user=user)
-
-
-@router.get("/photos/{photo_id}", response_class=HTMLResponse)
-def photo_page(request: Request, photo_id: IdPath, user: SignedIn, session: SessionDep) -> Response:
-    """One photo, full size, with its download and "not me" (404 unless the guest is in it)."""
-    photos_service.photo_for_viewer(session=session, user=user, photo_id=photo_id)
-    return render(request, "photo.html", {"photo_id": photo_id}, user=user)
-
-
-@router.post("/photos/{photo_id}/not-me", response_class=HTMLResponse, dependencies=CSRF)
-def not_me(request: Request, photo_id: IdPath, user: SignedIn, session: SessionDep) -> Response:
-    """Not me: the photo leaves the guest's list (htmx removes its tile)."""
-    with unless_gone(session):  # already gone: the result the guest wanted
-        selfies_service.not_me(session=session, user_id=user.id, photo_id=photo_id)
-    if request.headers.get("HX-Request"):
-        return HTMLResponse("")
-    return see_other("/photos")
-
-
 def account_context(session: SessionDep, user: User) -> dict[str, object]:
     """What the account page shows: the selfie's state and the notification switches."""
     return {
@@ -335,10 +261,56 @@ def account(request: Request, user: SignedIn, session: SessionDep) -> Response:
     return render(request, "account.html", context, user=user)
 
 
+@router.get("/account/delete-selfie", response_class=HTMLResponse)
+def confirm_delete_selfie(request: Request, user: SignedIn) -> Response:
+    """Ask before deleting the selfie: what goes, and the button that does it (no script)."""
+    return render(request, "delete_selfie.html", user=user)
+
+
 @router.post("/account/delete-selfie", dependencies=CSRF)
 def delete_selfie(user: SignedIn, session: SessionDep) -> Response:
+    """Delete the selfie and its matches (confirmed on ``GET /account/delete-selfie``)."""
     selfies_service.delete_selfies(session=session, user_id=user.id)
     return see_other("/account?done=selfie_deleted")
+
+
+#: The field of the change-password form an error is about.
+_PASSWORD_FIELDS = {"wrong_password": "current_password", "weak_password": "new_password"}
+
+
+@router.post("/account/password", response_class=HTMLResponse)
+def change_password(
+    request: Request, form: Form, user: SignedIn, session: SessionDep, attempt: LoginAttempt
+) -> Response:
+    """Change the password (as ``POST /api/me/password``): the current one again (throttled as
+    a login), the new one twice, as strong as at registration. Every other session ends; this
+    browser gets a new one."""
+    new = field(form, "new_password", 128)
+    if new != field(form, "confirm_password", 128):
+        context = account_context(session, user) | {"password_errors": {"confirm_password": "differ"}}
+        return render(request, "account.html", context, user=user, status_code=422)
+    try:
+        user = accounts_service.change_password(
+            session=session,
+            user=user,
+            current=field(form, "current_password", 128),
+            new=new,
+            context=(),
+            attempt=attempt,
+        )
+    except AppError as exc:
+        errors = {_PASSWORD_FIELDS[exc.code]: exc.code} if exc.code in _PASSWORD_FIELDS else {}
+        return error_page(
+            request,
+            exc,
+            session=session,
+            template="account.html",
+            context=lambda: account_context(session, user) | {"password_errors": errors},
+            user=user,
+        )
+    response = see_other("/account?done=password_changed#password")
+    sessions.start_session(response, accounts_service.token_for(user).access_token)
+    return response
 
 
 @router.post("/account/delete", response_class=HTMLResponse)
@@ -360,3 +332,6 @@ def delete_account(
     response = render(request, "deleted.html")
     sessions.end_session(response)
     return response
+
+
+router.include_router(guest_photos.router)

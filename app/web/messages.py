@@ -40,7 +40,8 @@ ERROR_MESSAGES: dict[str, str] = {
     "too_blurry": N_("The photo is blurry: hold the phone still and try again."),
     "too_dark": N_("The photo is too dark: move to better light."),
     "face_hidden": N_(
-        "Part of your face is hidden: remove a mask or sunglasses and keep your whole face in the frame."
+        "Your face seems hidden (mask or sunglasses?): take a selfie with your face uncovered, "
+        "whole in the frame."
     ),
     "face_turned": N_("Your face is turned away: look straight at the camera."),
     "low_quality": N_("The photo is not clear enough: try again in good light, facing the camera."),

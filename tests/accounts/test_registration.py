@@ -144,3 +144,49 @@ def test_twenty_concurrent_registrations_of_one_username_give_one_201_and_ninete
     users = session.scalar(select(func.count()).select_from(User).where(func.lower(User.username) == "racer"))
     assert users == 1
     assert session.scalar(select(func.count()).select_from(EventMembership)) == 1
+
+
+def test_registration_problems_names_every_field_in_error_at_once(
+    client: TestClient, session: Session, event: dict[str, Any]
+) -> None:
+    from app.accounts.service import registration_problems
+
+    assert register(client, event["code"], "alice").status_code == 201
+    everything = registration_problems(
+        session=session, username="a!", email="nope", password="short", consent=False, context=()
+    )
+    assert everything == {
+        "username": "invalid_username",
+        "email": "invalid_email",
+        "password": "weak_password",
+        "accept_face_processing": "consent_required",
+    }
+    taken = registration_problems(
+        session=session,
+        username="ALICE",
+        email="Alice@Example.com",
+        password=PASSWORD,
+        consent=True,
+        context=(),
+    )
+    assert taken == {"username": "username_taken", "email": "email_taken"}
+    # The event's name is context the password must not be built on, as at registration.
+    assert registration_problems(
+        session=session,
+        username="bob",
+        email="bob@example.com",
+        password="Summer Party 2026!",
+        consent=True,
+        context=["Summer Party"],
+    ) == {"password": "weak_password"}
+    assert (
+        registration_problems(
+            session=session,
+            username="bob",
+            email="bob@example.com",
+            password=PASSWORD,
+            consent=True,
+            context=(),
+        )
+        == {}
+    )

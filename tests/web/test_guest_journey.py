@@ -1,7 +1,9 @@
 """The guest's whole journey on a phone (Pixel 7), in French then in English, in Chromium
-against the real server: the QR code's link, registration with live availability, a refused
-selfie then a good one, photos appearing without a reload, "not me", download all, and the
-account page. axe-core audits every page."""
+against the real server: the QR code's link, registration (every error at once, then live
+availability), a refused selfie then a good one, photos appearing without a reload, one photo
+full size (previous / next, swipe, share the file), "not me" and its undo, download all, and
+the account page (the selfie's deletion asked first, a new password). axe-core audits every
+page."""
 
 from __future__ import annotations
 
@@ -15,10 +17,51 @@ from playwright.sync_api import Browser, Page, Playwright, Route, expect
 
 from tests.web.conftest import Offsite, audit, new_context, phone, screenshot
 from tools.accounts import PASSWORD, create_organizer_cli
-from tools.browser import ENGLISH, FRENCH, Words, jpeg_file, register_on_page
+from tools.browser import ENGLISH, FRENCH, SHARE_SHEET, SWIPE, Words, jpeg_file, register_on_page
 from tools.photos import fixture_bytes, side_by_side
 
 pytestmark = pytest.mark.slow
+
+NEW_PASSWORD = "purple lantern orchestra"
+#: What the guest's pages say in each language beyond ``tools.browser.Words``.
+SAYS = {
+    "fr": {
+        "errors": "4 champs à corriger ci-dessous.",
+        "short": "3 caractères : il en faut au moins 8.",
+        "selfie_ok": "Selfie validé, vos photos apparaîtront ici.",
+        "previous": "Précédente",
+        "next": "Suivante",
+        "share": "Partager",
+        "removed": "Retirée.",
+        "undo": "Annuler",
+        "delete_selfie": "Supprimer mon selfie",
+        "keep_selfie": "Garder mon selfie",
+        "current": "Mot de passe actuel",
+        "new": "Nouveau mot de passe",
+        "again": "Confirmez le nouveau mot de passe",
+        "change": "Changer mon mot de passe",
+        "differ": "Le nouveau mot de passe et sa confirmation diffèrent.",
+        "changed": "Votre mot de passe est changé.",
+    },
+    "en": {
+        "errors": "4 fields to correct below.",
+        "short": "3 characters: use at least 8.",
+        "selfie_ok": "Selfie OK, your photos will appear here.",
+        "previous": "Previous",
+        "next": "Next",
+        "share": "Share",
+        "removed": "Removed.",
+        "undo": "Undo",
+        "delete_selfie": "Delete my selfie",
+        "keep_selfie": "Keep my selfie",
+        "current": "Current password",
+        "new": "New password",
+        "again": "New password again",
+        "change": "Change my password",
+        "differ": "The new password and its confirmation differ.",
+        "changed": "Your password is changed.",
+    },
+}
 
 
 def _org_name(event_name: str) -> str:
@@ -68,6 +111,35 @@ def test_a_guest_finds_their_photos_with_only_a_phone(
     audit(page)
     screenshot(page, f"{lang}-1-register")
 
+    # On a 390x844 screen, a form with every field wrong: each error at once, tied to its
+    # field, the focus on the first, what was typed kept (not the password), the button within
+    # reach; the password's length is told while it is typed.
+    says = SAYS[lang]
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.get_by_label(words.username, exact=True).fill("a")
+    page.get_by_label(words.email, exact=True).fill("nope")
+    page.get_by_label(words.password, exact=True).press_sequentially("abc")
+    expect(page.locator("#password-meter")).to_have_text(says["short"])
+    page.locator("form[action='/register'] button[type=submit]").click()
+    expect(page.locator("#form-errors")).to_have_text(says["errors"])
+    for name in ("username", "email", "password", "accept_face_processing"):
+        expect(page.locator(f"#{name}-error")).to_be_visible()
+        described = page.locator(f"[aria-describedby~='{name}-error']")
+        expect(described).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label(words.username, exact=True)).to_be_focused()
+    expect(page.get_by_label(words.username, exact=True)).to_have_value("a")
+    expect(page.get_by_label(words.email, exact=True)).to_have_value("nope")
+    expect(page.get_by_label(words.password, exact=True)).to_have_value("")
+    submit = page.locator("form[action='/register'] button[type=submit]")
+    submit.scroll_into_view_if_needed()
+    expect(submit).to_be_in_viewport()
+    box = submit.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scroll
+    audit(page)
+    screenshot(page, f"{lang}-1b-register-errors")
+    page.set_viewport_size(playwright.devices["Pixel 7"]["viewport"])
+
     register_on_page(page, words, f"alice_{lang}", check_availability=True)
 
     # A photo without a face is refused, with the reason in the guest's language.
@@ -77,10 +149,15 @@ def test_a_guest_finds_their_photos_with_only_a_phone(
     screenshot(page, f"{lang}-2-selfie-refused")
     _selfie(page, words, "obama.jpg")
     expect(page.locator("#verdict [data-status=ready]")).to_contain_text(words.ready, timeout=60_000)
+    expect(page.locator("#verdict [data-status=ready]")).to_contain_text(says["selfie_ok"])
+    expect(page.locator("#selfie-form button")).to_have_count(0)  # one action: the label
+    audit(page)
+    screenshot(page, f"{lang}-2b-selfie-ok")
 
     # The photos page waits, then fills in as the organizer's photos are indexed: no reload.
     page.goto(f"{base}/photos")
     expect(page.locator("#grid .empty")).to_contain_text(words.still_looking)
+    expect(page.get_by_role("link", name=words.download_all)).to_have_count(0)
     audit(page)
     screenshot(page, f"{lang}-3-photos-empty")
     page.evaluate("window.notReloaded = true")
@@ -98,16 +175,55 @@ def test_a_guest_finds_their_photos_with_only_a_phone(
     audit(page)
     screenshot(page, f"{lang}-4-photos")
 
-    # A full-size view with its download.
+    # A full-size view: previous / next (and a swipe) in the grid's order, its download, and
+    # its share button, which hands the file itself to the phone's share sheet.
+    ids = [
+        int(str(href).rsplit("/", 1)[1])
+        for href in tiles.locator("a").evaluate_all("(a) => a.map((e) => e.getAttribute('href'))")
+    ]
+    page.add_init_script(SHARE_SHEET)
     tiles.first.locator("a").click()
     expect(page.locator("img.full")).to_be_visible()
+    expect(page.get_by_role("link", name=says["previous"])).to_have_count(0)
+    expect(page.get_by_role("link", name=words.download_all)).to_have_count(0)
+    expect(page.locator(f"a#download[download='photo-{ids[0]}.jpg']")).to_be_visible()
+    page.get_by_role("button", name=says["share"]).click()
+    shared = None
+    for _ in range(50):  # polled from here: the page's CSP forbids wait_for_function's eval
+        if shared := page.evaluate("window.shared"):
+            break
+        page.wait_for_timeout(100)
+    assert shared, "nothing was shared"
+    assert shared[0]["name"] == f"photo-{ids[0]}.jpg" and shared[0]["type"] == "image/jpeg", shared
+    assert shared[0]["size"] > 10_000
     audit(page)
-    page.go_back()
+    page.evaluate(SWIPE, -150)  # to the left: the next photo
+    page.wait_for_url(f"{base}/photos/{ids[1]}")
+    expect(page.get_by_role("link", name=says["previous"])).to_be_visible()
+    page.evaluate(SWIPE, 150)
+    page.wait_for_url(f"{base}/photos/{ids[0]}")
+    page.get_by_role("link", name=says["next"]).click()
+    page.wait_for_url(f"{base}/photos/{ids[1]}")
+    page.get_by_role("link", name=says["next"]).click()
+    page.wait_for_url(f"{base}/photos/{ids[2]}")
+    expect(page.get_by_role("link", name=says["next"])).to_have_count(0)  # the last one
+    expect(page.locator("img.full")).to_have_js_property("complete", True)
+    screenshot(page, f"{lang}-4b-photo")
 
-    # "Not me" takes the photo out, for good.
-    tiles.nth(2).get_by_role("button", name=words.not_me).click()
-    expect(tiles).to_have_count(2)
-    page.reload()
+    # "Not me" on the full-size view: the photo goes, "Removed. Undo" on the next page brings
+    # it back; used again, it stays out.
+    page.get_by_role("button", name=words.not_me).click()
+    page.wait_for_url(f"{base}/photos/{ids[1]}?removed={ids[2]}")
+    expect(page.get_by_role("status")).to_contain_text(says["removed"])
+    audit(page)
+    screenshot(page, f"{lang}-4c-removed")
+    page.get_by_role("button", name=says["undo"]).click()
+    page.wait_for_url(f"{base}/photos?restored=1")
+    expect(page.locator("#grid .grid li")).to_have_count(3, timeout=60_000)
+    page.goto(f"{base}/photos/{ids[2]}")
+    page.get_by_role("button", name=words.not_me).click()
+    page.wait_for_url(f"{base}/photos/{ids[1]}?removed={ids[2]}")
+    page.goto(f"{base}/photos")
     expect(page.locator("#grid .grid li")).to_have_count(2)
 
     # Download all: one zip with the two photos.
@@ -129,9 +245,32 @@ def test_a_guest_finds_their_photos_with_only_a_phone(
     page.goto(f"{base}/privacy")
     audit(page)
 
-    # Deleting the account: the password again, then nothing is left signed in.
+    # Deleting the selfie is asked first (a page of its own: no script needed); kept here.
     page.goto(f"{base}/account")
-    page.get_by_label(words.password, exact=True).fill(PASSWORD)
+    page.get_by_role("link", name=says["delete_selfie"]).click()
+    page.wait_for_url(f"{base}/account/delete-selfie")
+    expect(page.get_by_role("button", name=says["delete_selfie"])).to_be_visible()
+    audit(page)
+    page.get_by_role("link", name=says["keep_selfie"]).click()
+    page.wait_for_url(f"{base}/account")
+
+    # A new password: the confirmation must match; the session goes on.
+    page.get_by_label(says["current"], exact=True).nth(1).fill(PASSWORD)
+    page.get_by_label(says["new"], exact=True).fill(NEW_PASSWORD)
+    page.get_by_label(says["again"], exact=True).fill(NEW_PASSWORD + " x")
+    page.get_by_role("button", name=says["change"]).click()
+    expect(page.locator("#confirm_password-error")).to_have_text(says["differ"])
+    expect(page.get_by_label(says["again"], exact=True)).to_be_focused()
+    audit(page)
+    screenshot(page, f"{lang}-6-password-mismatch")
+    page.get_by_label(says["current"], exact=True).nth(1).fill(PASSWORD)
+    page.get_by_label(says["new"], exact=True).fill(NEW_PASSWORD)
+    page.get_by_label(says["again"], exact=True).fill(NEW_PASSWORD)
+    page.get_by_role("button", name=says["change"]).click()
+    expect(page.get_by_role("status")).to_contain_text(says["changed"])
+
+    # Deleting the account: the password again, then nothing is left signed in.
+    page.get_by_label(words.password, exact=True).fill(NEW_PASSWORD)
     page.locator("form[action='/account/delete'] button").click()
     expect(page.get_by_role("status")).to_be_visible()
     audit(page)

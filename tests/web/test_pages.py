@@ -73,8 +73,11 @@ def test_the_guest_form_labels_read_exactly_as_asked_in_english(
         assert f">{label}</label>" in page
     web.get("/lang/en")
     register_form(web, event["code"])
-    assert '<label for="selfie">Selfie</label>' in text(web.get("/selfie"))
-    assert 'accept="image/*" capture="user"' in text(web.get("/selfie"))
+    selfie = text(web.get("/selfie"))
+    # One large action; no `capture`, so the phone offers its camera or a photo it has.
+    assert '<label for="selfie" class="button big">Take my selfie</label>' in selfie
+    assert 'type="file" accept="image/*"' in selfie and "capture" not in selfie
+    assert "<button" not in selfie.split('id="selfie-form"')[1].split("</form>")[0]
 
 
 def test_registration_opens_a_lasting_http_only_session(web: TestClient, event: dict[str, Any]) -> None:
@@ -254,3 +257,93 @@ def test_every_form_of_the_pages_is_refused_without_its_csrf_token(web: TestClie
     csrf(web)  # the browser has its CSRF cookie, but these posts do not carry the token
     for path in posts:
         assert web.post(re.sub(r"\{[^}]+\}", "1", path), data={"name": "x"}).status_code == 403, path
+
+
+def test_a_refused_registration_shows_every_error_at_once_and_keeps_what_was_typed(
+    web: TestClient, event: dict[str, Any]
+) -> None:
+    form = {"csrf_token": csrf(web), "event_code": event["code"], "username": "a!", "email": "nope"}
+    r = web.post("/register", data=form | {"password": "tiny9"})
+    page = text(r)
+    assert r.status_code == 422
+    names = ("username", "email", "password", "accept_face_processing")
+    for name in names:  # each error has its id, and its field points at it
+        assert f'id="{name}-error"' in page
+        assert re.search(rf'aria-invalid="true"[^>]*aria-describedby="{name}-error', page), name
+    assert page.count('aria-invalid="true"') == 4 and page.count(" autofocus") == 1
+    assert re.search(r'id="username"[^>]*aria-invalid="true" autofocus', page)  # the first in error
+    assert "4 champs à corriger ci-dessous." in page and 'role="alert"' not in page
+    assert 'value="a!"' in page and 'value="nope"' in page and "tiny9" not in page  # never the password
+    assert not re.search(r'id="consent"[^>]*checked', page)
+    # A taken username alone: only its error, the focus on it, the consent still ticked.
+    assert register_form(web, event["code"], "alice").status_code == 303
+    web.cookies.clear()
+    form = {
+        "csrf_token": csrf(web),
+        "event_code": event["code"],
+        "username": "alice",
+        "email": "new@example.com",
+    }
+    r = web.post("/register", data=form | {"password": PASSWORD, "accept_face_processing": "yes"})
+    page = text(r)
+    assert r.status_code == 409 and page.count('aria-invalid="true"') == 1
+    assert "Ce nom d'utilisateur est déjà pris : choisissez-en un autre." in page
+    assert re.search(r'id="username"[^>]*aria-invalid="true" autofocus', page)
+    assert re.search(r'id="consent"[^>]*checked', page) and 'value="new@example.com"' in page
+    assert PASSWORD not in page
+    english = text(web.post("/register", data=form, headers={"Accept-Language": "en"}))
+    assert "3 fields to correct below." in english  # username taken, no password, no consent
+
+
+def test_the_password_field_tells_its_length_while_typed(web: TestClient, event: dict[str, Any]) -> None:
+    page = text(web.get(f"/?event={event['code']}"))
+    assert 'aria-describedby="password-hint password-meter"' in page and 'data-meter="password-meter"' in page
+    assert 'data-short="{n} caractères : il en faut au moins 8."' in page
+
+
+def test_deleting_the_selfie_asks_first_and_works_without_a_script(
+    web: TestClient, event: dict[str, Any]
+) -> None:
+    register_form(web, event["code"])
+    confirm = text(web.get("/account/delete-selfie"))
+    assert '<form method="post" action="/account/delete-selfie">' in confirm
+    assert "Supprimer votre selfie ?" in confirm and '<a class="button secondary" href="/account">' in confirm
+
+
+def test_the_account_page_changes_the_password(web: TestClient, event: dict[str, Any]) -> None:
+    """As ``POST /api/me/password`` (the same service): the current password again, the new one
+    twice and as strong as at registration; the other sessions end, this browser stays in."""
+    from main import app
+
+    new = "purple lantern orchestra"
+    register_form(web, event["code"])
+    assert 'action="/account/password"' in text(web.get("/account"))
+    old_cookie = web.cookies.get("session")
+
+    def change(current: str, password: str, again: str | None = None) -> Any:
+        form = {"current_password": current, "new_password": password, "confirm_password": again or password}
+        return web.post(
+            "/account/password", data=form | {"csrf_token": csrf(web, "/account")}, follow_redirects=False
+        )
+
+    for (current, password, again), status, field_name in [
+        (("not it at all", new, None), 401, "current_password"),
+        ((PASSWORD, new, "purple lantern"), 422, "confirm_password"),
+        ((PASSWORD, "alice123", None), 422, "new_password"),
+    ]:
+        page = text(r := change(current, password, again))
+        assert r.status_code == status, field_name
+        assert re.search(
+            rf'id="{field_name}"[^>]*aria-invalid="true" aria-describedby="{field_name}-error"', page
+        )
+        assert page.count('aria-invalid="true"') == 1 and 'role="alert"' not in page
+    assert "Le nouveau mot de passe et sa confirmation diffèrent." in text(
+        change(PASSWORD, new, "other words here")
+    )
+    r = change(PASSWORD, new)
+    assert r.status_code == 303 and r.headers["location"] == "/account?done=password_changed#password"
+    assert "Votre mot de passe est changé." in text(web.get(r.headers["location"]))  # still signed in
+    with TestClient(app, base_url="https://testserver") as other:
+        other.cookies.set("session", str(old_cookie), domain="testserver.local")
+        assert other.get("/account", follow_redirects=False).status_code == 303  # signed out
+        assert other.post("/api/login", json={"login": "alice", "password": new}).status_code == 200

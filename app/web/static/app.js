@@ -1,5 +1,6 @@
 // Event photos: the little the guests' pages need beyond htmx. Live updates (Server-Sent
-// Events) and the selfie (downscaled in the browser before upload). The organizer's pages
+// Events), the selfie (downscaled in the browser before upload), the password's length while
+// it is typed, and a photo's swipe and share. The organizer's pages
 // add organizer.js. No build step, no dependency.
 "use strict";
 
@@ -67,5 +68,64 @@
     };
     input.addEventListener("change", send);
     selfieForm.addEventListener("submit", send);
+  }
+
+  // Registration: the password's length, as it is typed (the server judges its strength).
+  const password = document.querySelector("input[data-meter]");
+  if (password) {
+    const meter = document.getElementById(password.dataset.meter);
+    let timer = null;
+    password.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        const length = [...password.value].length;
+        const words = length >= Number(password.dataset.min) ? password.dataset.long : password.dataset.short;
+        meter.textContent = length ? words.replace("{n}", String(length)) : "";
+      }, 300);
+    });
+  }
+
+  // One photo, full size: swipe to the previous or next one; share the file itself where the
+  // phone can (Web Share level 2), else the download link stays the way.
+  const photo = document.getElementById("photo");
+  if (photo) {
+    let start = null;
+    photo.addEventListener("touchstart", (event) => {
+      start = event.touches.length === 1 ? { x: event.touches[0].clientX, y: event.touches[0].clientY } : null;
+    }, { passive: true });
+    photo.addEventListener("touchend", (event) => {
+      if (!start || event.changedTouches.length !== 1) return;
+      const dx = event.changedTouches[0].clientX - start.x;
+      const dy = event.changedTouches[0].clientY - start.y;
+      start = null;
+      if (Math.abs(dx) < 50 || Math.abs(dx) < 1.5 * Math.abs(dy)) return;
+      const link = document.querySelector(dx < 0 ? 'a[rel="next"]' : 'a[rel="prev"]');
+      if (link) location.href = link.href;
+    });
+  }
+  const share = document.getElementById("share");
+  const probe = () => new File([new Uint8Array(1)], "photo.jpg", { type: "image/jpeg" });
+  if (share && navigator.canShare && navigator.share && navigator.canShare({ files: [probe()] })) {
+    share.hidden = false;
+    share.addEventListener("click", async () => {
+      let file = null;
+      try {
+        const response = await fetch(share.dataset.file, { credentials: "same-origin" });
+        if (!response.ok) throw new Error(String(response.status));
+        const blob = await response.blob();
+        file = new File([blob], share.dataset.name, { type: blob.type || "image/jpeg" });
+      } catch (error) {
+        file = null;
+      }
+      if (file && navigator.canShare({ files: [file] })) {
+        try {
+          await navigator.share({ files: [file] });
+        } catch (error) {
+          // AbortError: the guest closed the share sheet; nothing to do.
+        }
+      } else {
+        document.getElementById("download").click();
+      }
+    });
   }
 })();
