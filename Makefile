@@ -67,7 +67,8 @@ drill-scale: install pgbouncer redis
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} \
 		$(PY) -m pytest -q -p no:playwright -s tests/drills
 
-# The suite on SQLite always, then on PostgreSQL when TEST_DATABASE_URL is set.
+# The suite on SQLite always, then on PostgreSQL when TEST_DATABASE_URL is set (there, without
+# the tests marked `once`: what they prove does not depend on the database).
 test: install browser pgbouncer redis
 	env -u TEST_DATABASE_URL $(PY) -m pytest -q
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \

@@ -49,6 +49,18 @@ def pytest_report_header() -> str:
     return f"database: {os.environ['DATABASE_URL']}"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On PostgreSQL, the tests marked ``once`` are left out: what they prove does not depend
+    on the database, and the SQLite pass of ``make test`` has run them (``TEST_ONCE=1`` keeps
+    them)."""
+    if not IS_POSTGRES or os.environ.get("TEST_ONCE") == "1":
+        return
+    once = [item for item in items if item.get_closest_marker("once")]
+    if once:
+        config.hook.pytest_deselected(items=once)
+        items[:] = [item for item in items if not item.get_closest_marker("once")]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def migrated_database() -> Iterator[None]:
     if IS_POSTGRES:

@@ -7,12 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from usearch.compiled import ScalarKind
 from usearch.index import Index
 
 from app.faces import ann
 from app.faces.matching import Gallery
 from tools.match_scoring import Indexed
+
+pytestmark = pytest.mark.once
 
 
 def test_a_segment_is_written_only_as_the_next_link_of_the_chain(tmp_path: Path) -> None:

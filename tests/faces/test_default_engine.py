@@ -18,6 +18,8 @@ from app.faces.providers.base import SelfieRejected
 from app.faces.recognizers import SFACE_MODEL
 from tools.match_scoring import vector
 
+pytestmark = pytest.mark.once
+
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "faces"
 DEVSET = REPO / "tests" / "fixtures" / "devset"

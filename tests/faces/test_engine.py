@@ -21,6 +21,8 @@ from app.faces.providers.base import DetectedFace, FaceBox, FaceProvider, Selfie
 from app.faces.providers.local import LocalProvider
 from tools.match_scoring import vector
 
+pytestmark = pytest.mark.once
+
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "faces"
 PERSON_A = [

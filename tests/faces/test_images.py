@@ -23,6 +23,8 @@ from app.faces.images import (
     sanitized_original,
 )
 
+pytestmark = pytest.mark.once
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "faces"
 LIMIT = 40_000_000
 

@@ -7,6 +7,8 @@ import pytest
 
 from app.faces.matching import Gallery, from_blob, match_many, to_blob
 
+pytestmark = pytest.mark.once
+
 
 def random_descriptors(rng: np.random.Generator, count: int) -> np.ndarray:
     vectors = rng.normal(size=(count, 128)).astype(np.float32)

@@ -9,6 +9,8 @@ import pytest
 
 from app.faces import weights
 
+pytestmark = pytest.mark.once
+
 
 def test_every_model_file_is_found_in_its_package_with_its_pinned_hash() -> None:
     for model in (weights.YUNET, weights.SFACE, weights.DLIB_SHAPE_5, weights.DLIB_RESNET):

@@ -15,6 +15,8 @@ from tests.conftest import truncate_all
 from tools.harness.server import free_port
 from tools.paths import ROOT
 
+pytestmark = pytest.mark.once
+
 
 def row(
     name: str, p95: float, requests: int = 100, failures: int = 0, kind: str = "POST", mean: float = 0

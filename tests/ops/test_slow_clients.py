@@ -13,7 +13,7 @@ from tools.accounts import PASSWORD, create_organizer_cli
 from tools.harness.server import running_server
 from tools.harness.slow_clients import Trickle, connect, read_all
 
-pytestmark = pytest.mark.slow  # real servers / worker processes
+pytestmark = [pytest.mark.slow, pytest.mark.once]  # real servers / worker processes
 
 READ_TIMEOUT = 6
 

@@ -16,7 +16,7 @@ from tests.helpers import ops_headers
 from tools.accounts import PASSWORD, create_organizer_cli
 from tools.harness.server import running_server
 
-pytestmark = pytest.mark.slow  # a real server
+pytestmark = [pytest.mark.slow, pytest.mark.once]  # a real server
 
 
 def _peak_mib(pid: int) -> int:

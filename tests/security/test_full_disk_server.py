@@ -27,7 +27,7 @@ from tools.accounts import PASSWORD, create_organizer_cli
 from tools.harness.server import running_server
 from tools.photos import distinct_copy, fixture_bytes
 
-pytestmark = pytest.mark.slow  # a real server
+pytestmark = [pytest.mark.slow, pytest.mark.once]  # a real server
 
 
 def _photo_status(data_dir: Path) -> list[tuple[str, int]]:

@@ -20,6 +20,8 @@ from fastapi.testclient import TestClient
 from app.core.config import Settings
 from tools.harness.server import running_server
 
+pytestmark = pytest.mark.once
+
 # time, client, "METHOD target", status, duration: the target's quotes are escaped.
 ACCESS_LINE = re.compile(r'(\S+) (\S+) "([A-Z]+) ((?:[^"\\]|\\.)*)" (\d{3}) ([\d.]+)ms')
 

@@ -13,7 +13,7 @@ import pytest
 from app.events.service import CODE_ALPHABET
 from tools.harness.server import running_server
 
-pytestmark = pytest.mark.slow  # real servers
+pytestmark = [pytest.mark.slow, pytest.mark.once]  # real servers
 
 
 def _wrong_code_statuses(base: str, forwarded_for: list[str]) -> list[int]:

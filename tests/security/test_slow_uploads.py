@@ -24,6 +24,8 @@ from tools.accounts import PASSWORD
 from tools.harness.server import running_server
 from tools.harness.slow_clients import connect
 
+pytestmark = pytest.mark.once
+
 BOUNDARY = "slowboundary"
 HEAD = (
     f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="s.jpg"\r\n'

@@ -19,7 +19,7 @@ from tools.harness.seaweedfs import S3Server
 from tools.harness.server import free_port, running_server
 from tools.paths import DEVSET
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.once]
 
 PHOTOS = sorted(p for p in DEVSET.iterdir() if p.suffix in (".jpg", ".png"))[:12]
 OPS_TOKEN = "ops-" + uuid.uuid4().hex

@@ -20,7 +20,7 @@ from tools.accounts import PASSWORD, create_organizer_cli
 from tools.browser import ENGLISH, FRENCH, SHARE_SHEET, SWIPE, Words, jpeg_file, register_on_page
 from tools.photos import fixture_bytes, side_by_side
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.once]
 
 NEW_PASSWORD = "purple lantern orchestra"
 #: What the guest's pages say in each language beyond ``tools.browser.Words``.

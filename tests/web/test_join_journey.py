@@ -15,7 +15,7 @@ from tools.accounts import PASSWORD, create_organizer_cli
 from tools.browser import ENGLISH, FRENCH, jpeg_file, register_on_page
 from tools.photos import fixture_bytes
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.once]
 
 
 def test_a_guest_joins_a_second_event_from_its_link_and_the_language_switch_keeps_the_code(

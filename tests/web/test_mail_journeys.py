@@ -23,7 +23,7 @@ from tools.harness.smtp import SmtpServer, running_smtp
 from tools.mailbox import link_with, text_body, to_address
 from tools.photos import fixture_bytes
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.once]
 NEW_PASSWORD = "otter lantern quietly marches"
 Server = tuple[str, dict[str, str]]
 

@@ -18,7 +18,7 @@ from tests.web.conftest import Offsite, audit, new_context, screenshot
 from tools.accounts import PASSWORD, create_organizer_cli
 from tools.paths import FACES
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.once]
 
 PHOTOS = sorted(p for p in FACES.iterdir() if p.suffix in (".jpg", ".png"))[:10]
 
