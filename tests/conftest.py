@@ -212,6 +212,15 @@ def client(clean_db: None) -> Iterator[TestClient]:
         yield c
 
 
+@pytest.fixture
+def web(client: TestClient) -> Iterator[TestClient]:
+    """The pages over HTTPS (their cookies are ``Secure``), on emptied tables."""
+    from main import app
+
+    with TestClient(app, base_url="https://testserver") as c:
+        yield c
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """How many cases the API fuzzing sent, per role and operation (when it ran)."""
     import sys

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import itertools
+import re
 import threading
 import time
 from pathlib import Path
@@ -17,6 +19,19 @@ from app.core.config import get_settings
 from tools.accounts import PASSWORD
 
 _seq = itertools.count(1)
+CSRF = re.compile(r'name="csrf-token" content="([0-9a-f]+)"')
+
+
+def page_text(response: Any) -> str:
+    """A page's HTML with its entities decoded (what a reader sees, tags aside)."""
+    return html.unescape(response.text)
+
+
+def csrf(web: TestClient, path: str = "/login") -> str:
+    """The CSRF token a page's forms carry."""
+    match = CSRF.search(web.get(path).text)
+    assert match
+    return match.group(1)
 
 
 def make_organizer(session: Session, username: str | None = None) -> dict[str, Any]:

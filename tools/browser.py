@@ -53,7 +53,7 @@ FRENCH = Words(
     "Mot de passe",
     "Prendre mon selfie",
     "Disponible",
-    "Aucun visage trouvé : regardez l'objectif, en bonne lumière.",
+    "Aucun visage détecté : regardez l'objectif, dans un endroit bien éclairé.",
     "Selfie validé",
     "Ce n'est pas moi",
     "Tout télécharger",

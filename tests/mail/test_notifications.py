@@ -61,7 +61,7 @@ def test_new_photos_of_a_guest_are_told_in_one_message_with_their_number_and_a_l
     (mail,) = _notifications(smtp, "guest1@example.com")
     assert mail["Subject"] == "Nouvelles photos de vous : Gala 2026"
     text = text_body(mail)
-    assert "2 nouvelles photos de vous sont arrivées de Gala 2026." in text
+    assert "2 nouvelles photos de vous ont été ajoutées à Gala 2026." in text
     assert link_with(mail, "/photos?event=") == f"{PUBLIC_URL}/photos?event={gala.event['id']}"
     # No photo and no face: one text part and one HTML part, with no image in either.
     assert [p.get_content_type() for p in mail.walk()] == ["multipart/alternative", "text/plain", "text/html"]
@@ -80,8 +80,8 @@ def test_a_later_batch_tells_only_the_photos_not_told_yet(
     gala.upload({"a3.jpg": fixture_bytes("obama3.jpg")}, index=True)
     drain_jobs()
     first, second = _notifications(smtp, "guest1@example.com")
-    assert "1 nouvelle photo de vous est arrivée" in text_body(first)
-    assert "1 nouvelle photo de vous est arrivée" in text_body(second)
+    assert "1 nouvelle photo de vous a été ajoutée" in text_body(first)
+    assert "1 nouvelle photo de vous a été ajoutée" in text_body(second)
 
 
 def test_photos_matched_when_the_selfie_was_taken_are_not_told_again(
@@ -93,7 +93,7 @@ def test_photos_matched_when_the_selfie_was_taken_are_not_told_again(
     gala.upload({"a3.jpg": fixture_bytes("obama3.jpg")}, index=True)
     drain_jobs()
     (mail,) = _notifications(smtp, "guest1@example.com")
-    assert "1 nouvelle photo de vous est arrivée" in text_body(mail)
+    assert "1 nouvelle photo de vous a été ajoutée" in text_body(mail)
 
 
 def test_a_batch_is_told_once_it_has_settled_not_photo_by_photo(

@@ -4,9 +4,7 @@ refused in every environment (findings 14 and 21 of the second security review).
 
 from __future__ import annotations
 
-import re
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,28 +12,13 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from app.core.config import Settings, get_settings
+from tests.helpers import csrf
 from tools.accounts import PASSWORD
-
-CSRF = re.compile(r'name="csrf-token" content="([0-9a-f]+)"')
-
-
-@pytest.fixture
-def web(client: TestClient) -> Iterator[TestClient]:
-    from main import app
-
-    with TestClient(app, base_url="https://testserver") as c:
-        yield c
-
-
-def _csrf(web: TestClient, path: str = "/login") -> str:
-    match = CSRF.search(web.get(path).text)
-    assert match
-    return match.group(1)
 
 
 def _register(web: TestClient, code: str, username: str) -> None:
     form = {
-        "csrf_token": _csrf(web),
+        "csrf_token": csrf(web),
         "event_code": code,
         "username": username,
         "email": f"{username}@example.com",
@@ -65,19 +48,19 @@ def test_a_csrf_token_made_for_another_session_is_refused(web: TestClient, event
 
     attacker = TestClient(app, base_url="https://testserver")
     _register(attacker, event["code"], "mallory")
-    planted_cookie, attackers_token = attacker.cookies["csrf"], _csrf(attacker, "/account")
+    planted_cookie, attackers_token = attacker.cookies["csrf"], csrf(attacker, "/account")
     _register(web, event["code"], "victim")
     web.cookies.set("csrf", planted_cookie)
     refused = web.post("/account/delete-selfie", data={"csrf_token": attackers_token}, follow_redirects=False)
     assert refused.status_code == 403
     allowed = web.post(
-        "/account/delete-selfie", data={"csrf_token": _csrf(web, "/account")}, follow_redirects=False
+        "/account/delete-selfie", data={"csrf_token": csrf(web, "/account")}, follow_redirects=False
     )
     assert allowed.status_code == 303
 
 
 def test_a_token_from_before_login_does_not_pass_after_it(web: TestClient, event: dict[str, Any]) -> None:
-    before = _csrf(web, "/login")
+    before = csrf(web, "/login")
     cookie_before = web.cookies["csrf"]
     _register(web, event["code"], "alice")
     assert web.cookies["csrf"] != cookie_before  # replaced at login

@@ -87,6 +87,65 @@ def audit(page: Page) -> None:
     )
 
 
+# The visible targets smaller than 24 x 24 CSS px (WCAG 2.2, SC 2.5.8), but a link inside a
+# sentence (its parent has text of its own), which the SC exempts. A label counts when it is a
+# checkbox's or a radio's (a click on it ticks the box).
+_SMALL_TARGETS = """() => [...document.querySelectorAll(
+    'a[href], button, input[type=checkbox], input[type=radio], input[type=submit], summary, label[for]')]
+  .filter((e) => {
+    if (e.matches('label')) {
+      const input = document.getElementById(e.htmlFor);
+      if (!input || !['checkbox', 'radio'].includes(input.type)) return false;
+    }
+    const box = e.getBoundingClientRect();
+    if (getComputedStyle(e).visibility === 'hidden' || box.width <= 1 || box.height <= 1 || box.right <= 0) {
+      return false;  // not shown: hidden, visually hidden, or off screen until focused (the skip link)
+    }
+    const inSentence = e.matches('a') && [...e.parentElement.childNodes]
+      .some((n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim() !== '');
+    return !inSentence && (box.width < 24 || box.height < 24);
+  })
+  .map((e) => {
+    const box = e.getBoundingClientRect();
+    const name = (e.textContent.trim() || e.getAttribute('aria-label') || e.name || '').slice(0, 30);
+    return `${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''} "${name}" `
+      + `${Math.round(box.width * 10) / 10}x${Math.round(box.height * 10) / 10}`;
+  })"""
+
+
+def small_targets(page: Page) -> list[str]:
+    """The interactive elements shown smaller than 24 x 24 CSS px, described (none is the rule)."""
+    return list(page.evaluate(_SMALL_TARGETS))
+
+
+#: Bytes a page may transfer on a first load, images aside.
+PAGE_BUDGET = 150 * 1024
+_TRANSFERRED = """() => {
+    const entries = [
+        ...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource'),
+    ];
+    return entries.filter((e) => e.initiatorType !== 'img').reduce((sum, e) => sum + e.transferSize, 0);
+}"""
+
+
+def transferred(page: Page) -> int:
+    """The bytes the page transferred so far (the document and what it loaded), images aside."""
+    return int(page.evaluate(_TRANSFERRED))
+
+
+def first_load_weight(context: BrowserContext, url: str) -> int:
+    """The bytes ``url`` transfers when loaded with nothing cached, images aside (in a new tab
+    of ``context``: its cookies, no cache)."""
+    fresh = context.new_page()
+    fresh.route(
+        "**/*", lambda route: route.fallback(headers={**route.request.headers, "cache-control": "no-cache"})
+    )
+    fresh.goto(url, wait_until="load")
+    weight = transferred(fresh)
+    fresh.close()
+    return weight
+
+
 def screenshot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

@@ -4,27 +4,17 @@ real app and database."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from app.core.database import utcnow
-from tests.helpers import login, make_event, upload_photos
-from tests.web.test_pages import csrf, register_form, text
+from tests.helpers import csrf, login, make_event, upload_photos
+from tests.helpers import page_text as text
+from tests.web.test_pages import register_form
 from tools.accounts import PASSWORD
 from tools.photos import fixture_bytes
-
-
-@pytest.fixture
-def web(client: TestClient) -> Iterator[TestClient]:
-    """The pages over HTTPS (their cookies are ``Secure``), as in ``test_pages``."""
-    from main import app
-
-    with TestClient(app, base_url="https://testserver") as c:
-        yield c
 
 
 def _join(web: TestClient, code: str, language: str = "fr") -> Any:

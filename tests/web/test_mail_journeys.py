@@ -113,7 +113,7 @@ def test_a_guest_resets_a_forgotten_password_from_the_mail_then_logs_in_with_it(
     page.get_by_label("Votre adresse e-mail", exact=True).fill("forgetful@example.com")
     audit(page)
     page.get_by_role("button", name="M'envoyer un lien").click()
-    expect(page.get_by_role("status")).to_contain_text("un message est en route")
+    expect(page.get_by_role("status")).to_contain_text("un message vient d'y être envoyé")
     audit(page)
 
     link = link_with(_mail(smtp, "forgetful@example.com", "/reset-password/"), "/reset-password/")

@@ -18,8 +18,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.core.config import get_settings
-from tests.helpers import drain_jobs, login, make_event, register, selfie_verdict, upload_photos
-from tests.web.test_pages import csrf, register_form, text
+from tests.helpers import csrf, drain_jobs, login, make_event, register, selfie_verdict, upload_photos
+from tests.helpers import page_text as text
+from tests.web.test_pages import register_form
 from tools.accounts import PASSWORD
 from tools.mailbox import link_with, text_body
 from tools.photos import fixture_bytes
@@ -88,7 +89,7 @@ def test_a_forgotten_password_is_reset_from_the_mailed_link_which_get_does_not_s
     web.cookies.clear()
     assert 'href="/forgot-password"' in web.get("/login").text
     sent = _post(web, "/forgot-password", {"email": "ADA@example.com"})
-    assert sent.status_code == 200 and "un message est en route" in text(sent)
+    assert sent.status_code == 200 and "un message vient d'y être envoyé" in text(sent)
     path = _path(inbox("ada@example.com")[-1], "/reset-password/")
     assert web.get(path).status_code == web.get(path).status_code == 200  # a mail scanner's visits
     weak = _post(web, path, {"password": "password1"})
@@ -184,7 +185,7 @@ def test_a_guest_signs_in_with_the_mailed_code_after_a_wrong_one(
     code = found.group(1)
     wrong = "00000000" if code.replace(" ", "") != "00000000" else "11111111"
     refused = _post(web, "/login/code", {"email": "ada@example.com", "code": wrong, "next": wanted})
-    assert refused.status_code == 400 and "Ce code est faux" in text(refused)
+    assert refused.status_code == 400 and "Ce code est erroné" in text(refused)
     done = _post(web, "/login/code", {"email": "ada@example.com", "code": code, "next": wanted})
     assert (done.status_code, done.headers["location"]) == (303, wanted)
 

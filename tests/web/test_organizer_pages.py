@@ -5,9 +5,7 @@ cookies are ``Secure``)."""
 
 from __future__ import annotations
 
-import html
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,30 +16,21 @@ from sqlalchemy.orm import Session
 
 from app.core.database import get_engine
 from app.photos.models import Photo, PhotoStatus
-from tests.helpers import bearer, drain_jobs, login, make_event, make_organizer, register, upload_photos
+from tests.helpers import (
+    bearer,
+    csrf,
+    drain_jobs,
+    login,
+    make_event,
+    make_organizer,
+    page_text,
+    register,
+    upload_photos,
+)
 from tools.accounts import PASSWORD
 from tools.photos import fixture_bytes
 
-CSRF = re.compile(r'name="csrf-token" content="([0-9a-f]+)"')
 CURSOR = re.compile(r'<input type="hidden" name="(page|after|open|total)" value="([^"]*)">')
-
-
-@pytest.fixture
-def web(client: TestClient) -> Iterator[TestClient]:
-    from main import app
-
-    with TestClient(app, base_url="https://testserver") as c:
-        yield c
-
-
-def text(response: Any) -> str:
-    return html.unescape(response.text)
-
-
-def csrf(web: TestClient, path: str = "/login") -> str:
-    match = CSRF.search(web.get(path).text)
-    assert match
-    return match.group(1)
 
 
 def sign_in(web: TestClient, username: str) -> None:
@@ -80,15 +69,15 @@ def test_the_dashboard_pages_the_photos_as_a_grid_with_counts(
     web: TestClient, session: Session, dashboard: str, event: dict[str, Any]
 ) -> None:
     add_photos(session, event["id"], 130)
-    page = text(web.get(dashboard))
+    page = page_text(web.get(dashboard))
     assert "Photos 1\u201360 sur 130" in page
     assert page.count('<li id="org-photo-') == 60 and "IMG_0000.jpg" in page and "IMG_0060.jpg" not in page
     assert f'href="{dashboard}?page=2#photos"' in page and f'href="{dashboard}?page=3#photos"' in page
     assert '<strong aria-current="page">1</strong>' in page
-    last = text(web.get(f"{dashboard}?page=3"))
+    last = page_text(web.get(f"{dashboard}?page=3"))
     assert "Photos 121\u2013130 sur 130" in last and last.count('<li id="org-photo-') == 10
     assert "IMG_0129.jpg" in last and 'rel="prev"' in last and 'rel="next"' not in last
-    assert "Photos 121\u2013130 sur 130" in text(web.get(f"{dashboard}?page=99"))  # the last page
+    assert "Photos 121\u2013130 sur 130" in page_text(web.get(f"{dashboard}?page=99"))  # the last page
     # Each photo has its checkbox, labelled by the file's name; waiting ones say so.
     assert re.search(
         r'<label class="pick"><input type="checkbox" name="photo" value="\d+"><span>IMG_0000.jpg', page
@@ -97,7 +86,7 @@ def test_the_dashboard_pages_the_photos_as_a_grid_with_counts(
     # htmx follows a page link with the grid alone; a browser without script gets the page.
     fragment = web.get(f"{dashboard}/photos?page=2", headers={"HX-Request": "true"})
     assert fragment.text.lstrip().startswith('<section id="photos"')
-    assert "Photos 61\u2013120 sur 130" in text(fragment) and "<html" not in fragment.text
+    assert "Photos 61\u2013120 sur 130" in page_text(fragment) and "<html" not in fragment.text
     plain = web.get(f"{dashboard}/photos?page=2", follow_redirects=False)
     assert plain.status_code == 303 and plain.headers["location"] == f"{dashboard}?page=2#photos"
 
@@ -113,7 +102,7 @@ def test_an_indexed_photo_shows_its_thumbnail_to_its_organizer_only(
     ids = upload_photos(client, org_headers, event["id"], {"party.jpg": fixture_bytes("obama2.jpg")})
     drain_jobs()
     photo_id = ids["party.jpg"]
-    page = text(web.get(dashboard))
+    page = page_text(web.get(dashboard))
     assert f'<img src="/api/photos/{photo_id}/thumbnail" alt="Ouvrir party.jpg"' in page
     thumbnail = web.get(f"/api/photos/{photo_id}/thumbnail")
     assert thumbnail.status_code == 200 and thumbnail.headers["content-type"] == "image/jpeg"
@@ -129,16 +118,18 @@ def test_photos_ticked_are_deleted_once_confirmed_and_the_page_says_how_many(
     foreign = add_photos(session, others["id"], 1)
     chosen = [ids[0], ids[1], ids[62], foreign[0]]  # another organizer's photo is never touched
     confirm = web.get(f"{dashboard}/photos/delete", params={"photo": chosen, "page": 2})
-    page = text(confirm)
+    page = page_text(confirm)
     assert confirm.status_code == 200 and "Supprimer 3 photos ?" in page
     assert "IMG_0000.jpg" in page and "IMG_0062.jpg" in page and "IMG_0002.jpg" not in page
     assert f'value="{ids[0]},{ids[1]},{ids[62]}"' in page
-    assert "Photos 1\u201360 sur 65" in text(web.get(dashboard))  # nothing deleted before the confirmation
+    assert "Photos 1\u201360 sur 65" in page_text(
+        web.get(dashboard)
+    )  # nothing deleted before the confirmation
 
     form = {"csrf_token": csrf(web, dashboard), "photo": f"{ids[0]},{ids[1]},{ids[62]},{foreign[0]}"}
     done = web.post(f"{dashboard}/photos/delete?page=2", data=form, follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"].startswith(f"{dashboard}?page=2&")
-    after = text(web.get(done.headers["location"]))
+    after = page_text(web.get(done.headers["location"]))
     assert "3 photos supprimées." in after and "Enregistré." not in after
     assert "Photos 61\u201362 sur 62" in after
     session.expire_all()
@@ -147,10 +138,10 @@ def test_photos_ticked_are_deleted_once_confirmed_and_the_page_says_how_many(
     web.get("/lang/en")
     form = {"csrf_token": csrf(web, dashboard), "photo": str(ids[2])}
     one = web.post(f"{dashboard}/photos/delete", data=form)
-    assert "1 photo deleted." in text(one) and "Saved." not in text(one)
+    assert "1 photo deleted." in page_text(one) and "Saved." not in page_text(one)
     # Nothing ticked: said so, nothing asked.
     nothing = web.get(f"{dashboard}/photos/delete?page=1")
-    assert "Tick the photos to delete first." in text(nothing)
+    assert "Tick the photos to delete first." in page_text(nothing)
 
 
 def _cursor(page: str) -> dict[str, str]:
@@ -185,7 +176,7 @@ def test_the_progress_poll_sends_only_what_changed(
         f'<div id="org-photo-{ids[3]}-view" class="thumb" data-status="indexed" hx-swap-oob="true">'
         in changed.text
     )
-    assert f"/api/photos/{ids[3]}/thumbnail" in changed.text and "2 visages" in text(changed)
+    assert f"/api/photos/{ids[3]}/thumbnail" in changed.text and "2 visages" in page_text(changed)
     assert changed.text.count("org-photo-") == 1 and len(changed.content) < 4096
     assert str(ids[3]) not in _cursor(changed.text)["open"].split(",")
     again = web.get(f"{dashboard}/progress", params=_cursor(changed.text))
@@ -197,17 +188,18 @@ def test_the_progress_poll_sends_only_what_changed(
     grown = web.get(f"{dashboard}/progress", params=last)
     assert 'hx-swap-oob="beforeend:#photo-grid"' in grown.text and f'<li id="org-photo-{new}">' in grown.text
     assert 'id="photos-nav" class="photos-nav" hx-swap-oob="true"' in grown.text
-    assert "Photos 121\u2013171 sur 171" in text(grown) and _cursor(grown.text)["after"] == str(new)
+    assert "Photos 121\u2013171 sur 171" in page_text(grown) and _cursor(grown.text)["after"] == str(new)
 
 
 def test_the_card_to_print_has_the_code_the_qr_code_and_how_to_join(
     web: TestClient, dashboard: str, event: dict[str, Any]
 ) -> None:
     assert f'href="{dashboard}/card"' in web.get(dashboard).text
-    card = text(web.get(f"{dashboard}/card"))
+    card = page_text(web.get(f"{dashboard}/card"))
     assert f'<h1 id="card-title">{event["name"]}</h1>' in card
     assert f'data-code="{event["code"]}"' in card and f'src="{dashboard}/qr.svg"' in card
-    assert "Scannez le code ou allez sur https://testserver et saisissez le code." in card
+    how = "Scannez le code QR, ou rendez-vous sur https://testserver et saisissez le code de l'événement."
+    assert how in card
     assert 'class="card-page"' in card
     css = web.get("/static/app.css").text
     assert "@media print" in css and "@page" in css
@@ -244,7 +236,33 @@ def test_the_events_list_counts_photos_and_guests_in_a_fixed_number_of_queries(
         add_photos(session, other["id"], 2)
         bearer(register(client, other["code"], f"guest-{len(name)}-{other['id']}"))
     assert queries() == one
-    page = text(web.get("/organizer"))
+    page = page_text(web.get("/organizer"))
     gala = re.search(rf'<li data-event="{first["id"]}">(.*?)</li>', page, re.S)
     assert gala and "3 photos" in gala.group(1) and "1 invité" in gala.group(1)
     assert page.count("2 photos") == 3 and page.count("1 invité") == 4
+
+
+def test_each_action_of_the_dashboard_says_what_it_did(
+    web: TestClient, client: TestClient, dashboard: str, event: dict[str, Any]
+) -> None:
+    ann, bob = (
+        client.get("/api/me", headers=bearer(register(client, event["code"], name))).json()["id"]
+        for name in ("ann", "bob")
+    )
+
+    def act(path: str, **data: str) -> str:
+        form = {"csrf_token": csrf(web, dashboard), **data}
+        return page_text(web.post(f"{dashboard}/{path}", data=form))
+
+    said = {
+        "close": "Inscriptions fermées : les invités gardent leurs photos.",
+        "open": "Les inscriptions sont rouvertes.",
+        "retention": "Durée de conservation enregistrée.",
+        f"guests/{ann}/remove": "Invité retiré.",
+        f"guests/{bob}/remove?bar": "Invité retiré et exclu de l'événement.",
+        f"bans/{bob}/lift": "Exclusion levée : l'invité peut de nouveau rejoindre l'événement.",
+    }
+    for path, message in said.items():
+        data = {"retention_days": "30"} if path == "retention" else {"bar": "1"} if "?" in path else {}
+        page = act(path.removesuffix("?bar"), **data)
+        assert message in page and "Enregistré" not in page, path

@@ -3,36 +3,13 @@ docs, through the real app and database (HTTPS test client: the cookies are ``Se
 
 from __future__ import annotations
 
-import html
 import re
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
-from tests.helpers import login, make_event, register
+from tests.helpers import csrf, login, make_event, page_text, register
 from tools.accounts import PASSWORD
-
-CSRF = re.compile(r'name="csrf-token" content="([0-9a-f]+)"')
-
-
-@pytest.fixture
-def web(client: TestClient) -> Iterator[TestClient]:
-    from main import app
-
-    with TestClient(app, base_url="https://testserver") as c:
-        yield c
-
-
-def text(response: Any) -> str:
-    return html.unescape(response.text)
-
-
-def csrf(web: TestClient, path: str = "/login") -> str:
-    match = CSRF.search(web.get(path).text)
-    assert match
-    return match.group(1)
 
 
 def register_form(web: TestClient, code: str, username: str = "alice", **extra: str) -> Any:
@@ -49,18 +26,18 @@ def register_form(web: TestClient, code: str, username: str = "alice", **extra: 
 
 
 def test_pages_are_in_french_by_default_and_follow_accept_language(web: TestClient) -> None:
-    french = text(web.get("/"))
+    french = page_text(web.get("/"))
     assert '<html lang="fr">' in french and "Code de l'événement" in french
-    english = text(web.get("/", headers={"Accept-Language": "en-US,en;q=0.9,fr;q=0.5"}))
+    english = page_text(web.get("/", headers={"Accept-Language": "en-US,en;q=0.9,fr;q=0.5"}))
     assert '<html lang="en">' in english and ">Event code</label>" in english
-    assert '<html lang="fr">' in text(web.get("/", headers={"Accept-Language": "de-DE, fr;q=0.8"}))
+    assert '<html lang="fr">' in page_text(web.get("/", headers={"Accept-Language": "de-DE, fr;q=0.8"}))
 
 
 def test_the_language_switch_is_remembered_and_only_redirects_within_the_site(web: TestClient) -> None:
     r = web.get("/lang/en?next=/login", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/login"
     assert "lang=en" in r.headers["set-cookie"] and "Max-Age=31536000" in r.headers["set-cookie"]
-    assert ">Password</label>" in text(web.get("/login"))
+    assert ">Password</label>" in page_text(web.get("/login"))
     for target in ("//evil.example", "https://evil.example", "/\\evil.example"):
         assert web.get(f"/lang/fr?next={target}", follow_redirects=False).headers["location"] == "/"
 
@@ -68,12 +45,12 @@ def test_the_language_switch_is_remembered_and_only_redirects_within_the_site(we
 def test_the_guest_form_labels_read_exactly_as_asked_in_english(
     web: TestClient, event: dict[str, Any]
 ) -> None:
-    page = text(web.get(f"/?event={event['code']}", headers={"Accept-Language": "en"}))
+    page = page_text(web.get(f"/?event={event['code']}", headers={"Accept-Language": "en"}))
     for label in ("Event code", "Username", "Email", "Password"):
         assert f">{label}</label>" in page
     web.get("/lang/en")
     register_form(web, event["code"])
-    selfie = text(web.get("/selfie"))
+    selfie = page_text(web.get("/selfie"))
     # One large action; no `capture`, so the phone offers its camera or a photo it has.
     assert '<label for="selfie" class="button big">Take my selfie</label>' in selfie
     assert 'type="file" accept="image/*"' in selfie and "capture" not in selfie
@@ -97,11 +74,13 @@ def test_registration_errors_are_shown_in_the_form_with_the_values_kept(
     register(web, event["code"], "alice")
     r = register_form(web, event["code"], "alice")
     assert r.status_code == 409
-    assert "Ce nom d'utilisateur est déjà pris" in text(r) and 'value="alice@example.com"' in text(r)
+    assert "Ce nom d'utilisateur est déjà pris" in page_text(r) and 'value="alice@example.com"' in page_text(
+        r
+    )
     r = register_form(web, event["code"], "bob", accept_face_processing="")
-    assert r.status_code == 422 and "Acceptez le traitement de votre visage" in text(r)
+    assert r.status_code == 422 and "Acceptez le traitement de votre visage" in page_text(r)
     r = register_form(web, "NOPE-2345", "carol")
-    assert r.status_code == 404 and "Aucun événement n'a ce code" in text(r)
+    assert r.status_code == 404 and "Aucun événement n'a ce code" in page_text(r)
 
 
 def test_a_form_without_its_csrf_token_is_refused(web: TestClient, event: dict[str, Any]) -> None:
@@ -157,21 +136,22 @@ def test_log_in_goes_back_to_the_page_asked_for_but_never_to_another_site(
     web.cookies.clear()
     form = {"csrf_token": csrf(web), "login": "alice", "password": "wrong password!"}
     r = web.post("/login", data=form)
-    assert r.status_code == 401 and "mot de passe incorrect" in text(r)
+    assert r.status_code == 401 and "mot de passe incorrect" in page_text(r)
 
 
 def test_availability_says_why_as_the_guest_types(web: TestClient, event: dict[str, Any]) -> None:
     register(web, event["code"], "alice")
-    assert "Disponible" in text(web.get("/availability?username=bob"))
-    assert "déjà pris" in text(web.get("/availability?username=Alice"))
-    assert "3 à 30" in text(web.get("/availability?username=a"))
-    assert "Un compte utilise déjà cet e-mail" in text(web.get("/availability?email=alice@example.com"))
+    assert "Disponible" in page_text(web.get("/availability?username=bob"))
+    assert "déjà pris" in page_text(web.get("/availability?username=Alice"))
+    assert "3 à 30" in page_text(web.get("/availability?username=a"))
+    taken = page_text(web.get("/availability?email=alice@example.com"))
+    assert "Cette adresse e-mail est déjà utilisée par un compte" in taken
 
 
 def test_the_qr_link_with_the_code_opens_the_event(web: TestClient, event: dict[str, Any]) -> None:
     r = web.get(f"/e/{event['code'].lower()}", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == f"/?event={event['code']}"
-    page = text(web.get(r.headers["location"]))
+    page = page_text(web.get(r.headers["location"]))
     assert event["name"] in page and f'value="{event["code"]}"' in page
 
 
@@ -184,8 +164,12 @@ def test_organizer_pages_show_the_qr_code_to_print(
         "/organizer/events", data={"csrf_token": csrf(web), "name": "Bal"}, follow_redirects=False
     )
     event_page = web.get(created.headers["location"])
-    code = re.search(r'data-code="([A-Z0-9-]+)"', text(event_page))
-    assert code and "<svg" in text(event_page) and f"https://testserver/e/{code.group(1)}" in text(event_page)
+    code = re.search(r'data-code="([A-Z0-9-]+)"', page_text(event_page))
+    assert (
+        code
+        and "<svg" in page_text(event_page)
+        and f"https://testserver/e/{code.group(1)}" in page_text(event_page)
+    )
     svg = web.get(created.headers["location"] + "/qr.svg")
     png = web.get(created.headers["location"] + "/qr.png")
     assert svg.headers["content-type"] == "image/svg+xml" and svg.content.startswith(b"<?xml")
@@ -197,7 +181,7 @@ def test_a_guest_cannot_open_organizer_pages(web: TestClient, event: dict[str, A
     r = web.get("/organizer")
     assert (
         r.status_code == 403
-        and "Seuls les organisateurs" in text(r)
+        and "Seuls les organisateurs" in page_text(r)
         and r.headers["content-type"].startswith("text/html")
     )
     assert web.get(f"/organizer/events/{event['id']}").status_code == 403
@@ -207,27 +191,27 @@ def test_page_errors_are_pages_and_api_errors_stay_json(web: TestClient) -> None
     r = web.get("/photos/12345", follow_redirects=False)
     assert r.status_code == 303  # signed out: the log-in page first
     r = web.get("/no-such-page")
-    assert r.status_code == 404 and "Cette page n'existe pas." in text(r)
+    assert r.status_code == 404 and "Cette page n'existe pas." in page_text(r)
     assert web.get("/api/no-such-endpoint").json()["error"]["code"] == "not_found"
 
 
 def test_another_guests_photo_page_is_not_found(web: TestClient, event: dict[str, Any]) -> None:
     register_form(web, event["code"])
     r = web.get("/photos/1")
-    assert r.status_code == 404 and "n'existe pas ou ne vous est pas destinée" in text(r)
+    assert r.status_code == 404 and "n'existe pas ou ne vous est pas destinée" in page_text(r)
 
 
 def test_account_deletion_asks_for_the_password(web: TestClient, event: dict[str, Any]) -> None:
     register_form(web, event["code"])
     r = web.post("/account/delete", data={"csrf_token": csrf(web, "/account"), "password": "not it at all"})
-    assert r.status_code == 401 and "Le mot de passe est incorrect." in text(r)
+    assert r.status_code == 401 and "Le mot de passe est incorrect." in page_text(r)
     r = web.post("/account/delete", data={"csrf_token": csrf(web, "/account"), "password": PASSWORD})
-    assert r.status_code == 200 and "Compte supprimé" in text(r)
+    assert r.status_code == 200 and "Compte supprimé" in page_text(r)
     assert web.get("/api/me").status_code == 401
 
 
 def test_swagger_ui_is_served_from_local_files(web: TestClient) -> None:
-    page = text(web.get("/docs"))
+    page = page_text(web.get("/docs"))
     assert "/static/vendor/swagger-ui/swagger-ui-bundle.js" in page
     assert not re.search(r"https?://(?!testserver)", page.replace("http://www.w3.org", ""))
     assert web.get("/static/vendor/swagger-ui/swagger-ui-bundle.js").status_code == 200
@@ -240,7 +224,7 @@ def test_an_event_made_through_the_api_is_on_the_organizer_page(
     event = make_event(web, org_headers, "Fête")
     form = {"csrf_token": csrf(web), "login": organizer["username"], "password": PASSWORD}
     web.post("/login", data=form)
-    assert "Fête" in text(web.get("/organizer")) and event["code"] in text(web.get("/organizer"))
+    assert "Fête" in page_text(web.get("/organizer")) and event["code"] in page_text(web.get("/organizer"))
 
 
 def test_every_form_of_the_pages_is_refused_without_its_csrf_token(web: TestClient) -> None:
@@ -264,7 +248,7 @@ def test_a_refused_registration_shows_every_error_at_once_and_keeps_what_was_typ
 ) -> None:
     form = {"csrf_token": csrf(web), "event_code": event["code"], "username": "a!", "email": "nope"}
     r = web.post("/register", data=form | {"password": "tiny9"})
-    page = text(r)
+    page = page_text(r)
     assert r.status_code == 422
     names = ("username", "email", "password", "accept_face_processing")
     for name in names:  # each error has its id, and its field points at it
@@ -285,18 +269,18 @@ def test_a_refused_registration_shows_every_error_at_once_and_keeps_what_was_typ
         "email": "new@example.com",
     }
     r = web.post("/register", data=form | {"password": PASSWORD, "accept_face_processing": "yes"})
-    page = text(r)
+    page = page_text(r)
     assert r.status_code == 409 and page.count('aria-invalid="true"') == 1
     assert "Ce nom d'utilisateur est déjà pris : choisissez-en un autre." in page
     assert re.search(r'id="username"[^>]*aria-invalid="true" autofocus', page)
     assert re.search(r'id="consent"[^>]*checked', page) and 'value="new@example.com"' in page
     assert PASSWORD not in page
-    english = text(web.post("/register", data=form, headers={"Accept-Language": "en"}))
+    english = page_text(web.post("/register", data=form, headers={"Accept-Language": "en"}))
     assert "3 fields to correct below." in english  # username taken, no password, no consent
 
 
 def test_the_password_field_tells_its_length_while_typed(web: TestClient, event: dict[str, Any]) -> None:
-    page = text(web.get(f"/?event={event['code']}"))
+    page = page_text(web.get(f"/?event={event['code']}"))
     assert 'aria-describedby="password-hint password-meter"' in page and 'data-meter="password-meter"' in page
     assert 'data-short="{n} caractères : il en faut au moins 8."' in page
 
@@ -305,7 +289,7 @@ def test_deleting_the_selfie_asks_first_and_works_without_a_script(
     web: TestClient, event: dict[str, Any]
 ) -> None:
     register_form(web, event["code"])
-    confirm = text(web.get("/account/delete-selfie"))
+    confirm = page_text(web.get("/account/delete-selfie"))
     assert '<form method="post" action="/account/delete-selfie">' in confirm
     assert "Supprimer votre selfie ?" in confirm and '<a class="button secondary" href="/account">' in confirm
 
@@ -317,7 +301,7 @@ def test_the_account_page_changes_the_password(web: TestClient, event: dict[str,
 
     new = "purple lantern orchestra"
     register_form(web, event["code"])
-    assert 'action="/account/password"' in text(web.get("/account"))
+    assert 'action="/account/password"' in page_text(web.get("/account"))
     old_cookie = web.cookies.get("session")
 
     def change(current: str, password: str, again: str | None = None) -> Any:
@@ -331,18 +315,18 @@ def test_the_account_page_changes_the_password(web: TestClient, event: dict[str,
         ((PASSWORD, new, "purple lantern"), 422, "confirm_password"),
         ((PASSWORD, "alice123", None), 422, "new_password"),
     ]:
-        page = text(r := change(current, password, again))
+        page = page_text(r := change(current, password, again))
         assert r.status_code == status, field_name
         assert re.search(
             rf'id="{field_name}"[^>]*aria-invalid="true" aria-describedby="{field_name}-error"', page
         )
         assert page.count('aria-invalid="true"') == 1 and 'role="alert"' not in page
-    assert "Le nouveau mot de passe et sa confirmation diffèrent." in text(
+    assert "Le nouveau mot de passe et sa confirmation ne correspondent pas." in page_text(
         change(PASSWORD, new, "other words here")
     )
     r = change(PASSWORD, new)
     assert r.status_code == 303 and r.headers["location"] == "/account?done=password_changed#password"
-    assert "Votre mot de passe est changé." in text(web.get(r.headers["location"]))  # still signed in
+    assert "Votre mot de passe a été modifié." in page_text(web.get(r.headers["location"]))  # still signed in
     with TestClient(app, base_url="https://testserver") as other:
         other.cookies.set("session", str(old_cookie), domain="testserver.local")
         assert other.get("/account", follow_redirects=False).status_code == 303  # signed out

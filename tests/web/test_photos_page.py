@@ -18,8 +18,7 @@ from app.accounts.models import User
 from app.core.database import session_scope
 from app.events.models import EventMembership
 from tests.fixtures.events import IndexedEvent
-from tests.helpers import drain_jobs, make_event
-from tests.web.test_pages import csrf
+from tests.helpers import csrf, drain_jobs, make_event
 from tools.accounts import PASSWORD
 from tools.photos import A_PHOTOS, fixture_bytes, fixture_image, jpeg
 
@@ -149,7 +148,7 @@ def test_not_me_on_the_full_size_view_can_be_undone(indexed_event: IndexedEvent,
     assert r.status_code == 303 and r.headers["location"] == f"/photos/{tiles[2]}?removed={photo}"
     shown = html.unescape(guest.get(r.headers["location"]).text)
     assert (
-        "Retirée." in shown
+        "Photo retirée." in shown
         and f'action="/photos/{photo}/not-me/undo"' in shown
         and ">Annuler</button>" in shown
     )
@@ -216,7 +215,7 @@ def test_deleting_the_selfie_from_the_account_page_empties_the_grid(guest: TestC
         "/account/delete-selfie", data={"csrf_token": csrf(guest, "/account")}, follow_redirects=False
     )
     assert r.headers["location"] == "/account?done=selfie_deleted"
-    assert "Votre selfie et vos correspondances sont supprimés." in html.unescape(
+    assert "Votre selfie est supprimé, ainsi que la liste des photos où vous apparaissez." in html.unescape(
         guest.get(r.headers["location"]).text
     )
     page = html.unescape(guest.get("/photos").text)
