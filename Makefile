@@ -67,14 +67,25 @@ drill-scale: install pgbouncer redis
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} \
 		$(PY) -m pytest -q -p no:playwright -s tests/drills
 
-# The suite on SQLite always, then on PostgreSQL when TEST_DATABASE_URL is set (there, without
-# the tests marked `once`: what they prove does not depend on the database).
+# The suite on SQLite always and, when TEST_DATABASE_URL is set, on PostgreSQL at the same time
+# (there without the tests marked `once`: what they prove does not depend on the database). The
+# suite mostly waits on servers, browsers and clocks, so the two passes share two cores well;
+# the PostgreSQL pass writes to build/test-postgresql.log, printed once both are done.
 test: install browser pgbouncer redis
-	env -u TEST_DATABASE_URL $(PY) -m pytest -q
-	@if [ -n "$$TEST_DATABASE_URL" ]; then \
-		echo "== again on PostgreSQL ($$TEST_DATABASE_URL)"; \
-		$(PY) -m pytest -q; \
-	fi
+	@mkdir -p build; pg=""; \
+	if [ -n "$$TEST_DATABASE_URL" ]; then \
+		echo "== on PostgreSQL ($$TEST_DATABASE_URL) meanwhile: build/test-postgresql.log"; \
+		$(PY) -m pytest -q -p no:cacheprovider > build/test-postgresql.log 2>&1 & pg=$$!; \
+		trap 'kill $$pg 2>/dev/null' INT TERM; \
+	fi; \
+	echo "== on SQLite"; \
+	env -u TEST_DATABASE_URL $(PY) -m pytest -q; sqlite=$$?; \
+	postgres=0; \
+	if [ -n "$$pg" ]; then \
+		wait $$pg; postgres=$$?; \
+		echo "== on PostgreSQL ($$TEST_DATABASE_URL)"; cat build/test-postgresql.log; \
+	fi; \
+	[ $$sqlite = 0 ] && [ $$postgres = 0 ]
 
 # The inner loop: everything but the tests that start servers, worker pools or load runs.
 test-fast: install

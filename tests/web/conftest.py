@@ -18,6 +18,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route
 
+from tests.conftest import IS_POSTGRES
 from tools.browser import CHROMIUM, CHROMIUM_ARGS, LOCAL_HOSTS
 from tools.harness.server import running_server
 from tools.paths import ROOT
@@ -153,4 +154,7 @@ def screenshot(page: Page, name: str) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _fresh_screenshots() -> None:
-    shutil.rmtree(SCREENSHOTS, ignore_errors=True)
+    # Not on PostgreSQL: that pass takes no screenshot (the browser tests are marked `once`),
+    # and runs beside the SQLite pass, which writes them.
+    if not IS_POSTGRES:
+        shutil.rmtree(SCREENSHOTS, ignore_errors=True)
