@@ -124,7 +124,7 @@ class YuNetDetector:
         as rows in original pixels: x, y, w, h, 10 landmark coordinates, score."""
         import cv2
 
-        detector = detector or self._detector()
+        detector = detector if detector is not None else self._detector()
         height, width = rgb.shape[:2]
         detector.setInputSize((width, height))
         _, found = detector.detect(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
