@@ -81,6 +81,17 @@ def test_the_grid_shows_the_guests_photos_and_new_ones_since_the_last_visit(
     assert "data-new=" not in guest.get("/photos").text
 
 
+def _visits(username: str) -> dict[int, datetime | None]:
+    """The guest's last visit of their photos page, per event."""
+    with session_scope() as session:
+        rows = session.execute(
+            select(EventMembership.event_id, EventMembership.photos_seen_at)
+            .join(User, User.id == EventMembership.user_id)
+            .where(User.username == username)
+        ).all()
+    return {event_id: seen for event_id, seen in rows}
+
+
 def test_what_is_seen_is_the_guests_not_the_browsers(indexed_event: IndexedEvent, guest: TestClient) -> None:
     """The visits are kept per guest (not in a cookie): a second phone of the same guest does
     not see as new what the first one showed; and per event: one event's page marks only it."""
@@ -99,23 +110,9 @@ def test_what_is_seen_is_the_guests_not_the_browsers(indexed_event: IndexedEvent
     assert guest.post(
         "/join", data={"csrf_token": csrf(guest, "/photos"), "event_code": second["code"]}
     ).is_success
-    with session_scope() as session:
-        seen = dict(
-            session.execute(
-                select(EventMembership.event_id, EventMembership.photos_seen_at)
-                .join(User, User.id == EventMembership.user_id)
-                .where(User.username == username)
-            ).all()
-        )
+    seen = _visits(username)
     guest.get(f"/photos?event={second['id']}")
-    with session_scope() as session:
-        after = dict(
-            session.execute(
-                select(EventMembership.event_id, EventMembership.photos_seen_at)
-                .join(User, User.id == EventMembership.user_id)
-                .where(User.username == username)
-            ).all()
-        )
+    after = _visits(username)
     assert after[event_id] == seen[event_id] and after[second["id"]] is not None
 
 
