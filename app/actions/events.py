@@ -27,6 +27,7 @@ from app.faces import service as faces_service
 from app.jobs.models import JobStatus
 from app.notices import service as notices_service
 from app.photos import service as photos_service
+from app.selfies import guests as selfie_guests
 from app.selfies import service as selfies_service
 
 _UNKNOWN = datetime.min
@@ -144,12 +145,12 @@ def event_progress(*, session: Session, event: Event) -> Progress:
     """The event's photo counts by status, faces, matches, guests and their ready selfies,
     and a re-description of its faces under way."""
     reembed = photos_service.reembed_progress(session=session, event_id=event.id)
-    guests = selfies_service.event_guests(session=session, event_id=event.id)
+    guests, selfies_ready = selfie_guests.guest_counts(session=session, event_id=event.id)
     return Progress(
         photos=photos_service.photo_counts(session=session, event_id=event.id),
         faces=photos_service.faces_count(session=session, event_id=event.id),
         matches=faces_service.match_count(session=session, event_id=event.id),
-        guests=len(guests),
-        selfies_ready=sum(1 for guest in guests if guest.selfie_status == "ready"),
+        guests=guests,
+        selfies_ready=selfies_ready,
         reembed=reembed if reembed is not None and reembed.status in JobStatus.todo() else None,
     )

@@ -29,7 +29,7 @@ from app.events.schemas import (
     JoinEventIn,
     JoinEventResponse,
 )
-from app.selfies import service as selfies_service
+from app.selfies import guests as selfie_guests
 from app.selfies.schemas import EventGuests
 
 router = APIRouter()
@@ -195,4 +195,4 @@ def event_guests(event_id: IdPath, organizer: CurrentOrganizer, session: Session
     holding the code could upload another person's face, and a guest who keeps changing
     selfies is worth a look (``DELETE /api/events/{id}/guests/{user_id}`` removes a guest)."""
     event = events_service.get_managed_event(session=session, organizer=organizer, event_id=event_id)
-    return EventGuests(guests=selfies_service.event_guests(session=session, event_id=event.id))
+    return EventGuests(guests=selfie_guests.event_guests(session=session, event_id=event.id))

@@ -15,12 +15,11 @@ import errno
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import delete, event, func, select
 from sqlalchemy.orm import Session
 
-from app.accounts.models import User
 from app.core import storage
 from app.core.config import Settings, get_settings
 from app.core.database import utcnow
@@ -35,8 +34,8 @@ from app.faces.providers import configured_model
 from app.faces.providers.base import GuestSelfie
 from app.jobs import queue, wakeup
 from app.selfies import changes
-from app.selfies.models import Selfie, SelfieChange, SelfieStatus
-from app.selfies.schemas import EventGuest, MatchedPhoto, PublicStatus, SelfieState
+from app.selfies.models import Selfie, SelfieStatus
+from app.selfies.schemas import MatchedPhoto, PublicStatus, SelfieState
 
 PUBLIC_STATUS: dict[str, PublicStatus] = {
     SelfieStatus.pending: "checking",
@@ -329,41 +328,6 @@ def not_me(*, session: Session, user_id: int, photo_id: int, undo: bool = False)
         raise NotFound("This photo is not in your list.", code="photo_not_found")
     faces_service.set_not_me(session=session, user_id=user_id, photo_id=photo_id, not_me=not undo)
     rematch(session=session, user_id=user_id)
-
-
-def event_guests(*, session: Session, event_id: int) -> list[EventGuest]:
-    """The event's guests, with their selfie's state and how often they changed it."""
-    changes = (
-        select(
-            SelfieChange.user_id,
-            func.count().label("n"),
-            func.max(SelfieChange.created_at).label("last"),
-        )
-        .group_by(SelfieChange.user_id)
-        .subquery()
-    )
-    rows = session.execute(
-        select(
-            User.id, User.username, User.display_name, EventMembership.joined_at, changes.c.n, changes.c.last
-        )
-        .join(EventMembership, EventMembership.user_id == User.id)
-        .outerjoin(changes, changes.c.user_id == User.id)
-        .where(EventMembership.event_id == event_id)
-        .order_by(EventMembership.joined_at, User.id)
-    ).all()
-    states = snapshots(session=session, user_ids=[r.id for r in rows])
-    return [
-        EventGuest(
-            user_id=r.id,
-            username=r.username,
-            display_name=r.display_name,
-            joined_at=r.joined_at,
-            selfie_status=cast(PublicStatus | None, states[r.id].status) if r.id in states else None,
-            selfie_changes=int(r.n or 0),
-            last_selfie_change_at=r.last,
-        )
-        for r in rows
-    ]
 
 
 def rematch(*, session: Session, user_id: int) -> None:

@@ -30,7 +30,7 @@ from app.events.models import Event
 from app.events.schemas import EventCreate, EventSettings
 from app.notices import service as notices_service
 from app.photos import uploads as photo_uploads
-from app.selfies import service as selfies_service
+from app.selfies import guests as selfie_guests
 from app.web import organizer_photos
 from app.web.errors import error_page, unless_gone
 from app.web.forms import CSRF, Form, parsed, see_other
@@ -105,7 +105,7 @@ def event_page(
         "event": event,
         "progress": event_actions.event_progress(session=session, event=event),
         "purge_at": view.purge_at,
-        "guests": selfies_service.event_guests(session=session, event_id=event.id),
+        "guests": selfie_guests.event_guests(session=session, event_id=event.id),
         "bans": events_service.list_bans(session=session, event=event),
         "notices": notices_service.organizer_summary(session=session, event_id=event.id),
         "join_url": join_url(request, event),

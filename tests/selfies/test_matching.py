@@ -204,3 +204,21 @@ def test_my_photos_for_an_event_the_guest_is_not_in_is_404(indexed_event: Indexe
 def test_login_still_works_for_the_selfie_guests(indexed_event: IndexedEvent) -> None:
     r = indexed_event.client.post("/api/login", json={"login": "guest1", "password": PASSWORD})
     assert r.status_code == 200
+
+
+def test_the_dashboard_counts_guests_and_ready_selfies_as_its_guest_list_shows_them(
+    indexed_event: IndexedEvent,
+) -> None:
+    from app.selfies.guests import event_guests, guest_counts
+
+    event = make_event(indexed_event.client, indexed_event.org, "Counts")
+    ready, refused, replaced, _without = (indexed_event.guest(event["code"]) for _ in range(4))
+    upload_selfie(indexed_event, ready, fixture_bytes("obama.jpg"))
+    upload_selfie(indexed_event, refused, fixture_bytes("mask_blue.jpg"))
+    upload_selfie(indexed_event, replaced, fixture_bytes("biden.jpg"))
+    upload_selfie(indexed_event, replaced, fixture_bytes("mask_blue.jpg"))
+    with session_scope() as session:
+        listed = event_guests(session=session, event_id=event["id"])
+        counts = guest_counts(session=session, event_id=event["id"])
+    assert counts == (len(listed), sum(g.selfie_status == "ready" for g in listed))
+    assert counts[0] == 4 and counts[1] >= 1
