@@ -74,11 +74,27 @@ def test_int8_segments_find_every_face_within_the_radius_of_unit_and_dlib_scale_
                 assert found <= _within(vectors, probe, radius + 2 * ann.MARGIN)
 
 
-def test_a_float16_segment_of_an_earlier_version_is_still_searched(tmp_path: Path) -> None:
+def test_a_segment_lists_its_face_ids_and_a_search_returns_them_without_a_key_table(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(12)
+    vectors = rng.normal(size=(300, 128)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.arange(5_000_000_000, 5_000_000_300)  # beyond 32 bits
+    segment = ann.write_segment(
+        tmp_path, ann.stem(event_id=1, token="t", model="m"), first=0, last=300, ids=ids, vectors=vectors
+    )
+    assert segment is not None
+    assert sorted(ann.keys(segment).tolist()) == ids.tolist()
+    for row in (0, 150, 299):
+        assert ids[row] in ann.near(ann.view(segment), vectors[row], 0.1)
+
+
+def test_a_float16_segment_of_16_links_of_an_earlier_version_is_still_searched(tmp_path: Path) -> None:
     rng = np.random.default_rng(11)
     vectors = rng.normal(size=(500, 128)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    old = Index(ndim=128, metric="l2sq", dtype="f16", connectivity=ann.CONNECTIVITY)
+    old = Index(ndim=128, metric="l2sq", dtype="f16", connectivity=16)
     old.add(np.arange(500, dtype=np.uint64), vectors)
     old.save(str(tmp_path / (ann.stem(event_id=1, token="t", model="m") + "-0-500.usearch")))
     (segment,) = ann.segments(tmp_path, ann.stem(event_id=1, token="t", model="m"))
