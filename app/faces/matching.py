@@ -40,6 +40,18 @@ def from_blob(blob: bytes, *, size: int = DESCRIPTOR_SIZE) -> np.ndarray:
     return np.frombuffer(blob, dtype=_BLOB_DTYPE).astype(np.float32)
 
 
+def from_blobs(
+    joined: bytes | bytearray | memoryview, *, count: int, size: int = DESCRIPTOR_SIZE
+) -> np.ndarray:
+    """Read ``count`` descriptors written by :func:`to_blob` and joined end to end, as a
+    (count, size) float32 matrix over the same bytes (no copy on a little-endian machine)."""
+    expected = count * size * _BLOB_DTYPE.itemsize
+    if len(joined) != expected:
+        raise ValueError(f"{count} descriptor blobs must be {expected} bytes, not {len(joined)}")
+    matrix: np.ndarray = np.frombuffer(joined, dtype=_BLOB_DTYPE).reshape(count, size)
+    return matrix.astype(np.float32, copy=False)
+
+
 def _as_matrix(vectors: np.ndarray, dim: int, what: str) -> np.ndarray:
     arr = np.asarray(vectors, dtype=np.float32)
     if arr.ndim != 2 or arr.shape[1] != dim:

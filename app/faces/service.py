@@ -17,7 +17,7 @@ from app.faces.providers.base import (
     DetectedFace,
     FaceBox,
     FaceProvider,
-    GuestSelfie,
+    GuestSelfies,
     StoredFace,
     keeps_copies,
 )
@@ -163,7 +163,7 @@ def match_photo_faces(
     photo_id: int,
     event_id: int,
     faces: Sequence[StoredFace],
-    selfies: Sequence[GuestSelfie],
+    selfies: GuestSelfies,
     image: Callable[[], bytes],
     provider: FaceProvider,
 ) -> set[int]:
@@ -171,7 +171,7 @@ def match_photo_faces(
     the guests it matched."""
     if not faces:
         return set()
-    found = provider.find_selfies(faces=faces, image=image, selfies=selfies) if selfies else []
+    found = provider.find_selfies(faces=faces, image=image, selfies=selfies) if len(selfies) else []
     _insert_matches(
         session,
         [

@@ -115,7 +115,7 @@ def handle(session: Session, job: FaceReembed) -> Outcome:
     faces_service.move_to_model(session=session, event_id=job.event_id, model=provider.model)
     photos_service.recount_faces(session=session, event_id=job.event_id)
     guests = selfies_service.event_guest_selfies(session=session, event_id=job.event_id, model=provider.model)
-    for user_id in {guest.user_id for guest in guests}:
+    for user_id in sorted(set(guests.user_ids.tolist())):
         selfies_service.rematch(session=session, user_id=user_id)
     return Outcome({"status": JobStatus.done, "finished_at": utcnow()})
 

@@ -31,7 +31,7 @@ from app.faces import service as faces_service
 from app.faces.images import FILE_EXTENSIONS, probe_selfie
 from app.faces.models import FaceMatch
 from app.faces.providers import configured_model
-from app.faces.providers.base import GuestSelfie
+from app.faces.providers.base import GuestSelfies
 from app.jobs import queue, wakeup
 from app.selfies import changes
 from app.selfies.models import Selfie, SelfieStatus
@@ -50,6 +50,8 @@ IN_PROGRESS = frozenset({"checking", "matching"})
 log = logging.getLogger("app.selfies")
 SELFIE_UPLOADS = Throttle("selfie-uploads", "throttle_selfies_per_guest")
 TOO_MANY_SELFIES = "You have uploaded many selfies in a short time. Wait a little, then try again."
+# Guests' selfies read from the database this many at a time for a new photo's matching.
+_SELFIE_BLOCK = 2048
 
 
 def _selfie_too_large(settings: Settings) -> PayloadTooLarge:
@@ -345,8 +347,9 @@ def rematch(*, session: Session, user_id: int) -> None:
         wakeup.notify_on_commit(session)
 
 
-def event_guest_selfies(*, session: Session, event_id: int, model: str) -> list[GuestSelfie]:
-    """The accepted selfies of the event's guests whose template ``model`` made."""
+def event_guest_selfies(*, session: Session, event_id: int, model: str) -> GuestSelfies:
+    """The accepted selfies of the event's guests whose template ``model`` made, read a block
+    at a time (a server-side cursor on PostgreSQL) into arrays."""
     stmt = (
         select(Selfie.id, Selfie.user_id, Selfie.descriptor)
         .join(EventMembership, EventMembership.user_id == Selfie.user_id)
@@ -357,4 +360,5 @@ def event_guest_selfies(*, session: Session, event_id: int, model: str) -> list[
             Selfie.model == model,
         )
     )
-    return [GuestSelfie(r.id, r.user_id, r.descriptor) for r in session.execute(stmt)]
+    rows = session.execute(stmt, execution_options={"yield_per": _SELFIE_BLOCK})
+    return GuestSelfies.of((i, user, d) for i, user, d in rows if d is not None)

@@ -29,7 +29,7 @@ from app.core.database import session_scope
 from app.faces.engine import LocalDlibEngine
 from app.faces.providers.azure import AzureProvider
 from app.faces.providers.azure.images import prepare_image
-from app.faces.providers.base import GuestSelfie, StoredFace
+from app.faces.providers.base import GuestSelfies, StoredFace
 from app.faces.search import EventFaces
 from app.selfies.models import Selfie
 from tests.faces.azure_support import direct, fixture_image, jpeg
@@ -163,7 +163,7 @@ def test_a_new_photo_is_matched_even_when_its_face_ids_must_be_detected_again(fa
     faces = provider.index_photo(photo, event_id=9)
     assert len(faces) == 2 and faces[0].box.left < faces[1].box.left
     stored = [StoredFace(100 + i, f.box, provider.face_signature(f)) for i, f in enumerate(faces)]
-    guests = [GuestSelfie(41, 7, signature), GuestSelfie(42, 8, b"some-other-persisted-id")]
+    guests = GuestSelfies.of([(41, 7, signature), (42, 8, b"some-other-persisted-id")])
     provider = direct(fake)  # another worker process (or a later retry): no faceId cached
     detects = fake.calls["detect"]
     (match,) = provider.find_selfies(faces=stored, image=lambda: photo, selfies=guests)

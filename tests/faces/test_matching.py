@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.faces.matching import Gallery, from_blob, match_many, to_blob
+from app.faces.matching import Gallery, from_blob, from_blobs, match_many, to_blob
+from app.faces.providers.base import GuestSelfies
 
 pytestmark = pytest.mark.once
 
@@ -233,3 +234,25 @@ def test_expansion_is_off_with_expand_zero_and_keeps_one_face_per_photo() -> Non
         (2, 7),
         (3, 8),
     ]
+
+
+def test_guest_selfies_keep_each_signature_and_give_their_descriptors_as_one_matrix() -> None:
+    vectors = np.random.default_rng(3).normal(size=(3, 128)).astype(np.float32)
+    selfies = GuestSelfies.of((10 + i, 20 + i, to_blob(v)) for i, v in enumerate(vectors))
+    assert len(selfies) == 3
+    assert selfies.selfie_ids.tolist() == [10, 11, 12] and selfies.user_ids.tolist() == [20, 21, 22]
+    assert selfies.signature(1) == to_blob(vectors[1])
+    np.testing.assert_array_equal(from_blobs(selfies.joined(512), count=3), vectors)
+    assert len(GuestSelfies.of([])) == 0 and from_blobs(GuestSelfies.of([]).joined(512), count=0).shape == (
+        0,
+        128,
+    )
+
+
+def test_a_guest_signature_of_another_width_is_not_read_as_a_descriptor() -> None:
+    selfies = GuestSelfies.of([(1, 1, to_blob(np.zeros(128))), (2, 2, b"an-azure-persisted-face-id")])
+    assert selfies.signature(1) == b"an-azure-persisted-face-id"
+    with pytest.raises(ValueError, match="not 512 bytes"):
+        selfies.joined(512)
+    with pytest.raises(ValueError, match="must be 1024 bytes"):
+        from_blobs(b"\0" * 1000, count=2)

@@ -15,12 +15,12 @@ import numpy as np
 from PIL import Image
 
 from app.faces.engine import LocalEngine
-from app.faces.matching import Gallery, from_blob, match_many, to_blob
+from app.faces.matching import DESCRIPTOR_SIZE, Gallery, from_blob, from_blobs, match_many, to_blob
 from app.faces.providers.base import (
     LOCAL_PROVIDER,
     DetectedFace,
     FaceLookup,
-    GuestSelfie,
+    GuestSelfies,
     PhotoMatch,
     SelfieAnalysis,
     SelfieMatch,
@@ -122,28 +122,34 @@ class LocalProvider:
         *,
         faces: Sequence[StoredFace],
         image: Callable[[], bytes],  # noqa: ARG002 - the FaceProvider protocol
-        selfies: Sequence[GuestSelfie],
+        selfies: GuestSelfies,
     ) -> list[SelfieMatch]:
         if not faces or not selfies:
             return []
-        probes = np.stack([from_blob(s.signature) for s in selfies])
+        probes = _selfie_matrix(selfies)
         vectors = np.stack([from_blob(f.signature) for f in faces])
         best: dict[int, tuple[int, float]] = {}
         for probe_i, face_i, distance in match_many(probes, vectors, self.threshold):
             if probe_i not in best or distance < best[probe_i][1]:
                 best[probe_i] = (face_i, distance)
         return [
-            SelfieMatch(selfies[i].selfie_id, selfies[i].user_id, faces[face_i].face_id, distance)
+            SelfieMatch(int(selfies.selfie_ids[i]), int(selfies.user_ids[i]), faces[face_i].face_id, distance)
             for i, (face_i, distance) in best.items()
         ]
 
-    def rematch_candidates(self, *, faces: Sequence[StoredFace], selfies: Sequence[GuestSelfie]) -> list[int]:
+    def rematch_candidates(self, *, faces: Sequence[StoredFace], selfies: GuestSelfies) -> list[int]:
         """The guests with a selfie within ``guard`` of one of the photo's faces: a new direct
         match can bring earlier photos along, and a face beyond the threshold can join through
         the guest's other photos."""
         if not (self.expand and faces and selfies):
             return []
-        probes = np.stack([from_blob(s.signature) for s in selfies])
         vectors = np.stack([from_blob(f.signature) for f in faces])
-        near = {probe_i for probe_i, _face_i, _d in match_many(probes, vectors, self.guard)}
-        return sorted({selfies[i].user_id for i in near})
+        near = sorted(
+            {probe_i for probe_i, _face_i, _d in match_many(_selfie_matrix(selfies), vectors, self.guard)}
+        )
+        return sorted(set(selfies.user_ids[near].tolist()))
+
+
+def _selfie_matrix(selfies: GuestSelfies) -> np.ndarray:
+    """The guests' selfie descriptors as one matrix over their buffer."""
+    return from_blobs(selfies.joined(DESCRIPTOR_SIZE * 4), count=len(selfies))

@@ -29,7 +29,7 @@ from app.faces.providers.base import (
     NO_FACE_MESSAGE,
     DetectedFace,
     FaceLookup,
-    GuestSelfie,
+    GuestSelfies,
     PhotoMatch,
     SelfieAnalysis,
     SelfieMatch,
@@ -271,17 +271,17 @@ class AzureProvider:
             matches.extend(best.values())
         return matches
 
-    def rematch_candidates(self, *, faces: Sequence[StoredFace], selfies: Sequence[GuestSelfie]) -> list[int]:  # noqa: ARG002 - the FaceProvider protocol
+    def rematch_candidates(self, *, faces: Sequence[StoredFace], selfies: GuestSelfies) -> list[int]:  # noqa: ARG002 - the FaceProvider protocol
         """None: Azure's find-similar is not gallery-aware."""
         return []
 
     def find_selfies(
-        self, *, faces: Sequence[StoredFace], image: Callable[[], bytes], selfies: Sequence[GuestSelfie]
+        self, *, faces: Sequence[StoredFace], image: Callable[[], bytes], selfies: GuestSelfies
     ) -> list[SelfieMatch]:
         if not faces or not selfies:
             return []
         face_ids = self._photo_face_ids(faces, image)
-        wanted = {bytes(s.signature).decode(): s for s in selfies}
+        wanted = {selfies.signature(i).decode(): i for i in range(len(selfies))}
         best: dict[int, SelfieMatch] = {}
         for stored in faces:
             face_id = face_ids.get(stored.face_id)
@@ -290,13 +290,13 @@ class AzureProvider:
             for persisted, confidence in self.api.find_similar(
                 face_id, self.selfie_list, min_confidence=self.min_confidence
             ):
-                selfie = wanted.get(persisted)
-                if selfie is None:
+                row = wanted.get(persisted)
+                if row is None:
                     continue
-                distance = 1.0 - confidence
-                if selfie.selfie_id not in best or distance < best[selfie.selfie_id].distance:
-                    best[selfie.selfie_id] = SelfieMatch(
-                        selfie.selfie_id, selfie.user_id, stored.face_id, distance
+                selfie_id, distance = int(selfies.selfie_ids[row]), 1.0 - confidence
+                if selfie_id not in best or distance < best[selfie_id].distance:
+                    best[selfie_id] = SelfieMatch(
+                        selfie_id, int(selfies.user_ids[row]), stored.face_id, distance
                     )
         return list(best.values())
 
