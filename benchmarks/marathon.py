@@ -267,10 +267,14 @@ def _report(
         ),
         ("face worker after loading the models: RSS", f"{worker['after_models']['rss_mb']:.0f} MB"),
         (
-            "face worker after the searches: RSS (private + mapped segments) / PSS",
-            "{rss_mb:.0f} ({anon_mb:.0f} + {file_mb:.0f}) / {pss_mb:.0f} MB".format(
+            "face worker after the searches: RSS (private + mapped segments) / PSS / peak RSS",
+            "{rss_mb:.0f} ({anon_mb:.0f} + {file_mb:.0f}) / {pss_mb:.0f} / {peak_rss_mb:.0f} MB".format(
                 **worker["after_searches"]
             ),
+        ),
+        (
+            "face worker after the recall searches (1,000 runners in one session): RSS / peak RSS",
+            "{rss_mb:.0f} / {peak_rss_mb:.0f} MB".format(**worker["after_recall"]),
         ),
         (
             "face worker after the photo jobs too: RSS (private + mapped segments) / PSS / peak RSS",

@@ -157,6 +157,7 @@ def face_worker(args: dict[str, Any], out: Any) -> None:
             )
             found.append(sorted(m.photo_id for m in matches))
     result["found"] = found
+    result["after_recall"] = memory()
 
     from app.selfies.service import event_guest_selfies
 

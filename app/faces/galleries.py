@@ -142,7 +142,9 @@ class EventGallery:
 
     def _write_segment(self, run: Runner) -> None:
         first, last = self.segmented_through, self.seq
-        ids, vectors = self.rows.ids.copy(), self.rows.vectors.copy()
+        # Views, not copies (100 MB at 200,000 faces): the rows only ever append past them or
+        # move to new buffers, so what the writer reads does not change under it.
+        ids, vectors = self.rows.ids, self.rows.vectors
         self._writing = True
 
         def write() -> None:
