@@ -4,9 +4,10 @@ The composition root of the background side: importing the domains' ``jobs`` mod
 registers their job kinds (selfies, erasures at the face provider, photos, re-descriptions
 of faces, event purges: the runner tries them in that order); ``app.jobs.runner`` does the rest.
 Processes are spawned, not forked, so each loads the face models itself; they run at a
-lower CPU priority so that the web workers answer first on a busy machine. The supervisor
-restarts a process that dies, stops them on SIGTERM/SIGINT and exits with its parent (the
-Gunicorn master, in the embedded mode).
+lower CPU priority so that the web workers answer first on a busy machine. Beside them runs
+the node's gallery searcher (``app.faces.searcher``, ``FACE_SEARCHER``), which holds the event
+galleries once for all of them. The supervisor restarts a process that dies, stops them on
+SIGTERM/SIGINT and exits with its parent (the Gunicorn master, in the embedded mode).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 
 from app.core.config import get_settings
@@ -84,6 +86,24 @@ def worker_main(index: int, nice: int) -> None:
     runner.serve(index)
 
 
+def searcher_main(_index: int, nice: int) -> None:
+    """The node's gallery searcher (``app.faces.searcher``): the event galleries, searched for
+    every face worker of the node."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s [gallery-searcher %(process)d] %(levelname)s %(message)s"
+    )
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if nice:
+        os.nice(nice)
+    from app.core.database import configure_engine
+    from app.faces import searcher
+    from app.faces.search import local_candidates
+
+    # A lookup at a time per event, from a thread per worker.
+    configure_engine(pool_size=2, max_overflow=get_settings().face_workers)
+    searcher.serve(lookup=local_candidates)
+
+
 def main(argv: list[str] | None = None) -> int:
     os.umask(0o077)  # guests' photos and faces: files 0600, folders 0700
     settings = get_settings()
@@ -99,7 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     wakeup.remove_stale_sockets(settings)
     queue_reembeds()
     return runner.supervise(
-        worker_main, max(1, args.processes), nice=args.nice, maintenance=sweep_node_galleries
+        worker_main,
+        max(1, args.processes),
+        nice=args.nice,
+        maintenance=sweep_node_galleries,
+        companion=searcher_main if settings.face_searcher else None,
     )
 
 

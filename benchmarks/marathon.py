@@ -35,12 +35,14 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tools.marathon_worker import face_worker, node_bootstrap
+from tools.marathon_worker import face_worker, memory, node_bootstrap
 
 if TYPE_CHECKING:  # the app is imported only once the environment is set (settings are read once)
     from app.faces.providers.local import LocalProvider
@@ -102,6 +104,28 @@ def _in_process(target: Any, *args: Any) -> dict[str, Any]:
 
 
 # --- the run -------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _node_searcher() -> Iterator[int]:
+    """The node's gallery searcher, as the face-worker pool runs it, until the block ends;
+    its pid."""
+    from app.faces import searcher
+    from app.worker import searcher_main
+
+    process = multiprocessing.get_context("spawn").Process(target=searcher_main, args=(-1, 0))
+    process.start()
+    probe = np.zeros(128, dtype=np.float32)
+    try:
+        while searcher.candidates(event_id=0, model="none", probe=probe, radius=0.5) is None:
+            if not process.is_alive():
+                raise RuntimeError("the gallery searcher did not start")
+            time.sleep(0.1)
+        assert process.pid is not None
+        yield process.pid
+    finally:
+        process.terminate()
+        process.join(30)
 
 
 def _exact(marathon: Marathon, probes: np.ndarray, provider: LocalProvider) -> list[set[int]]:
@@ -195,16 +219,18 @@ def _measure(
     runners = rng.choice(len(marathon.runner_probes), size=args.searches + args.recall_probes, replace=False)
     devset_probes = np.stack(list(selfie_probes(provider.engine, devset).values()))
     recall_probes = np.vstack([devset_probes, marathon.runner_probes[runners[args.searches :]]])
-    worker = _in_process(
-        face_worker,
-        {
-            "event_id": marathon.event_id,
-            "small_event_id": marathon.small_event_id,
-            "organizer_id": marathon.organizer_id,
-            "search_probes": marathon.runner_probes[runners[: args.searches]],
-            "recall_probes": recall_probes,
-        },
-    )
+    with _node_searcher() as searcher_pid:
+        worker = _in_process(
+            face_worker,
+            {
+                "event_id": marathon.event_id,
+                "small_event_id": marathon.small_event_id,
+                "organizer_id": marathon.organizer_id,
+                "search_probes": marathon.runner_probes[runners[: args.searches]],
+                "recall_probes": recall_probes,
+            },
+        )
+        worker["searcher"] = memory(searcher_pid)
     truth = _exact(marathon, recall_probes, provider)
 
     def recall(rows: range) -> tuple[float, int]:
@@ -238,7 +264,7 @@ def _report(
         "search_p95_ms": float(np.percentile(search_ms, 95)),
         "selfie_cold_s": worker["selfie_cold_s"],
         "selfie_warm_s": worker["selfie_warm_s"],
-        "worker_rss_mb": worker["memory"]["peak_rss_mb"],
+        "worker_rss_mb": max(worker["memory"]["peak_rss_mb"], worker["searcher"]["peak_rss_mb"]),
         "recall_devset": worker["recall_devset"],
         "photo_cost_ratio": marathon_photo / small_photo,
     }
@@ -267,7 +293,13 @@ def _report(
         ),
         ("face worker after loading the models: RSS", f"{worker['after_models']['rss_mb']:.0f} MB"),
         (
-            "face worker after the searches: RSS (private + mapped segments) / PSS / peak RSS",
+            "the node's gallery searcher at the end: RSS (private + mapped segments) / PSS / peak RSS",
+            "{rss_mb:.0f} ({anon_mb:.0f} + {file_mb:.0f}) / {pss_mb:.0f} / {peak_rss_mb:.0f} MB".format(
+                **worker["searcher"]
+            ),
+        ),
+        (
+            "face worker after the searches: RSS (private + mapped) / PSS / peak RSS",
             "{rss_mb:.0f} ({anon_mb:.0f} + {file_mb:.0f}) / {pss_mb:.0f} / {peak_rss_mb:.0f} MB".format(
                 **worker["after_searches"]
             ),
@@ -277,7 +309,7 @@ def _report(
             "{rss_mb:.0f} / {peak_rss_mb:.0f} MB".format(**worker["after_recall"]),
         ),
         (
-            "face worker after the photo jobs too: RSS (private + mapped segments) / PSS / peak RSS",
+            "face worker after the photo jobs too: RSS (private + mapped) / PSS / peak RSS",
             f"{memory['rss_mb']:.0f} ({memory['anon_mb']:.0f} + {memory['file_mb']:.0f}) / "
             f"{memory['pss_mb']:.0f} / {memory['peak_rss_mb']:.0f} MB",
         ),

@@ -1,7 +1,9 @@
 """The processes of ``benchmarks/marathon.py``, each started fresh (spawned) once the
 environment names the scratch database and folders: a node that never saw the event
-(:func:`node_bootstrap`) and a new face worker (:func:`face_worker`). Each puts its figures on
-``out`` (a multiprocessing queue). The app is imported inside them: its settings are read once.
+(:func:`node_bootstrap`) and a new face worker (:func:`face_worker`), which asks the node's
+gallery searcher (``app.worker.searcher_main``, started beside it) as the pool's workers do.
+Each puts its figures on ``out`` (a multiprocessing queue). The app is imported inside them:
+its settings are read once.
 """
 
 from __future__ import annotations
@@ -17,17 +19,18 @@ SELFIE_PEOPLE = ("kit_harington", "alex_lacamoire")
 PHOTOS = ("group_obama_biden.jpg", "group_two_people.jpg", "group_kit_harington_rose_leslie.jpg")
 
 
-def memory() -> dict[str, float]:
-    """This process's memory in MB: resident, proportional, peak resident."""
+def memory(pid: int | str = "self") -> dict[str, float]:
+    """A process's memory in MB (this one's by default): resident, proportional, peak
+    resident."""
     found: dict[str, float] = {}
-    for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
         key, _, value = line.partition(":")
         if key in ("Rss", "Pss") and value.strip().endswith("kB"):
             found[key.lower() + "_mb"] = int(value.split()[0]) / 1024
     # VmHWM, not getrusage's ru_maxrss: Linux keeps the latter across exec, so a spawned
     # process would report its parent's peak.
     names = {"VmHWM": "peak_rss_mb", "RssAnon": "anon_mb", "RssFile": "file_mb"}
-    for line in Path("/proc/self/status").read_text().splitlines():
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
         if key in names:
             found[names[key]] = int(value.split()[0]) / 1024

@@ -55,6 +55,14 @@ class FaceSettings(BaseSettings):
     # Where those segments are kept (a cache of this node: deleting it only costs rebuilding).
     # Default: DATA_DIR/galleries.
     gallery_dir: Path | None = None
+    # One process of the face-worker pool searches the event galleries for every worker of
+    # the node (app/faces/searcher.py): the segments' pages, the faces after them and
+    # usearch's tables are held once, not in each worker beside its models and photos.
+    # false: each worker searches in its own memory.
+    face_searcher: bool = True
+    # How long a worker waits for the searcher before searching itself (a new node's first
+    # lookup of a marathon-sized event writes its segments first: minutes).
+    face_searcher_timeout_seconds: float = Field(default=900.0, gt=0, le=3600)
 
     @property
     def galleries_dir(self) -> Path:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -189,31 +190,36 @@ class GalleryCache:
         self.max_faces = max_faces
         self.max_idle = max_idle
         self._entries: OrderedDict[tuple[int, str], tuple[EventGallery, float]] = OrderedDict()
+        self._lock = threading.Lock()  # the node's searcher looks up from a thread per worker
 
     def get(self, key: tuple[int, str]) -> EventGallery | None:
         now = time.monotonic()
-        for stale in [k for k, (_, used) in self._entries.items() if now - used > self.max_idle]:
-            del self._entries[stale]
-        entry = self._entries.get(key)
+        with self._lock:
+            for stale in [k for k, (_, used) in self._entries.items() if now - used > self.max_idle]:
+                del self._entries[stale]
+            entry = self._entries.get(key)
         return None if entry is None else entry[0]
 
     def put(self, key: tuple[int, str], gallery: EventGallery) -> None:
-        self._entries[key] = (gallery, time.monotonic())
-        self._entries.move_to_end(key)
-        total = sum(len(g) for g, _ in self._entries.values())
-        while total > self.max_faces and len(self._entries) > 1:
-            _, (evicted, _) = self._entries.popitem(last=False)
-            total -= len(evicted)
+        with self._lock:
+            self._entries[key] = (gallery, time.monotonic())
+            self._entries.move_to_end(key)
+            total = sum(len(g) for g, _ in self._entries.values())
+            while total > self.max_faces and len(self._entries) > 1:
+                _, (evicted, _) = self._entries.popitem(last=False)
+                total -= len(evicted)
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def drop(self, event_id: int) -> None:
-        for key in [k for k in self._entries if k[0] == event_id]:
-            del self._entries[key]
+        with self._lock:
+            for key in [k for k in self._entries if k[0] == event_id]:
+                del self._entries[key]
 
     def clear(self) -> None:
-        self._entries.clear()
+        with self._lock:
+            self._entries.clear()
 
 
 _writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gallery-segment")

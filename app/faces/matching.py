@@ -11,7 +11,7 @@ float64, so the reported distances and the threshold test are exact.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 
 import numpy as np
 
@@ -38,6 +38,27 @@ def from_blob(blob: bytes, *, size: int = DESCRIPTOR_SIZE) -> np.ndarray:
     if len(blob) != expected:
         raise ValueError(f"descriptor blob must be {expected} bytes, not {len(blob)}")
     return np.frombuffer(blob, dtype=_BLOB_DTYPE).astype(np.float32)
+
+
+def columns(rows: Iterable[tuple[int, int, bytes]]) -> tuple[np.ndarray, np.ndarray, bytearray, np.ndarray]:
+    """Rows of two ids and a blob, consumed one at a time (a streamed query's), as two int64
+    arrays, the blobs end to end, and where each blob ends: no object per row is kept."""
+    first: list[int] = []
+    second: list[int] = []
+    ends: list[int] = []
+    blobs = bytearray()
+    for a, b, blob in rows:
+        first.append(a)
+        second.append(b)
+        blobs += blob
+        ends.append(len(blobs))
+    as_array = np.array
+    return (
+        as_array(first, dtype=np.int64),
+        as_array(second, dtype=np.int64),
+        blobs,
+        as_array(ends, dtype=np.int64),
+    )
 
 
 def from_blobs(

@@ -21,10 +21,10 @@ from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
 from app.core.database import upsert_insert
-from app.faces import ann
+from app.faces import ann, searcher
 from app.faces.galleries import EventGallery as LoadedGallery
 from app.faces.galleries import GalleryCache, Runner, in_background
-from app.faces.matching import DESCRIPTOR_SIZE, Gallery, from_blob
+from app.faces.matching import Gallery, columns, from_blob, from_blobs
 from app.faces.models import EventGallery, Face
 from app.faces.providers.base import FaceRef
 
@@ -33,6 +33,8 @@ log = logging.getLogger("app.faces.search")
 #: About 0.5 GB of float32 descriptors of 128 values per process at most (the segments are
 #: mapped, not counted); an hour unused.
 galleries = GalleryCache(max_faces=1_000_000, max_idle=3600.0)
+#: Faces read from the database this many at a time.
+_READ_BLOCK = 4096
 #: How a segment is written (tests write it inline).
 segment_runner: Runner = in_background
 
@@ -52,20 +54,17 @@ def number_faces(*, session: Session, event_id: int, count: int) -> int:
 def _faces_numbered(
     session: Session, event_id: int, model: str, after: int, upto: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The event's faces of ``model`` numbered ``after < seq <= upto``: ids, seqs, vectors."""
+    """The event's faces of ``model`` numbered ``after < seq <= upto``: ids, seqs, vectors.
+    Streamed a block at a time (a server-side cursor on PostgreSQL): a new node reads 200,000
+    at once, which as row objects would take a gigabyte."""
     rows = session.execute(
         select(Face.id, Face.seq, Face.descriptor)
         .where(Face.event_id == event_id, Face.seq > after, Face.seq <= upto, Face.model == model)
-        .order_by(Face.seq)
-    ).all()
-    if not rows:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty, np.empty((0, DESCRIPTOR_SIZE), dtype=np.float32)
-    return (
-        np.fromiter((r.id for r in rows), dtype=np.int64, count=len(rows)),
-        np.fromiter((r.seq for r in rows), dtype=np.int64, count=len(rows)),
-        np.frombuffer(b"".join(r.descriptor for r in rows), dtype="<f4").reshape(len(rows), -1),
+        .order_by(Face.seq),
+        execution_options={"yield_per": _READ_BLOCK},
     )
+    ids, seqs, descriptors, _ends = columns((i, seq, d) for i, seq, d in rows)
+    return ids, seqs, from_blobs(descriptors, count=len(ids))
 
 
 def event_gallery(*, session: Session, event_id: int, model: str) -> LoadedGallery:
@@ -95,10 +94,20 @@ def event_gallery(*, session: Session, event_id: int, model: str) -> LoadedGalle
     return gallery
 
 
+def local_candidates(
+    *, session: Session, event_id: int, model: str, probe: np.ndarray, radius: float
+) -> np.ndarray:
+    """Ids of the event's faces that may be within ``radius`` of ``probe``, from this
+    process's own galleries (a worker without the node's searcher, or the searcher itself)."""
+    return event_gallery(session=session, event_id=event_id, model=model).candidates(probe, radius)
+
+
 def faces_near(*, session: Session, event_id: int, model: str, probe: np.ndarray, radius: float) -> Gallery:
     """The event's faces of ``model`` within ``radius`` of ``probe``, with their exact
     descriptors (a small gallery to match on)."""
-    ids = event_gallery(session=session, event_id=event_id, model=model).candidates(probe, radius)
+    ids = searcher.candidates(event_id=event_id, model=model, probe=probe, radius=radius)
+    if ids is None:
+        ids = local_candidates(session=session, event_id=event_id, model=model, probe=probe, radius=radius)
     near = Gallery(capacity=max(1, len(ids)))
     if not len(ids):
         return near
@@ -182,12 +191,12 @@ def sweep_node(*, session: Session) -> tuple[int, int]:
             in_range = (Face.event_id == event_id, Face.seq > segment.first, Face.seq <= segment.last)
             if held <= set(session.scalars(select(Face.id).where(*in_range))):
                 continue  # the usual case: only ids are read
-            alive = session.execute(select(Face.id, Face.descriptor).where(*in_range)).all()
-            kept = [r for r in alive if r.id in held]
-            ids = np.fromiter((r.id for r in kept), dtype=np.int64, count=len(kept))
-            vectors = np.frombuffer(b"".join(r.descriptor for r in kept), dtype="<f4").reshape(
-                len(kept), DESCRIPTOR_SIZE
+            alive = session.execute(
+                select(Face.id, Face.seq, Face.descriptor).where(*in_range),
+                execution_options={"yield_per": _READ_BLOCK},
             )
+            ids, _seqs, descriptors, _ends = columns((i, seq, d) for i, seq, d in alive if i in held)
+            vectors = from_blobs(descriptors, count=len(ids))
             if ann.compact(folder, name, segment, ids=ids, vectors=vectors) is not None:
                 rewritten += 1
     if deleted or rewritten:

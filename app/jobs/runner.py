@@ -266,9 +266,12 @@ def supervise(
     nice: int,
     maintenance: Callable[[], None] | None = None,
     every: float = 3600.0,
+    companion: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Keep ``processes`` workers (``target(index, nice)``, spawned) alive until asked to stop;
-    run ``maintenance`` (this node's housekeeping) at start and every ``every`` seconds."""
+    """Keep ``processes`` workers (``target(index, nice)``, spawned) alive until asked to stop,
+    and the ``companion`` process of the node that serves them (``companion(-1, nice)``, the
+    gallery searcher); run ``maintenance`` (this node's housekeeping) at start and every
+    ``every`` seconds."""
     signal.signal(signal.SIGTERM, _request_stop)
     signal.signal(signal.SIGINT, _request_stop)
     ctx = multiprocessing.get_context("spawn")
@@ -276,10 +279,15 @@ def supervise(
     children: dict[int, BaseProcess] = {}
 
     def start(i: int) -> None:
-        p = ctx.Process(target=target, args=(i, nice), name=f"face-worker-{i}", daemon=True)
+        if i < 0 and companion is not None:
+            p = ctx.Process(target=companion, args=(i, nice), name="gallery-searcher", daemon=True)
+        else:
+            p = ctx.Process(target=target, args=(i, nice), name=f"face-worker-{i}", daemon=True)
         p.start()
         children[i] = p
 
+    if companion is not None:
+        start(-1)
     for i in range(processes):
         start(i)
     log.info("face worker pool: %d processes", processes)
@@ -296,7 +304,8 @@ def supervise(
             break
         for i, p in list(children.items()):
             if not p.is_alive():
-                log.warning("face worker %s exited with %s; restarting it", p.pid, p.exitcode)
+                what = "gallery searcher" if i < 0 else "face worker"
+                log.warning("%s %s exited with %s; restarting it", what, p.pid, p.exitcode)
                 start(i)
     for p in children.values():
         if p.is_alive() and p.pid:

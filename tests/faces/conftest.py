@@ -1,17 +1,19 @@
 """Fixtures of the face tests: the devset as the default engine describes it (``devset``), and
 for the Azure Face tests (``test_azure*.py``) a fresh fake Face API per test
 (``tests.fakes.azure_face``), and ``FACE_PROVIDER=azure`` pointed at it with tiny timeouts and
-backoffs, the settings and the provider cache restored afterwards. Only tests that ask for
-them by name get them."""
+backoffs, the settings and the provider cache restored afterwards; galleries cut into segments
+of 5 faces (``inline_segments``). Only tests that ask for them by name get them."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from app.core.config import get_settings
+from app.faces import search
 from app.faces.providers import get_face_provider
 from app.faces.providers.azure import AzureProvider
 from app.faces.providers.local import LocalProvider
@@ -56,3 +58,14 @@ def azure(fake: FakeAzureFace, monkeypatch: pytest.MonkeyPatch) -> Iterator[Azur
     provider.calls.backoff_base, provider.calls.backoff_max = 0.01, 0.05
     yield provider
     get_face_provider.cache_clear()
+
+
+@pytest.fixture
+def inline_segments(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """Segments of 5 faces, written in the calling thread into a folder of this test."""
+    monkeypatch.setenv("FACE_INDEX_SEGMENT_FACES", "5")
+    monkeypatch.setenv("GALLERY_DIR", str(tmp_path / "galleries"))
+    get_settings.cache_clear()
+    monkeypatch.setattr(search, "segment_runner", lambda task: task())
+    yield tmp_path / "galleries"
+    get_settings.cache_clear()

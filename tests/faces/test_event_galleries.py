@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,92 +19,14 @@ from app.core.config import get_settings
 from app.core.database import session_scope
 from app.faces import ann, search
 from app.faces import service as faces_service
-from app.faces.matching import to_blob
 from app.faces.models import Face
 from app.faces.providers import get_face_provider
 from app.faces.providers.base import DetectedFace, FaceBox
 from app.faces.providers.local import LocalProvider
-from app.photos.models import Photo, PhotoStatus
+from app.photos.models import Photo
 from tests.conftest import IS_POSTGRES
+from tests.faces.stored import add_photo, exact, matched, split, store
 from tools.match_scoring import Indexed
-
-
-@pytest.fixture
-def inline_segments(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
-    """Segments of 5 faces, written in the calling thread into a folder of this test."""
-    monkeypatch.setenv("FACE_INDEX_SEGMENT_FACES", "5")
-    monkeypatch.setenv("GALLERY_DIR", str(tmp_path / "galleries"))
-    get_settings.cache_clear()
-    monkeypatch.setattr(search, "segment_runner", lambda task: task())
-    yield tmp_path / "galleries"
-    get_settings.cache_clear()
-
-
-def _photo(session: Session, event_id: int, uploader: int, n: int) -> int:
-    photo = Photo(
-        event_id=event_id,
-        uploaded_by=uploader,
-        filename=f"{n}.jpg",
-        original_key=f"photos/{event_id}/{n}.jpg",
-        original_format="JPEG",
-        size_bytes=10,
-        width=1,
-        height=1,
-        status=PhotoStatus.indexed,
-    )
-    session.add(photo)
-    session.flush()
-    return photo.id
-
-
-def _store(session: Session, event_id: int, uploader: int, indexed: Indexed, rows: range) -> dict[int, int]:
-    """The devset faces ``rows`` stored as photos of the event (one photo per devset photo, as
-    the engine found them); devset photo id -> our photo id."""
-    provider = get_face_provider()
-    photos: dict[int, int] = {}
-    for row in rows:
-        devset_photo = int(indexed.gallery.photo_ids[row])
-        if devset_photo not in photos:
-            photos[devset_photo] = _photo(session, event_id, uploader, devset_photo)
-        face = DetectedFace(box=FaceBox(0, 0, 10, 10), descriptor=indexed.gallery.vectors[row])
-        faces_service.store_faces(
-            session=session, photo_id=photos[devset_photo], event_id=event_id, faces=[face], provider=provider
-        )
-    session.commit()
-    return photos
-
-
-def _split(indexed: Indexed, near: int) -> int:
-    """The first face of a devset photo at or after row ``near`` (a photo is stored whole)."""
-    ids = indexed.gallery.photo_ids
-    return next(i for i in range(near, len(ids)) if i == 0 or ids[i] != ids[i - 1])
-
-
-def _matched(session: Session, event_id: int, probe: np.ndarray, not_me: Collection[int] = ()) -> set[int]:
-    """The photos the selfie ``probe`` matches as the local provider finds them."""
-    provider = get_face_provider()
-    assert isinstance(provider, LocalProvider)
-    found = provider.find_photos(
-        signature=to_blob(probe),
-        image=lambda: b"",
-        event_ids=[event_id],
-        faces=search.EventFaces(session=session, model=provider.model),
-        exclude_photos=not_me,
-    )
-    return {m.photo_id for m in found}
-
-
-def _exact(
-    indexed: Indexed, probe: np.ndarray, photos: dict[int, int], not_me: Collection[int] = ()
-) -> set[int]:
-    """The same, by exact search over every devset face."""
-    provider = get_face_provider()
-    assert isinstance(provider, LocalProvider)
-    ours = {devset for devset, photo in photos.items() if photo in not_me}
-    found = indexed.gallery.match(
-        probe, threshold=provider.threshold, expand=provider.expand, guard=provider.guard, exclude_photos=ours
-    )
-    return {photos[photo] for _face, photo, _d in found}
 
 
 class Statements:
@@ -130,14 +51,14 @@ def test_faces_stored_after_a_lookup_are_found_by_the_next_one_without_counting_
     session: Session, event: dict[str, Any], organizer: dict[str, Any], devset: tuple[Indexed, Any]
 ) -> None:
     indexed, probes = devset
-    total, half = len(indexed.gallery), _split(indexed, len(indexed.gallery) // 2)
-    photos = _store(session, event["id"], organizer["id"], indexed, range(half))
+    total, half = len(indexed.gallery), split(indexed, len(indexed.gallery) // 2)
+    photos = store(session, event["id"], organizer["id"], indexed, range(half))
     for probe in probes.values():
-        _matched(session, event["id"], probe)
-    photos |= _store(session, event["id"], organizer["id"], indexed, range(half, total))
+        matched(session, event["id"], probe)
+    photos |= store(session, event["id"], organizer["id"], indexed, range(half, total))
     with Statements(session) as seen:
         for person, probe in probes.items():
-            assert _matched(session, event["id"], probe) == _exact(indexed, probe, photos), person
+            assert matched(session, event["id"], probe) == exact(indexed, probe, photos), person
     assert not [s for s in seen.sql if "count(" in s]
     face_reads = [s for s in seen.sql if s.startswith("select faces.id, faces.seq")]
     assert len(face_reads) == 1  # the new faces, once, then nothing for the other guests
@@ -157,14 +78,14 @@ def test_a_face_committed_with_a_lower_id_than_faces_already_loaded_is_found(
     )
     photos: dict[int, int] = {}
     for row in (i for i in range(len(indexed.gallery)) if i != late):
-        photos |= _store(session, event["id"], organizer["id"], indexed, range(row, row + 1))
-    _matched(session, event["id"], probe)  # the gallery is loaded
-    photos |= _store(session, event["id"], organizer["id"], indexed, range(late, late + 1))
+        photos |= store(session, event["id"], organizer["id"], indexed, range(row, row + 1))
+    matched(session, event["id"], probe)  # the gallery is loaded
+    photos |= store(session, event["id"], organizer["id"], indexed, range(late, late + 1))
     last = session.scalars(select(Face.id).order_by(Face.seq.desc()).limit(1)).one()
     lowest = session.scalars(select(Face.id).order_by(Face.id).limit(1)).one()
     session.execute(update(Face).where(Face.id == last).values(id=lowest - 1))
     session.commit()
-    assert photos[int(indexed.gallery.photo_ids[late])] in _matched(session, event["id"], probe), person
+    assert photos[int(indexed.gallery.photo_ids[late])] in matched(session, event["id"], probe), person
 
 
 def _photos_of(indexed: Indexed, probe: np.ndarray) -> set[int]:
@@ -173,18 +94,18 @@ def _photos_of(indexed: Indexed, probe: np.ndarray) -> set[int]:
     return {photo for _f, photo, _d in indexed.gallery.match(probe, threshold=provider.threshold)}
 
 
-def test_a_photo_deleted_after_its_faces_were_loaded_is_never_matched(
+def test_a_photo_deleted_after_its_faces_were_loaded_is_nevermatched(
     session: Session, event: dict[str, Any], organizer: dict[str, Any], devset: tuple[Indexed, Any]
 ) -> None:
     indexed, probes = devset
-    photos = _store(session, event["id"], organizer["id"], indexed, range(len(indexed.gallery)))
+    photos = store(session, event["id"], organizer["id"], indexed, range(len(indexed.gallery)))
     person, probe = next(iter(probes.items()))
-    before = _matched(session, event["id"], probe)
+    before = matched(session, event["id"], probe)
     assert before, person
     gone = min(before)
     session.execute(delete(Photo).where(Photo.id == gone))
     session.commit()
-    assert _matched(session, event["id"], probe) == before - {gone}
+    assert matched(session, event["id"], probe) == before - {gone}
     assert gone in photos.values()
 
 
@@ -198,28 +119,28 @@ def test_a_large_event_is_searched_in_mapped_segments_with_the_answers_of_exact_
     indexed, probes = devset
     total = len(indexed.gallery)
     assert total > 2 * 5
-    tail = _split(indexed, total - 3)
-    photos = _store(session, event["id"], organizer["id"], indexed, range(tail))
+    tail = split(indexed, total - 3)
+    photos = store(session, event["id"], organizer["id"], indexed, range(tail))
     for probe in probes.values():
-        _matched(session, event["id"], probe)  # the faces past 5 become a segment
-    photos |= _store(session, event["id"], organizer["id"], indexed, range(tail, total))
+        matched(session, event["id"], probe)  # the faces past 5 become a segment
+    photos |= store(session, event["id"], organizer["id"], indexed, range(tail, total))
     written = sorted(p.name for p in inline_segments.glob("*.usearch"))
     assert written, "no segment was written"
 
     search.galleries.clear()  # a new worker process of this node
     with Statements(session) as seen:
         for person, probe in probes.items():
-            assert _matched(session, event["id"], probe) == _exact(indexed, probe, photos), person
+            assert matched(session, event["id"], probe) == exact(indexed, probe, photos), person
     gallery = search.galleries.get((event["id"], get_face_provider().model))
     assert gallery is not None and gallery.segments
     assert len(gallery) < total  # only the faces after the last segment are in its memory
     assert gallery.faces() == total
     assert sum(s.startswith("select faces.id, faces.seq") for s in seen.sql) == 1
     for person, probe in probes.items():  # "not me" on a photo: the expansion goes on without it
-        mine = _matched(session, event["id"], probe)
+        mine = matched(session, event["id"], probe)
         for photo in mine:
-            expected = _exact(indexed, probe, photos, not_me={photo})
-            assert _matched(session, event["id"], probe, not_me={photo}) == expected, person
+            expected = exact(indexed, probe, photos, not_me={photo})
+            assert matched(session, event["id"], probe, not_me={photo}) == expected, person
 
 
 def test_segments_are_named_by_the_event_token_so_a_reused_event_id_never_maps_old_ones(
@@ -242,7 +163,7 @@ def test_a_second_worker_storing_faces_of_the_event_waits_for_the_first_to_commi
     indexed, _probes = devset
     provider = get_face_provider()
     face = DetectedFace(box=FaceBox(0, 0, 10, 10), descriptor=indexed.gallery.vectors[0])
-    first, second = (_photo(session, event["id"], organizer["id"], n) for n in (1, 2))
+    first, second = (add_photo(session, event["id"], organizer["id"], n) for n in (1, 2))
     session.commit()
     committed: list[str] = []
     with session_scope() as a:
@@ -270,8 +191,8 @@ def test_a_second_worker_storing_faces_of_the_event_waits_for_the_first_to_commi
 
 def _segmented_event(session: Session, event_id: int, organizer_id: int, indexed: Indexed) -> dict[int, int]:
     """The devset stored in the event and searched once: segments of 5 faces on this node."""
-    photos = _store(session, event_id, organizer_id, indexed, range(len(indexed.gallery)))
-    _matched(session, event_id, indexed.gallery.vectors[0])
+    photos = store(session, event_id, organizer_id, indexed, range(len(indexed.gallery)))
+    matched(session, event_id, indexed.gallery.vectors[0])
     return photos
 
 
@@ -300,8 +221,8 @@ def test_a_deleted_photo_leaves_no_copy_of_its_faces_in_the_nodes_segments(
     assert not gone_faces & {int(k) for s in after for k in ann.keys(s)}
     assert len(list(inline_segments.glob("*.usearch"))) == len(before)  # the old generation went
     for person, probe in probes.items():  # a worker that mapped the old file takes the new one
-        expected = _exact(indexed, probe, photos) - {gone}
-        assert _matched(session, event["id"], probe) == expected, person
+        expected = exact(indexed, probe, photos) - {gone}
+        assert matched(session, event["id"], probe) == expected, person
     assert search.sweep_node(session=session) == (0, 0)
 
 

@@ -121,16 +121,23 @@ def test_a_kill_9_during_a_burst_of_30_selfies_leaves_each_with_exactly_one_verd
             with ThreadPoolExecutor(max_workers=30) as pool_of_guests:
                 selfie_ids = list(pool_of_guests.map(upload, range(30)))
             wait_for(lambda: "selfie " in log_path.read_text(), 120, "the first verdict")
-            victim = _face_workers(pool.pid)[0]
+            children = _face_workers(pool.pid)
             held: list[int] = []
+            holder: list[int] = []
 
-            def victim_holds_a_selfie() -> bool:
+            def a_worker_holds_a_selfie() -> bool:  # the victim (node:pid:index in its leases)
                 session.expire_all()
-                owner = f"%:{victim}:%"
-                held[:] = session.scalars(select(Selfie.id).where(Selfie.lease_owner.like(owner))).all()
-                return bool(held)
+                leases = session.execute(
+                    select(Selfie.id, Selfie.lease_owner).where(Selfie.lease_owner.is_not(None))
+                )
+                for selfie_id, owner in leases:
+                    if int(owner.split(":")[-2]) in children:
+                        held[:], holder[:] = [selfie_id], [int(owner.split(":")[-2])]
+                        return True
+                return False
 
-            wait_for(victim_holds_a_selfie, 60, "the victim to hold a selfie", interval=0.005)
+            wait_for(a_worker_holds_a_selfie, 60, "a worker to hold a selfie", interval=0.005)
+            victim = holder[0]
             os.kill(victim, signal.SIGKILL)
 
             def all_done() -> bool:
@@ -160,7 +167,8 @@ def test_a_kill_9_during_a_burst_of_30_selfies_leaves_each_with_exactly_one_verd
 
 
 def _face_workers(pid: int) -> list[int]:
-    """The face-worker processes of the pool ``pid`` (not multiprocessing's resource tracker)."""
+    """The processes of the pool ``pid`` (face workers and the gallery searcher; not
+    multiprocessing's resource tracker)."""
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout
     children = [int(p) for p in out.split()]
     return [c for c in children if b"resource_tracker" not in Path(f"/proc/{c}/cmdline").read_bytes()]

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from app.core.errors import Unprocessable
-from app.faces.matching import Gallery
+from app.faces.matching import Gallery, columns
 from app.jobs.kinds import Postpone
 
 #: The shortest side, in original pixels, a strict selfie's face may have (every provider).
@@ -158,21 +158,7 @@ class GuestSelfies:
     @classmethod
     def of(cls, rows: Iterable[tuple[int, int, bytes]]) -> GuestSelfies:
         """From ``(selfie id, user id, signature)`` rows, consumed one at a time."""
-        selfie_ids: list[int] = []
-        user_ids: list[int] = []
-        ends: list[int] = []
-        signatures = bytearray()
-        for selfie_id, user_id, signature in rows:
-            selfie_ids.append(selfie_id)
-            user_ids.append(user_id)
-            signatures += signature
-            ends.append(len(signatures))
-        return cls(
-            np.array(selfie_ids, dtype=np.int64),
-            np.array(user_ids, dtype=np.int64),
-            signatures,
-            np.array(ends, dtype=np.int64),
-        )
+        return cls(*columns(rows))
 
     def __len__(self) -> int:
         return len(self.selfie_ids)
