@@ -22,7 +22,7 @@ import contextlib
 import fcntl
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,12 +30,14 @@ import numpy as np
 from usearch.compiled import ScalarKind
 from usearch.index import Index
 
-# HNSW graph degree and build/search beams (docs/SCALE.md). 12 links a node take 12 % fewer
-# bytes than 16; on the marathon's 1.5M faces they need a search beam of 256 to keep what 16
-# links kept at 128 (0.998 of the photos exact search matches, every planted real one: at 128,
-# 0.9955 and 14 of 15), at 20/22 ms (p50/p95) a selfie. Fewer links (10, 8) lose recall on
-# synthetic faces even before that.
-CONNECTIVITY = 12
+from app.faces.matching import DESCRIPTOR_SIZE
+
+# HNSW graph degree and build/search beams (docs/SCALE.md). On the marathon's 1.5M faces, 16
+# links a node and a search beam of 256 find every planted real photo and 0.998 of what exact
+# search matches for 1,000 runners; 12 links (12 % fewer bytes) missed a planted photo in one
+# of two builds even at 256, and a beam of 128 misses more. The node's searcher holds the
+# segments once, so the bytes matter less than the recall.
+CONNECTIVITY = 16
 EXPANSION_ADD = 128
 EXPANSION_SEARCH = 256
 # Searched this much further than asked (int8 rounding moves a distance by at most 0.01 on
@@ -152,17 +154,20 @@ def _encode(vectors: np.ndarray) -> np.ndarray:
     return encoded
 
 
-def _build(ids: np.ndarray, vectors: np.ndarray, threads: int) -> Index:
+def _build(blocks: Iterable[tuple[np.ndarray, np.ndarray]], threads: int) -> Index:
+    """An index of the faces of ``blocks`` ((ids, float vectors) pairs, added one block at a
+    time: a range read from the database is never held whole)."""
     index = Index(
-        ndim=vectors.shape[1],
+        ndim=DESCRIPTOR_SIZE,
         metric="l2sq",
         dtype=DTYPE,
         connectivity=CONNECTIVITY,
         expansion_add=EXPANSION_ADD,
         expansion_search=EXPANSION_SEARCH,
     )
-    if len(ids):
-        index.add(np.asarray(ids, dtype=np.uint64), _encode(vectors), threads=threads)
+    for ids, vectors in blocks:
+        if len(ids):
+            index.add(np.asarray(ids, dtype=np.uint64), _encode(vectors), threads=threads)
     return index
 
 
@@ -179,12 +184,12 @@ def write_segment(
     *,
     first: int,
     last: int,
-    ids: np.ndarray,
-    vectors: np.ndarray,
+    blocks: Iterable[tuple[np.ndarray, np.ndarray]],
     threads: int = 1,
     wait: bool = False,
 ) -> Segment | None:
-    """Write the faces numbered ``first < seq <= last`` as the gallery's next segment; None
+    """Write the faces numbered ``first < seq <= last`` (``blocks`` of ids and vectors) as the
+    gallery's next segment; None
     when another process of the node is writing one (``wait``: once it is done) or wrote it:
     the caller reads the folder again."""
     with _writer_lock(folder, name, wait=wait) as mine:
@@ -194,21 +199,21 @@ def write_segment(
         if (done[-1].last if done else 0) != first:
             return None
         final = folder / f"{name}-{first}-{last}.usearch"
-        _save(_build(ids, vectors, threads), final)
+        _save(_build(blocks, threads), final)
         return Segment(final, first, last)
 
 
 def compact(
-    folder: Path, name: str, segment: Segment, *, ids: np.ndarray, vectors: np.ndarray
+    folder: Path, name: str, segment: Segment, *, blocks: Iterable[tuple[np.ndarray, np.ndarray]]
 ) -> Segment | None:
-    """Rewrite ``segment`` with only the faces ``ids`` (those still stored) as its next
+    """Rewrite ``segment`` with only the faces of ``blocks`` (those still stored) as its next
     generation, and delete the older one: a deleted face leaves no copy on the node. None when
     another process is writing (the next sweep tries again)."""
     with _writer_lock(folder, name, wait=False) as mine:
         if not mine:
             return None
         final = folder / f"{name}-{segment.first}-{segment.last}-g{segment.generation + 1}.usearch"
-        _save(_build(ids, vectors, threads=1), final)
+        _save(_build(blocks, threads=1), final)
         os.unlink(segment.path)
         return Segment(final, segment.first, segment.last, segment.generation + 1)
 

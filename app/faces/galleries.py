@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -32,8 +32,9 @@ from app.faces.matching import DESCRIPTOR_SIZE, Gallery, within
 
 log = logging.getLogger("app.faces.galleries")
 
-#: ``load(after, upto)``: the faces numbered ``after < seq <= upto`` as (ids, seqs, vectors).
-Loader = Callable[[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]]
+#: ``load(after, upto)``: the faces numbered ``after < seq <= upto``, in blocks of (ids, seqs,
+#: vectors) in seq order.
+Loader = Callable[[int, int], Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]]
 #: Runs a segment write (a background thread in production, inline in tests).
 Runner = Callable[[Callable[[], None]], object]
 
@@ -63,6 +64,13 @@ class _Rows:
 
     def append(self, ids: np.ndarray, seqs: np.ndarray, vectors: np.ndarray) -> None:
         self._faces.append(ids, seqs, vectors)
+
+    def reserve(self, faces: int) -> None:
+        """Room for the ``faces`` a first load reads, without growing by copies (pages never
+        written are never resident, so an upper bound costs nothing); later catch-ups grow
+        geometrically."""
+        if not len(self._faces):
+            self._faces.reserve(faces)
 
     def drop_through(self, seq: int) -> None:
         keep = self._faces.photo_ids > seq
@@ -118,14 +126,12 @@ class EventGallery:
             # (a segment written in the background, below, takes one).
             while current - after >= 2 * self.segment_faces:
                 upto = after + self.segment_faces
-                ids, _seqs, vectors = load(after, upto)
                 ann.write_segment(
                     self.folder,
                     self.name,
                     first=after,
                     last=upto,
-                    ids=ids,
-                    vectors=vectors,
+                    blocks=((ids, vectors) for ids, _seqs, vectors in load(after, upto)),
                     wait=True,
                     threads=os.cpu_count() or 1,
                 )
@@ -134,8 +140,8 @@ class EventGallery:
                     raise RuntimeError(f"{self.name}: segment {after}-{upto} is missing after writing it")
                 after = upto
         if current > after:
-            ids, seqs, vectors = load(after, current)
-            if len(ids):
+            self.rows.reserve(current - after)  # seqs are dense: at most this many faces
+            for ids, seqs, vectors in load(after, current):
                 self.rows.append(ids, seqs, vectors)
         self.seq = max(self.seq, current, self.segmented_through)
         if len(self.rows) >= self.segment_faces and not self._writing:
@@ -152,7 +158,7 @@ class EventGallery:
             started = time.monotonic()
             try:
                 segment = ann.write_segment(
-                    self.folder, self.name, first=first, last=last, ids=ids, vectors=vectors
+                    self.folder, self.name, first=first, last=last, blocks=[(ids, vectors)]
                 )
                 if segment is not None:
                     log.info(

@@ -138,12 +138,17 @@ class Gallery:
         self._sq_norms[self._size : end] = np.einsum("ij,ij->i", vec_arr, vec_arr)
         self._size = end
 
-    def _reserve(self, needed: int) -> None:
+    def reserve(self, needed: int) -> None:
+        """Room for ``needed`` faces in all (appends beyond it grow geometrically)."""
+        self._reserve(needed, exact=True)
+
+    def _reserve(self, needed: int, *, exact: bool = False) -> None:
         capacity = len(self._ids)
         if needed <= capacity:
             return
-        while capacity < needed:
+        while capacity < needed and not exact:
             capacity *= 2
+        capacity = max(capacity, needed)
         for name in ("_ids", "_photo_ids", "_vectors", "_sq_norms"):
             old = getattr(self, name)
             new = np.empty((capacity, *old.shape[1:]), dtype=old.dtype)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 
 import numpy as np
 from sqlalchemy import delete, select
@@ -53,18 +53,19 @@ def number_faces(*, session: Session, event_id: int, count: int) -> int:
 
 def _faces_numbered(
     session: Session, event_id: int, model: str, after: int, upto: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The event's faces of ``model`` numbered ``after < seq <= upto``: ids, seqs, vectors.
-    Streamed a block at a time (a server-side cursor on PostgreSQL): a new node reads 200,000
-    at once, which as row objects would take a gigabyte."""
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The event's faces of ``model`` numbered ``after < seq <= upto``, in seq order, in
+    blocks of (ids, seqs, vectors) streamed from the database (a server-side cursor on
+    PostgreSQL): a new node reads 200,000 at a time, which as rows would take a gigabyte."""
     rows = session.execute(
         select(Face.id, Face.seq, Face.descriptor)
         .where(Face.event_id == event_id, Face.seq > after, Face.seq <= upto, Face.model == model)
         .order_by(Face.seq),
         execution_options={"yield_per": _READ_BLOCK},
     )
-    ids, seqs, descriptors, _ends = columns((i, seq, d) for i, seq, d in rows)
-    return ids, seqs, from_blobs(descriptors, count=len(ids))
+    for block in rows.partitions():
+        ids, seqs, descriptors, _ends = columns(block)
+        yield ids, seqs, from_blobs(descriptors, count=len(ids))
 
 
 def event_gallery(*, session: Session, event_id: int, model: str) -> LoadedGallery:
@@ -195,9 +196,9 @@ def sweep_node(*, session: Session) -> tuple[int, int]:
                 select(Face.id, Face.seq, Face.descriptor).where(*in_range),
                 execution_options={"yield_per": _READ_BLOCK},
             )
-            ids, _seqs, descriptors, _ends = columns((i, seq, d) for i, seq, d in alive if i in held)
-            vectors = from_blobs(descriptors, count=len(ids))
-            if ann.compact(folder, name, segment, ids=ids, vectors=vectors) is not None:
+            kept = ([row for row in block if row[0] in held] for block in alive.partitions())
+            blocks = ((ids, from_blobs(d, count=len(ids))) for ids, _seqs, d, _ends in map(columns, kept))
+            if ann.compact(folder, name, segment, blocks=blocks) is not None:
                 rewritten += 1
     if deleted or rewritten:
         log.info("galleries of this node: %d deleted, %d segment(s) rewritten", deleted, rewritten)

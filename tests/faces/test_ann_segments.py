@@ -21,10 +21,10 @@ pytestmark = pytest.mark.once
 def test_a_segment_is_written_only_as_the_next_link_of_the_chain(tmp_path: Path) -> None:
     vectors = np.random.default_rng(8).normal(size=(10, 128)).astype(np.float32)
     name = ann.stem(event_id=1, token="t", model="m")
-    assert ann.write_segment(tmp_path, name, first=0, last=10, ids=np.arange(10), vectors=vectors)
-    assert ann.write_segment(tmp_path, name, first=0, last=10, ids=np.arange(10), vectors=vectors) is None
-    assert ann.write_segment(tmp_path, name, first=11, last=20, ids=np.arange(10), vectors=vectors) is None
-    assert ann.write_segment(tmp_path, name, first=10, last=20, ids=np.arange(10, 20), vectors=vectors)
+    assert ann.write_segment(tmp_path, name, first=0, last=10, blocks=[(np.arange(10), vectors)])
+    assert ann.write_segment(tmp_path, name, first=0, last=10, blocks=[(np.arange(10), vectors)]) is None
+    assert ann.write_segment(tmp_path, name, first=11, last=20, blocks=[(np.arange(10), vectors)]) is None
+    assert ann.write_segment(tmp_path, name, first=10, last=20, blocks=[(np.arange(10, 20), vectors)])
 
 
 def test_an_ann_lookup_widens_until_it_has_every_face_within_the_radius(tmp_path: Path) -> None:
@@ -37,7 +37,7 @@ def test_an_ann_lookup_widens_until_it_has_every_face_within_the_radius(tmp_path
     far /= np.linalg.norm(far, axis=1, keepdims=True)
     vectors = np.vstack([close, far])
     name = ann.stem(event_id=1, token="t", model="m")
-    segment = ann.write_segment(tmp_path, name, first=0, last=1000, ids=np.arange(1000), vectors=vectors)
+    segment = ann.write_segment(tmp_path, name, first=0, last=1000, blocks=[(np.arange(1000), vectors)])
     assert segment is not None
     found = set(ann.near(ann.view(segment), probe, 1.0).tolist())
     exact = Gallery()
@@ -64,7 +64,7 @@ def test_int8_segments_find_every_face_within_the_radius_of_unit_and_dlib_scale_
     ):
         name = ann.stem(event_id=len(vectors), token="t", model="m")
         segment = ann.write_segment(
-            tmp_path, name, first=0, last=len(vectors), ids=np.arange(len(vectors)), vectors=vectors
+            tmp_path, name, first=0, last=len(vectors), blocks=[(np.arange(len(vectors)), vectors)]
         )
         assert segment is not None and ann.view(segment).dtype == ScalarKind.I8
         for probe in queries:
@@ -82,7 +82,7 @@ def test_a_segment_lists_its_face_ids_and_a_search_returns_them_without_a_key_ta
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     ids = np.arange(5_000_000_000, 5_000_000_300)  # beyond 32 bits
     segment = ann.write_segment(
-        tmp_path, ann.stem(event_id=1, token="t", model="m"), first=0, last=300, ids=ids, vectors=vectors
+        tmp_path, ann.stem(event_id=1, token="t", model="m"), first=0, last=300, blocks=[(ids, vectors)]
     )
     assert segment is not None
     assert sorted(ann.keys(segment).tolist()) == ids.tolist()

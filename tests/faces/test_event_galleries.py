@@ -148,7 +148,7 @@ def test_segments_are_named_by_the_event_token_so_a_reused_event_id_never_maps_o
 ) -> None:
     vectors = np.random.default_rng(7).normal(size=(20, 128)).astype(np.float32)
     old = ann.stem(event_id=3, token="aaaa", model="sface")
-    ann.write_segment(tmp_path, old, first=0, last=20, ids=np.arange(1, 21), vectors=vectors)
+    ann.write_segment(tmp_path, old, first=0, last=20, blocks=[(np.arange(1, 21), vectors)])
     assert ann.segments(tmp_path, ann.stem(event_id=3, token="bbbb", model="sface")) == []
     assert [(s.first, s.last) for s in ann.segments(tmp_path, old)] == [(0, 20)]
 

@@ -15,7 +15,9 @@ def _gallery(faces: int, tmp_path: Path) -> EventGallery:
     gallery = EventGallery(folder=tmp_path, event_id=1, token="t", model="m", segment_faces=10**6)
     vectors = np.random.default_rng(faces).normal(size=(faces, 128)).astype(np.float32)
     ids = np.arange(1, faces + 1)
-    gallery.refresh(current=faces, load=lambda _after, _upto: (ids, ids, vectors), run=lambda task: task())
+    gallery.refresh(
+        current=faces, load=lambda _after, _upto: iter([(ids, ids, vectors)]), run=lambda task: task()
+    )
     return gallery
 
 

@@ -256,3 +256,15 @@ def test_a_guest_signature_of_another_width_is_not_read_as_a_descriptor() -> Non
         selfies.joined(512)
     with pytest.raises(ValueError, match="must be 1024 bytes"):
         from_blobs(b"\0" * 1000, count=2)
+
+
+def test_a_gallery_reserved_for_its_faces_takes_them_in_blocks_without_growing() -> None:
+    vectors = np.random.default_rng(4).normal(size=(300, 128)).astype(np.float32)
+    gallery = Gallery(capacity=1)
+    gallery.reserve(300)
+    buffer = gallery._vectors  # the buffer itself is what is asserted
+    for start in range(0, 300, 64):
+        rows = np.arange(start, min(start + 64, 300))
+        gallery.append(rows, rows, vectors[rows])
+    assert gallery._vectors is buffer
+    np.testing.assert_array_equal(gallery.vectors, vectors)

@@ -81,7 +81,9 @@ def test_a_worker_with_another_signing_key_is_refused_and_searches_itself(
 ) -> None:
     with monkeypatch.context() as patched:
         patched.setattr(get_settings(), "secret_key", "another-node-" + "k" * 40)
-        assert searcher.candidates(event_id=0, model="none", probe=np.zeros(128, np.float32), radius=0.5) is None
+        assert (
+            searcher.candidates(event_id=0, model="none", probe=np.zeros(128, np.float32), radius=0.5) is None
+        )
     assert _answers()  # and it still serves the workers of its node
     assert node_searcher.poll() is None
 
