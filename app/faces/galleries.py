@@ -121,10 +121,11 @@ class EventGallery:
         after = max(self.seq, self.segmented_through)
         if not len(self.rows):
             # A node that never segmented this event (a new node, a wiped cache): its faces
-            # are read and written as segments one range at a time, so a process never holds
-            # more than a segment's worth of them; on every core, as the search waits for it
-            # (a segment written in the background, below, takes one).
-            while current - after >= 2 * self.segment_faces:
+            # are read and written as segments one whole range at a time, streamed into the
+            # segment being built, so the process holds at most one range's index and then
+            # fewer than a segment's worth of faces; on every core, as the search waits for
+            # it (a segment written in the background, below, takes one).
+            while current - after >= self.segment_faces:
                 upto = after + self.segment_faces
                 ann.write_segment(
                     self.folder,

@@ -135,12 +135,35 @@ def test_a_large_event_is_searched_in_mapped_segments_with_the_answers_of_exact_
     assert gallery is not None and gallery.segments
     assert len(gallery) < total  # only the faces after the last segment are in its memory
     assert gallery.faces() == total
-    assert sum(s.startswith("select faces.id, faces.seq") for s in seen.sql) == 1
+    # It read only the faces after the node's segments: the whole range of 5 there was, as a
+    # segment of its own, then the rest.
+    after = len(written) * 5
+    assert len(gallery.segments) == len(written) + (total - after) // 5
+    assert sum(s.startswith("select faces.id, faces.seq") for s in seen.sql) == 1 + (total - after) // 5
     for person, probe in probes.items():  # "not me" on a photo: the expansion goes on without it
         mine = matched(session, event["id"], probe)
         for photo in mine:
             expected = exact(indexed, probe, photos, not_me={photo})
             assert matched(session, event["id"], probe, not_me={photo}) == expected, person
+
+
+def test_a_new_node_segments_every_whole_range_before_its_first_answer_and_holds_less_than_one(
+    session: Session,
+    event: dict[str, Any],
+    organizer: dict[str, Any],
+    devset: tuple[Indexed, Any],
+    inline_segments: Path,
+) -> None:
+    indexed, probes = devset
+    total = len(indexed.gallery)
+    photos = store(session, event["id"], organizer["id"], indexed, range(total))
+    person, probe = next(iter(probes.items()))
+    assert matched(session, event["id"], probe) == exact(indexed, probe, photos), person
+    gallery = search.galleries.get((event["id"], get_face_provider().model))
+    assert gallery is not None
+    assert [(s.first, s.last) for s, _ in gallery.segments] == [(n, n + 5) for n in range(0, total - 4, 5)]
+    assert len(gallery) == total % 5  # the rest, fewer than a segment's worth, in memory
+    assert len(list(inline_segments.glob("*.usearch"))) == total // 5
 
 
 def test_segments_are_named_by_the_event_token_so_a_reused_event_id_never_maps_old_ones(
