@@ -97,11 +97,11 @@ def searcher_main(_index: int, nice: int) -> None:
         os.nice(nice)
     from app.core.database import configure_engine
     from app.faces import searcher
-    from app.faces.search import local_candidates
+    from app.faces.search import galleries, local_candidates
 
     # A lookup at a time per event, from a thread per worker.
     configure_engine(pool_size=2, max_overflow=get_settings().face_workers)
-    searcher.serve(lookup=local_candidates)
+    searcher.serve(lookup=local_candidates, forget=galleries.drop)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -159,6 +159,7 @@ def forget_gallery(*, session: Session, event_id: int) -> Callable[[], None]:
 
     def erase() -> None:
         galleries.drop(event_id)
+        searcher.forget(event_id=event_id)
         for name, (owner, _token) in ann.galleries(folder).items():
             if owner == event_id:
                 ann.remove(folder, name)

@@ -7,7 +7,8 @@ models and the buffers of the photo it is detecting: the pages of the segments i
 marathon's 1.5 million faces), the faces after the last segment (up to 100 MB of float32) and
 usearch's tables for the segments. The pool starts this searcher (``serve``) instead; workers
 ask it for candidates over a Unix socket in the node's run folder (``candidates``) and re-rank
-them exactly as before, in their own transaction. A worker that cannot reach it (not started
+them exactly as before, in their own transaction; a worker that purges an event tells it to
+let the event's segments go (``forget``). A worker that cannot reach it (not started
 yet, restarting, switched off with ``FACE_SEARCHER=false``, no answer within
 ``FACE_SEARCHER_TIMEOUT_SECONDS``) searches in its own memory, as a single process would:
 bigger and colder, never different.
@@ -21,6 +22,7 @@ one status byte and the candidate ids (int64) or an error text.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -80,8 +82,9 @@ def _gallery_lock(event_id: int, model: str) -> Iterator[None]:
 Lookup = Callable[..., np.ndarray]
 
 
-def _answer(conn: Connection, lookup: Lookup) -> None:
-    """Answer one worker's lookups until it goes."""
+def _answer(conn: Connection, lookup: Lookup, forget: Callable[[int], None]) -> None:
+    """Answer one worker's lookups (and ``forget`` an event's galleries when asked) until it
+    goes."""
     with conn:
         while True:
             try:
@@ -90,6 +93,10 @@ def _answer(conn: Connection, lookup: Lookup) -> None:
                 return
             try:
                 asked = json.loads(header)
+                if "forget" in asked:
+                    forget(int(asked["forget"]))
+                    conn.send_bytes(_OK)
+                    continue
                 event_id, model = int(asked["event_id"]), str(asked["model"])
                 with _gallery_lock(event_id, model), session_scope() as session:
                     ids = lookup(
@@ -109,8 +116,9 @@ def _answer(conn: Connection, lookup: Lookup) -> None:
                 return
 
 
-def serve(*, lookup: Lookup, settings: Settings | None = None) -> None:
-    """Accept the node's workers and answer each in a thread, until the process is stopped."""
+def serve(*, lookup: Lookup, forget: Callable[[int], None], settings: Settings | None = None) -> None:
+    """Accept the node's workers and answer each in a thread, until the process is stopped;
+    ``forget(event_id)`` lets an event's galleries go (it was purged or deleted)."""
     settings = settings or get_settings()
     path = address(settings)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -123,7 +131,9 @@ def serve(*, lookup: Lookup, settings: Settings | None = None) -> None:
             except (OSError, EOFError, AuthenticationError):  # failed the handshake, or went
                 log.warning("a connection to the gallery searcher was refused", exc_info=True)
                 continue
-            threading.Thread(target=_answer, args=(conn, lookup), daemon=True, name="searcher-client").start()
+            threading.Thread(
+                target=_answer, args=(conn, lookup, forget), daemon=True, name="searcher-client"
+            ).start()
 
 
 # --- a worker's side -----------------------------------------------------------------------------
@@ -193,3 +203,12 @@ def candidates(*, event_id: int, model: str, probe: np.ndarray, radius: float) -
         )
         return None
     return np.frombuffer(reply, dtype="<i8", offset=1).astype(np.int64)
+
+
+def forget(*, event_id: int) -> None:
+    """Have the node's searcher let the event's galleries go now (its segments are being
+    deleted): best effort, as the searcher lets an unused gallery go within the hour anyway."""
+    settings = get_settings()
+    if settings.face_searcher:
+        with contextlib.suppress(OSError, EOFError, TimeoutError, AuthenticationError):
+            _link.ask(settings, json.dumps({"forget": event_id}).encode() + b"\n")

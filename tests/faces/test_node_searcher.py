@@ -1,6 +1,7 @@
 """The node's gallery searcher (``app.faces.searcher``), a real process: a worker finds through
 it exactly what it would find in its own memory, without holding the gallery; it searches
-itself when the searcher is gone or is not its node's; the face-worker pool runs it."""
+itself when the searcher is gone or is not its node's; a purged event's segments are let go at
+once; the face-worker pool runs it."""
 
 from __future__ import annotations
 
@@ -74,6 +75,27 @@ def test_a_worker_finds_through_the_node_searcher_what_it_finds_in_its_own_memor
         assert matched(session, event["id"], probe) == exact(indexed, probe, photos), person
     assert search.galleries.get((event["id"], get_face_provider().model)) is not None
     searcher.address(get_settings()).unlink()
+
+
+def test_the_searcher_lets_a_purged_event_go_at_once(
+    session: Session,
+    event: dict[str, Any],
+    organizer: dict[str, Any],
+    devset: tuple[Indexed, dict[str, np.ndarray]],
+    inline_segments: Path,
+    node_searcher: subprocess.Popen[bytes],
+) -> None:
+    indexed, probes = devset
+    store(session, event["id"], organizer["id"], indexed, range(len(indexed.gallery)))
+    matched(session, event["id"], next(iter(probes.values())))
+    maps = Path(f"/proc/{node_searcher.pid}/maps")
+    assert str(inline_segments) in maps.read_text()  # the searcher maps the event's segments
+
+    erase = search.forget_gallery(session=session, event_id=event["id"])
+    session.commit()
+    erase()
+    assert not list(inline_segments.glob("*.usearch"))
+    wait_for(lambda: str(inline_segments) not in maps.read_text(), 10, "the searcher to unmap them")
 
 
 def test_a_worker_with_another_signing_key_is_refused_and_searches_itself(
