@@ -52,7 +52,7 @@ def measure(size: int, folder: Path, probes: int = 200) -> list[str]:
 
     started = time.perf_counter()
     segment = ann.write_segment(
-        folder, f"{size}-0-bench", first=0, last=size, ids=ids, vectors=vectors, threads=1
+        folder, f"{size}-0-bench", first=0, last=size, blocks=[(ids, vectors)], threads=1
     )
     build_s = time.perf_counter() - started
     assert segment is not None

@@ -131,8 +131,9 @@ def test_a_kill_9_during_a_burst_of_30_selfies_leaves_each_with_exactly_one_verd
                     select(Selfie.id, Selfie.lease_owner).where(Selfie.lease_owner.is_not(None))
                 )
                 for selfie_id, owner in leases:
-                    if int(owner.split(":")[-2]) in children:
-                        held[:], holder[:] = [selfie_id], [int(owner.split(":")[-2])]
+                    pid = int(str(owner).split(":")[-2])
+                    if pid in children:
+                        held[:], holder[:] = [selfie_id], [pid]
                         return True
                 return False
 
