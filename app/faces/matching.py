@@ -52,12 +52,11 @@ def columns(rows: Iterable[tuple[int, int, bytes]]) -> tuple[np.ndarray, np.ndar
         second.append(b)
         blobs += blob
         ends.append(len(blobs))
-    as_array = np.array
     return (
-        as_array(first, dtype=np.int64),
-        as_array(second, dtype=np.int64),
+        np.array(first, dtype=np.int64),
+        np.array(second, dtype=np.int64),
         blobs,
-        as_array(ends, dtype=np.int64),
+        np.array(ends, dtype=np.int64),
     )
 
 
