@@ -2,21 +2,25 @@
 for the Azure Face tests (``test_azure*.py``) a fresh fake Face API per test
 (``tests.fakes.azure_face``), and ``FACE_PROVIDER=azure`` pointed at it with tiny timeouts and
 backoffs, the settings and the provider cache restored afterwards; galleries cut into segments
-of 5 faces (``inline_segments``). Only tests that ask for them by name get them."""
+of 5 faces (``inline_segments``); every devset face stored in the test's event
+(``devset_photos``). Only tests that ask for them by name get them."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
 from app.faces import search
 from app.faces.providers import get_face_provider
 from app.faces.providers.azure import AzureProvider
 from app.faces.providers.local import LocalProvider
+from tests.faces.stored import store
 from tests.fakes.azure_face import FakeAzureFace
 from tools.match_scoring import Indexed, index, load_devset, selfie_probes
 from tools.paths import DEVSET
@@ -69,3 +73,12 @@ def inline_segments(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator
     monkeypatch.setattr(search, "segment_runner", lambda task: task())
     yield tmp_path / "galleries"
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def devset_photos(
+    session: Session, event: dict[str, Any], organizer: dict[str, Any], devset: tuple[Indexed, Any]
+) -> dict[int, int]:
+    """Every devset face stored, committed, in ``event``: devset photo id -> our photo id."""
+    indexed, _probes = devset
+    return store(session, event["id"], organizer["id"], indexed, range(len(indexed.gallery)))

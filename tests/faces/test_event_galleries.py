@@ -95,10 +95,10 @@ def _photos_of(indexed: Indexed, probe: np.ndarray) -> set[int]:
 
 
 def test_a_photo_deleted_after_its_faces_were_loaded_is_nevermatched(
-    session: Session, event: dict[str, Any], organizer: dict[str, Any], devset: tuple[Indexed, Any]
+    session: Session, event: dict[str, Any], devset: tuple[Indexed, Any], devset_photos: dict[int, int]
 ) -> None:
-    indexed, probes = devset
-    photos = store(session, event["id"], organizer["id"], indexed, range(len(indexed.gallery)))
+    _indexed, probes = devset
+    photos = devset_photos
     person, probe = next(iter(probes.items()))
     before = matched(session, event["id"], probe)
     assert before, person
@@ -150,13 +150,12 @@ def test_a_large_event_is_searched_in_mapped_segments_with_the_answers_of_exact_
 def test_a_new_node_segments_every_whole_range_before_its_first_answer_and_holds_less_than_one(
     session: Session,
     event: dict[str, Any],
-    organizer: dict[str, Any],
     devset: tuple[Indexed, Any],
     inline_segments: Path,
+    devset_photos: dict[int, int],
 ) -> None:
     indexed, probes = devset
-    total = len(indexed.gallery)
-    photos = store(session, event["id"], organizer["id"], indexed, range(total))
+    total, photos = len(indexed.gallery), devset_photos
     person, probe = next(iter(probes.items()))
     assert matched(session, event["id"], probe) == exact(indexed, probe, photos), person
     gallery = search.galleries.get((event["id"], get_face_provider().model))

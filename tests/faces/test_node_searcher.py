@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from app.core.config import get_settings
 from app.faces import search, searcher
 from app.faces.providers import get_face_provider
-from tests.faces.stored import exact, matched, store
+from tests.faces.stored import exact, matched
 from tests.jobs.test_worker_crash import start_worker, wait_for
 from tools.match_scoring import Indexed
 
@@ -57,13 +57,13 @@ def node_searcher(inline_segments: Path) -> Iterator[subprocess.Popen[bytes]]:
 def test_a_worker_finds_through_the_node_searcher_what_it_finds_in_its_own_memory(
     session: Session,
     event: dict[str, Any],
-    organizer: dict[str, Any],
     devset: tuple[Indexed, dict[str, np.ndarray]],
+    devset_photos: dict[int, int],
     inline_segments: Path,
     node_searcher: subprocess.Popen[bytes],
 ) -> None:
     indexed, probes = devset
-    photos = store(session, event["id"], organizer["id"], indexed, range(len(indexed.gallery)))
+    photos = devset_photos
     for person, probe in probes.items():
         assert matched(session, event["id"], probe) == exact(indexed, probe, photos), person
     assert search.galleries.get((event["id"], get_face_provider().model)) is None  # not held here
@@ -77,16 +77,15 @@ def test_a_worker_finds_through_the_node_searcher_what_it_finds_in_its_own_memor
     searcher.address(get_settings()).unlink()
 
 
+@pytest.mark.usefixtures("devset_photos")  # stored before the lookup
 def test_the_searcher_lets_a_purged_event_go_at_once(
     session: Session,
     event: dict[str, Any],
-    organizer: dict[str, Any],
     devset: tuple[Indexed, dict[str, np.ndarray]],
     inline_segments: Path,
     node_searcher: subprocess.Popen[bytes],
 ) -> None:
-    indexed, probes = devset
-    store(session, event["id"], organizer["id"], indexed, range(len(indexed.gallery)))
+    _indexed, probes = devset
     matched(session, event["id"], next(iter(probes.values())))
     maps = Path(f"/proc/{node_searcher.pid}/maps")
     assert str(inline_segments) in maps.read_text()  # the searcher maps the event's segments
